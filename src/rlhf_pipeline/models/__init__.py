@@ -41,11 +41,7 @@ def load_tokenizer(name_or_path: str, padding_side: str = "left"):
     except OSError as e:
         raise PipelineError(f"tokenizer {name_or_path!r}: cannot be loaded ({e})") from None
     if tok.eos_token is None and tok.sep_token is not None:
-        # BERT-style (e.g. MiniLM): EOS = [SEP], BOS = [CLS], and encodings become "[CLS] text"
-        # (no trailing [SEP]) so a tokenised prompt is a prefix of prompt + completion.
-        tok.eos_token = tok.sep_token
-        tok.bos_token = tok.cls_token
-        _bos_only_post_processor(tok)
+        tok = _as_causal_lm_tokenizer(tok)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = padding_side
@@ -54,15 +50,31 @@ def load_tokenizer(name_or_path: str, padding_side: str = "left"):
     return tok
 
 
-def _bos_only_post_processor(tok) -> None:
+def _as_causal_lm_tokenizer(tok):
+    """Turn a BERT-style tokenizer (e.g. MiniLM) into one a causal LM can use.
+
+    EOS becomes ``[SEP]``, BOS ``[CLS]``; encodings are ``[CLS] text`` with no trailing ``[SEP]``, so
+    a tokenised prompt is a prefix of the tokenised prompt + completion; ``token_type_ids`` (which
+    Llama-style models reject) are dropped. It is re-wrapped as a generic fast tokenizer so all of
+    this survives ``save_pretrained`` / ``AutoTokenizer.from_pretrained``.
+    """
     from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
 
     if not getattr(tok, "is_fast", False):
         raise PipelineError(f"tokenizer {tok.name_or_path!r}: a fast tokenizer is required")
-    tok._tokenizer.post_processor = TemplateProcessing(
-        single=f"{tok.bos_token} $A",
-        pair=f"{tok.bos_token} $A $B",
-        special_tokens=[(tok.bos_token, tok.bos_token_id)],
+    backend = tok.backend_tokenizer
+    backend.post_processor = TemplateProcessing(
+        single=f"{tok.cls_token} $A",
+        pair=f"{tok.cls_token} $A $B",
+        special_tokens=[(tok.cls_token, tok.cls_token_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=tok.cls_token, eos_token=tok.sep_token, pad_token=tok.pad_token,
+        unk_token=tok.unk_token, cls_token=tok.cls_token, sep_token=tok.sep_token,
+        mask_token=tok.mask_token, model_max_length=tok.model_max_length,
+        model_input_names=["input_ids", "attention_mask"],
     )
 
 

@@ -1,0 +1,41 @@
+# make demo : set up .venv and run the main job on the embedded default (CPU, offline)
+# make test : set up .venv and run the test suite
+# GPU users: make setup TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu128"
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+CORES  ?= 2
+TARGET ?= results/rm/summary.csv
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast dry-run bench clean-results
+
+setup: $(STAMP)
+
+# torch first, pinned: `pip install torch==2.13.0` takes the CPU wheel; a looser pin pulls CUDA.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q $(TORCH) $(TORCH_PIP_ARGS)
+	$(BIN)/pip install --disable-pip-version-check -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+demo: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) $(TARGET)
+
+test: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q
+
+test-fast: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q -m "not integration and not slurm"
+
+dry-run: setup
+	$(BIN)/snakemake -n $(TARGET)
+
+bench: setup
+	$(BIN)/python bench/ppo_throughput.py
+
+clean-results:
+	rm -rf results .snakemake

@@ -1,0 +1,23 @@
+# rlhf-pipeline: every stage is a rule that turns files into files by calling one CLI stage.
+#   snakemake --cores 2 results/rm/summary.csv        (proxy RM ensemble on the embedded default)
+#   snakemake -n <target>                             (show the plan)
+# Settings: config/config.yaml (embedded default) or --configfile config/experiments/<name>.yaml.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/sft.smk"
+include: "workflow/rules/reward.smk"
+
+
+rule all:
+    input:
+        "results/rm/summary.csv",
+    default_target: True

@@ -1,0 +1,63 @@
+"""Config plumbing shared by every stage.
+
+A stage's settings are a typed dataclass (see e.g. :class:`rlhf_pipeline.sft.SFTConfig`) built from
+one section of the workflow config. The JSON Schema in ``workflow/schemas/config.schema.yaml`` is
+the contract for config *files* (Snakemake validates it before any job runs); the dataclasses are
+the contract for the Python API and the CLI, and a test keeps the two in step (same keys, same
+defaults).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import PipelineError
+
+T = TypeVar("T")
+
+
+def section_from_dict(cls: type[T], d: dict[str, Any] | None, where: str) -> T:
+    """Build dataclass ``cls`` from ``d``; unknown keys raise PipelineError naming them."""
+    d = dict(d or {})
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise PipelineError(f"{where}: unknown key(s) {unknown}; allowed keys: {names}")
+    return cls(**d)
+
+
+def load_config_arg(value: str | None) -> dict[str, Any]:
+    """The CLI's ``--config``: a JSON object string, or a path to a YAML/JSON file holding one."""
+    if value is None:
+        return {}
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise PipelineError(f"--config: not valid JSON ({e.msg})") from None
+    else:
+        path = Path(value)
+        if not path.is_file():
+            raise PipelineError(f"--config: {value} is neither a JSON object nor an existing file")
+        obj = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(obj, dict):
+        raise PipelineError(f"--config: expected a mapping, got {type(obj).__name__}")
+    return obj
+
+
+def config_hash(obj: Any) -> str:
+    """A short stable hash of a config section (key order does not matter)."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in {"1", "true", "yes"}

@@ -1,0 +1,131 @@
+"""Preference labelling: pairs of SFT-policy samples, labelled by the gold reward model.
+
+For each prompt two responses are sampled from the SFT policy and scored by the gold RM; the
+higher-scoring one is ``chosen``. Then exactly ``round(label_noise * n)`` pairs (a seeded random
+subset) have chosen/rejected swapped and carry ``label_flipped: true`` - the noisy labels proxy RMs
+are trained on (Coste et al. 2023 used 25%). Pairs whose two responses are identical or tie under
+the gold RM carry no preference and are skipped; prompts are cycled until enough pairs exist.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import section_from_dict
+from .errors import PipelineError
+from .io import read_jsonl, write_jsonl
+
+
+@dataclass
+class PreferencesConfig:
+    """Settings of the ``preferences`` config section."""
+
+    n_train: int = 1500
+    """Training pairs (sampled on the dataset's train prompts)."""
+    n_val: int = 300
+    """Held-out pairs (sampled on the dataset's val prompts)."""
+    max_new_tokens: int = 24
+    """Longest sampled response."""
+    temperature: float = 1.0
+    """Sampling temperature of the SFT policy."""
+    top_k: int = 0
+    """Top-k sampling (0 = off)."""
+    label_noise: float = 0.25
+    """Fraction of pairs whose label is flipped, in [0, 0.5)."""
+    batch_size: int = 64
+    """Generation and gold-scoring batch size."""
+    seed: int = 0
+    """Seed for sampling and for choosing the flipped pairs."""
+
+    def __post_init__(self):
+        if not 0.0 <= self.label_noise < 0.5:
+            raise PipelineError(f"preferences.label_noise: {self.label_noise} is outside [0, 0.5)")
+        for key in ("n_train", "n_val", "max_new_tokens", "batch_size"):
+            if getattr(self, key) < 1:
+                raise PipelineError(f"preferences.{key}: must be >= 1, got {getattr(self, key)}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "PreferencesConfig":
+        return section_from_dict(cls, d, "preferences")
+
+
+def flip_labels(pairs: list[dict[str, Any]], noise: float, seed: int) -> list[dict[str, Any]]:
+    """Swap chosen/rejected on exactly ``round(noise * len(pairs))`` seeded-random pairs."""
+    n_flip = round(noise * len(pairs))
+    flipped = set(random.Random(seed).sample(range(len(pairs)), n_flip))
+    out = []
+    for i, p in enumerate(pairs):
+        p = dict(p)
+        p["label_flipped"] = i in flipped
+        if p["label_flipped"]:
+            p["chosen"], p["rejected"] = p["rejected"], p["chosen"]
+            p["gold_chosen"], p["gold_rejected"] = p["gold_rejected"], p["gold_chosen"]
+        out.append(p)
+    return out
+
+
+def _make_pairs(policy, tok, scorer, prompts: list[str], n: int, cfg: PreferencesConfig,
+                seed: int, desc: str) -> list[dict[str, Any]]:
+    from .models.generation import sample_responses
+
+    pairs: list[dict[str, Any]] = []
+    rnd = random.Random(seed)
+    attempt = 0
+    while len(pairs) < n:
+        need = n - len(pairs)
+        # Over-sample a little: some pairs are ties and get skipped.
+        batch_prompts = [prompts[rnd.randrange(len(prompts))] for _ in range(int(need * 1.15) + 1)]
+        doubled = [p for p in batch_prompts for _ in range(2)]
+        responses = sample_responses(policy, tok, doubled, max_new_tokens=cfg.max_new_tokens,
+                                     temperature=cfg.temperature, top_k=cfg.top_k,
+                                     batch_size=cfg.batch_size, seed=seed + 1000 * attempt,
+                                     desc=f"{desc}: sampling")
+        scores = scorer(doubled, responses)
+        for i, prompt in enumerate(batch_prompts):
+            a, b = responses[2 * i], responses[2 * i + 1]
+            sa, sb = float(scores[2 * i]), float(scores[2 * i + 1])
+            if a == b or sa == sb:
+                continue
+            if sa < sb:
+                a, b, sa, sb = b, a, sb, sa
+            pairs.append({"prompt": prompt, "chosen": a, "rejected": b,
+                          "gold_chosen": sa, "gold_rejected": sb})
+            if len(pairs) == n:
+                break
+        attempt += 1
+        if attempt > 20:
+            raise PipelineError(f"{desc}: could not sample {n} distinct pairs (policy samples are all identical?)")
+    return pairs
+
+
+def label_preferences(cfg: PreferencesConfig, policy_dir: str | Path, gold_rm: str | Path,
+                      train_prompts_path: str | Path, val_prompts_path: str | Path,
+                      out_train: str | Path, out_val: str | Path,
+                      is_alpacafarm_rm: bool = False) -> dict[str, Any]:
+    """Sample, gold-label and noise the preference pairs; write ``out_train`` and ``out_val``."""
+    from transformers import AutoModelForCausalLM
+
+    from .models import load_tokenizer
+    from .reward.gold import GoldScorer
+
+    train_prompts = [r["prompt"] for r in read_jsonl(train_prompts_path, required=["prompt"])]
+    val_prompts = [r["prompt"] for r in read_jsonl(val_prompts_path, required=["prompt"])]
+    for path, rows in ((train_prompts_path, train_prompts), (val_prompts_path, val_prompts)):
+        if not rows:
+            raise PipelineError(f"{path}: no prompts")
+    scorer = GoldScorer(str(gold_rm), is_alpacafarm_rm=is_alpacafarm_rm, batch_size=cfg.batch_size)
+    tok = load_tokenizer(str(policy_dir))
+    policy = AutoModelForCausalLM.from_pretrained(str(policy_dir))
+
+    train = _make_pairs(policy, tok, scorer, train_prompts, cfg.n_train, cfg, cfg.seed, "train pairs")
+    val = _make_pairs(policy, tok, scorer, val_prompts, cfg.n_val, cfg, cfg.seed + 1, "val pairs")
+    train = flip_labels(train, cfg.label_noise, cfg.seed)
+    val = flip_labels(val, cfg.label_noise, cfg.seed + 1)
+    write_jsonl(out_val, val)
+    write_jsonl(out_train, train)
+    n_flip = sum(p["label_flipped"] for p in train)
+    return {"n_train": len(train), "n_val": len(val), "label_noise": cfg.label_noise,
+            "train_flipped_fraction": n_flip / len(train)}

@@ -1,0 +1,94 @@
+# Helpers shared by the rule files: config validation, config sections as rule params, per-stage
+# code hashes, resources and the paths rules hand to each other. No training logic here.
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+SRC = Path(workflow.basedir) / "src" / "rlhf_pipeline"
+CLI = "python -m rlhf_pipeline"
+
+# The package source each stage runs. Its hash is a rule param, so editing a stage's own code marks
+# that stage (and what depends on it) stale; Snakemake alone only tracks params, inputs and shell.
+# Shared plumbing (cli.py, io.py, config.py, errors.py, provenance.py) is deliberately left out, so
+# touching it does not invalidate every result.
+STAGE_CODE = {
+    "prepare_data": ["data"],
+    "sft": ["sft.py", "models"],
+    "gold_rm_train": ["reward/gold.py", "reward/heads.py", "data/synthetic.py", "models"],
+    "label_preferences": ["preferences.py", "models", "reward/gold.py", "reward/heads.py"],
+    "rm_train": ["reward/train.py", "reward/heads.py", "models"],
+    "rm_summary": ["reward/summary.py"],
+}
+
+
+def code_hash(stage):
+    """sha256 over the stage's source files (path + content), short."""
+    h = hashlib.sha256()
+    for entry in STAGE_CODE[stage]:
+        p = SRC / entry
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        for f in files:
+            h.update(str(f.relative_to(SRC)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def section(name, exclude=()):
+    """A config section as compact JSON: the stage's --config, and a tracked rule param."""
+    value = {k: v for k, v in config[name].items() if k not in exclude}
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def dataset_section(wildcards):
+    """The dataset section for the dataset named by the output path."""
+    return json.dumps({**config["dataset"], "name": wildcards.dataset}, sort_keys=True)
+
+
+def resources(rule_name):
+    """Cluster resources for a rule: config.resources.default updated by config.resources.<rule>."""
+    res = dict(config["resources"].get("default", {}))
+    res.update(config["resources"].get(rule_name, {}))
+    return {k: v for k, v in res.items() if v not in (None, 0, "")}
+
+
+def threads(rule_name):
+    return resources(rule_name).get("cpus_per_task", 1)
+
+
+# --- paths rules hand to each other -------------------------------------------------------------
+
+DATASET = config["dataset"]["name"]
+
+
+def data_file(split):
+    return f"results/data/{DATASET}/{split}.jsonl"
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def gold_rm_path():
+    """The gold RM: trained here (embedded default) or an existing local dir / hub id."""
+    path = config["gold_rm"]["path"]
+    if path is None:
+        return "results/gold_rm/model"
+    if not Path(path).exists() and not _HUB_ID.match(path):
+        raise WorkflowError(f"gold_rm.path: {path} does not exist (give an existing model directory or a hub id)")
+    return path
+
+
+def gold_rm_input():
+    """Inputs that make the gold RM a dependency: only when it is a file the workflow can see."""
+    path = gold_rm_path()
+    return [path] if (config["gold_rm"]["path"] is None or Path(path).exists()) else []
+
+
+def rm_dirs(seeds):
+    return [f"results/rm/seed{s}" for s in seeds]

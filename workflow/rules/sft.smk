@@ -1,0 +1,22 @@
+rule sft:
+    input:
+        train=data_file("train"),
+        val=data_file("val"),
+    output:
+        model=directory("results/sft/model"),
+        manifest="results/sft/manifest.json",
+    params:
+        cfg=section("sft"),
+        tokenizer=config["tokenizer"],
+        code=code_hash("sft"),
+    log:
+        "results/logs/sft.log",
+    benchmark:
+        "results/benchmarks/sft.tsv"
+    threads: threads("sft")
+    resources:
+        **resources("sft"),
+    shell:
+        "{CLI} sft --config {params.cfg:q} --tokenizer {params.tokenizer:q} "
+        "--train {input.train} --val {input.val} --out {output.model} "
+        "--manifest {output.manifest} > {log} 2>&1"

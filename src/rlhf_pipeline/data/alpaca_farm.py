@@ -1,0 +1,63 @@
+"""AlpacaFarm instructions (``tatsu-lab/alpaca_farm``, config ``alpaca_instructions``).
+
+Source splits ``sft`` (10k), ``preference`` (20k), ``unlabeled`` (20k) and ``val`` (2k), each with
+columns ``instruction``, ``input``, ``output``. Mapping:
+
+- ``sft`` -> ``train``: prompt in the Alpaca format, ``response`` = ``output`` (SFT demonstration);
+- ``val`` -> ``val`` and ``test``: a seeded shuffle puts half of ``val`` (rounded down) in ``test``
+  and the rest in ``val``, both with ``response`` = ``output``;
+- ``preference`` and ``unlabeled`` are not used (preference pairs are sampled from the SFT policy
+  on the ``train`` prompts and labelled by the gold RM).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .source import IN_MEMORY, carve, column, load_source, require_columns
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
+
+NAME = "alpaca_farm"
+DEFAULT_PATH = "tatsu-lab/alpaca_farm"
+CONFIG_NAME = "alpaca_instructions"
+COLUMNS = ["instruction", "input", "output"]
+
+PROMPT_NO_INPUT = (
+    "Below is an instruction that describes a task. Write a response that appropriately "
+    "completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:"
+)
+PROMPT_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further "
+    "context. Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:"
+)
+
+
+def alpaca_prompt(instruction: str, input: str | None = None) -> str:
+    """The Alpaca prompt, with the ``### Input:`` block only when ``input`` is non-empty."""
+    if input:
+        return PROMPT_WITH_INPUT.format(instruction=instruction, input=input)
+    return PROMPT_NO_INPUT.format(instruction=instruction)
+
+
+def _rows(ds: "Dataset") -> list[dict[str, Any]]:
+    return [
+        {"prompt": alpaca_prompt(i, x), "response": o}
+        for i, x, o in zip(column(ds, "instruction"), column(ds, "input"), column(ds, "output"))
+    ]
+
+
+def convert(dsd: "DatasetDict", seed: int = 0, source: str = IN_MEMORY
+            ) -> dict[str, list[dict[str, Any]]]:
+    """AlpacaFarm DatasetDict -> rows per split (mapping in the module docstring)."""
+    require_columns(dsd, NAME, source, {"sft": COLUMNS, "val": COLUMNS})
+    val, test = carve(dsd["val"], len(dsd["val"]) // 2, seed, f"{NAME}/test")
+    return {"train": _rows(dsd["sft"]), "val": _rows(val), "test": _rows(test)}
+
+
+def load_rows(cfg, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
+    """The ``alpaca_farm`` adapter: load ``cfg.path`` (or the hub default) and convert it."""
+    dsd = load_source(NAME, cfg.path, DEFAULT_PATH, CONFIG_NAME)
+    return convert(dsd, seed, cfg.path or DEFAULT_PATH)

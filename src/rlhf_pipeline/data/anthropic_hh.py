@@ -1,0 +1,76 @@
+"""Anthropic Helpful-Harmless preferences (``Anthropic/hh-rlhf``).
+
+Source splits ``train`` and ``test`` with columns ``chosen`` and ``rejected``, each a full
+transcript ``"\\n\\nHuman: ...\\n\\nAssistant: ..."``. Each pair becomes
+
+- ``prompt``: the shared prefix up to and including the last ``"\\n\\nAssistant:"`` of the longest
+  common prefix of both transcripts;
+- ``chosen`` / ``rejected``: the remainders with leading whitespace removed (so
+  ``join_text(prompt, chosen)`` restores the transcript);
+- ``response`` = ``chosen`` (the demonstration for SFT).
+
+Pairs without an ``"\\n\\nAssistant:"`` turn in their shared prefix are skipped (counted in the
+log). Splits: ``test`` -> ``test``; ``val`` is carved from ``train`` by a seeded shuffle
+(``VAL_FRACTION`` of it, at least one row) and the rest stays ``train``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from .source import IN_MEMORY, carve, column, load_source, require_columns
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
+
+NAME = "anthropic_hh"
+DEFAULT_PATH = "Anthropic/hh-rlhf"
+COLUMNS = ["chosen", "rejected"]
+ASSISTANT = "\n\nAssistant:"
+VAL_FRACTION = 0.05
+
+log = logging.getLogger(__name__)
+
+
+def split_pair(chosen: str, rejected: str) -> tuple[str, str, str] | None:
+    """``(prompt, chosen_response, rejected_response)`` of two transcripts, or None if the shared
+    prefix has no assistant turn."""
+    shared = os.path.commonprefix([chosen, rejected])
+    cut = shared.rfind(ASSISTANT)
+    if cut < 0:
+        return None
+    end = cut + len(ASSISTANT)
+    return chosen[:end], chosen[end:].lstrip(), rejected[end:].lstrip()
+
+
+def _rows(ds: "Dataset", split: str) -> list[dict[str, Any]]:
+    rows, skipped = [], 0
+    for c, r in zip(column(ds, "chosen"), column(ds, "rejected")):
+        parts = split_pair(c, r)
+        if parts is None:
+            skipped += 1
+            continue
+        prompt, chosen, rejected = parts
+        rows.append({"prompt": prompt, "response": chosen, "chosen": chosen, "rejected": rejected})
+    if skipped:
+        log.warning("%s %s: skipped %d pair(s) without a shared '\\n\\nAssistant:' turn",
+                    NAME, split, skipped)
+    return rows
+
+
+def convert(dsd: "DatasetDict", seed: int = 0, source: str = IN_MEMORY
+            ) -> dict[str, list[dict[str, Any]]]:
+    """HH-RLHF DatasetDict -> rows per split (mapping in the module docstring)."""
+    require_columns(dsd, NAME, source, {"train": COLUMNS, "test": COLUMNS})
+    n_val = max(1, round(VAL_FRACTION * len(dsd["train"])))
+    train, val = carve(dsd["train"], n_val, seed, f"{NAME}/val")
+    return {"train": _rows(train, "train"), "val": _rows(val, "val"),
+            "test": _rows(dsd["test"], "test")}
+
+
+def load_rows(cfg, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
+    """The ``anthropic_hh`` adapter: load ``cfg.path`` (or the hub default) and convert it."""
+    dsd = load_source(NAME, cfg.path, DEFAULT_PATH)
+    return convert(dsd, seed, cfg.path or DEFAULT_PATH)

@@ -1,0 +1,63 @@
+"""IMDB reviews for sentiment-continuation RLHF (``stanfordnlp/imdb``).
+
+Source splits ``train``, ``test`` (and ``unlabeled``, unused) with columns ``text`` and ``label``.
+HTML line breaks (``<br />``) become spaces. Each review becomes ``prompt`` = its first k words
+(k drawn per row from ``PROMPT_WORDS``, seeded) and ``response`` = the rest; reviews with no words
+left for a response are skipped. Splits: ``test`` -> ``test``; ``val`` is carved from ``train`` by a
+seeded shuffle (``VAL_FRACTION`` of it, at least one row) and the rest stays ``train``. The source
+is ordered by label, so ``max_rows`` takes a seeded random subset, not the first rows.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import TYPE_CHECKING, Any
+
+from .source import IN_MEMORY, carve, column, load_source, require_columns
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
+
+NAME = "imdb"
+DEFAULT_PATH = "stanfordnlp/imdb"
+COLUMNS = ["text"]
+PROMPT_WORDS = (4, 8)
+"""Inclusive range of the number of words a prompt keeps."""
+VAL_FRACTION = 0.05
+
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def split_review(text: str, k: int) -> tuple[str, str] | None:
+    """``(first k words, the rest)`` of a review, or None when nothing is left for the rest."""
+    ws = _BR.sub(" ", text).split()
+    if len(ws) <= k:
+        return None
+    return " ".join(ws[:k]), " ".join(ws[k:])
+
+
+def _rows(ds: "Dataset", split: str, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(f"{NAME}/{split}/{seed}")
+    rows = []
+    for text in column(ds, "text"):
+        parts = split_review(text, rng.randint(*PROMPT_WORDS))
+        if parts is not None:
+            rows.append({"prompt": parts[0], "response": parts[1]})
+    return rows
+
+
+def convert(dsd: "DatasetDict", seed: int = 0, source: str = IN_MEMORY
+            ) -> dict[str, list[dict[str, Any]]]:
+    """IMDB DatasetDict -> rows per split (mapping in the module docstring)."""
+    require_columns(dsd, NAME, source, {"train": COLUMNS, "test": COLUMNS})
+    n_val = max(1, round(VAL_FRACTION * len(dsd["train"])))
+    train, val = carve(dsd["train"], n_val, seed, f"{NAME}/val")
+    return {"train": _rows(train, "train", seed), "val": _rows(val, "val", seed),
+            "test": _rows(dsd["test"], "test", seed)}
+
+
+def load_rows(cfg, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
+    """The ``imdb`` adapter: load ``cfg.path`` (or the hub default) and convert it."""
+    dsd = load_source(NAME, cfg.path, DEFAULT_PATH)
+    return convert(dsd, seed, cfg.path or DEFAULT_PATH)

@@ -4,15 +4,30 @@
 import hashlib
 import json
 import re
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml")
+from rlhf_pipeline.config import validate_config
+from rlhf_pipeline.errors import PipelineError
+
+try:  # one line naming the key and the allowed values, before any job is planned
+    validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+except PipelineError as e:
+    raise WorkflowError(str(e)) from None
+validate(config, schema="../schemas/config.schema.yaml")  # fills in schema defaults
 
 SRC = Path(workflow.basedir) / "src" / "rlhf_pipeline"
-CLI = "python -m rlhf_pipeline"
+
+# Jobs run the CLI with the interpreter that runs Snakemake (the project's venv), so no PATH or
+# PYTHONPATH set-up is needed; inside a container (--sdm apptainer/conda) the image's `python`.
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+_IN_SOFTWARE_ENV = bool({DeploymentMethod.APPTAINER, DeploymentMethod.CONDA}
+                        & set(workflow.deployment_settings.deployment_method))
+CLI = "python -m rlhf_pipeline" if _IN_SOFTWARE_ENV else f"{sys.executable} -m rlhf_pipeline"
 
 # The package source each stage runs. Its hash is a rule param, so editing a stage's own code marks
 # that stage (and what depends on it) stale; Snakemake alone only tracks params, inputs and shell.
@@ -51,15 +66,26 @@ def dataset_section(wildcards):
     return json.dumps({**config["dataset"], "name": wildcards.dataset}, sort_keys=True)
 
 
-def resources(rule_name):
-    """Cluster resources for a rule: config.resources.default updated by config.resources.<rule>."""
+def _per_attempt(base):
+    """base on the 1st attempt, 2*base on the 2nd, ... (the SLURM profile retries failed jobs)."""
+    return lambda wildcards, attempt: base * attempt
+
+
+def _configured_resources(rule_name):
     res = dict(config["resources"].get("default", {}))
     res.update(config["resources"].get(rule_name, {}))
     return {k: v for k, v in res.items() if v not in (None, 0, "")}
 
 
+def resources(rule_name):
+    """Cluster resources for a rule: config.resources.default updated by config.resources.<rule>;
+    memory and time grow with the retry attempt."""
+    res = _configured_resources(rule_name)
+    return {k: _per_attempt(v) if k in ("mem_mb", "runtime") else v for k, v in res.items()}
+
+
 def threads(rule_name):
-    return resources(rule_name).get("cpus_per_task", 1)
+    return _configured_resources(rule_name).get("cpus_per_task", 1)
 
 
 # --- paths rules hand to each other -------------------------------------------------------------

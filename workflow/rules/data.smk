@@ -1,4 +1,6 @@
 rule prepare_data:
+    input:
+        image=image_input(),
     output:
         train="results/data/{dataset}/train.jsonl",
         val="results/data/{dataset}/val.jsonl",
@@ -14,6 +16,8 @@ rule prepare_data:
         "results/benchmarks/prepare_data/{dataset}.tsv"
     resources:
         **resources("prepare_data"),
+    container:
+        container_image()
     shell:
         "{CLI} prepare-data --config {params.cfg:q} --seed {params.seed} "
         "--out-dir results/data/{wildcards.dataset} --manifest {output.manifest} > {log} 2>&1"

@@ -3,6 +3,8 @@ wildcard_constraints:
 
 
 rule gold_rm_train:
+    input:
+        image=image_input(),
     output:
         model=directory("results/gold_rm/model"),
         metrics="results/gold_rm/metrics.json",
@@ -17,6 +19,8 @@ rule gold_rm_train:
     threads: threads("gold_rm_train")
     resources:
         **resources("gold_rm_train"),
+    container:
+        container_image()
     shell:
         "{CLI} gold-rm-train --config {params.cfg:q} --out-dir results/gold_rm "
         "--manifest {output.manifest} > {log} 2>&1"
@@ -28,6 +32,7 @@ rule label_preferences:
         gold=gold_rm_input(),
         train_prompts=data_file("train"),
         val_prompts=data_file("val"),
+        image=image_input(),
     output:
         train="results/preferences/train.jsonl",
         val="results/preferences/val.jsonl",
@@ -44,6 +49,8 @@ rule label_preferences:
     threads: threads("label_preferences")
     resources:
         **resources("label_preferences"),
+    container:
+        container_image()
     shell:
         "{CLI} label-preferences --config {params.cfg:q} --policy {input.policy} "
         "--gold-rm {params.gold:q} {params.alpacafarm} "
@@ -56,6 +63,7 @@ rule rm_train:
         train="results/preferences/train.jsonl",
         val="results/preferences/val.jsonl",
         sft="results/sft/model",
+        image=image_input(),
     output:
         model=directory("results/rm/seed{seed}/model"),
         metrics="results/rm/seed{seed}/metrics.json",
@@ -71,6 +79,8 @@ rule rm_train:
     threads: threads("rm_train")
     resources:
         **resources("rm_train"),
+    container:
+        container_image()
     shell:
         "{CLI} rm-train --config {params.cfg:q} --seed {wildcards.seed} "
         "--prefs-train {input.train} --prefs-val {input.val} --sft-model {input.sft} "
@@ -80,6 +90,7 @@ rule rm_train:
 rule rm_summary:
     input:
         metrics=expand("results/rm/seed{seed}/metrics.json", seed=config["rm"]["seeds"]),
+        image=image_input(),
     output:
         csv=report("results/rm/summary.csv", category="Reward models", caption="../report/rm_summary.rst"),
         png=report("results/rm/summary.png", category="Reward models", caption="../report/rm_summary.rst"),
@@ -88,5 +99,7 @@ rule rm_summary:
     log:
         "results/logs/rm_summary.log",
     localrule: True
+    container:
+        container_image()
     shell:
         "{CLI} rm-summary --metrics {input.metrics} --out-csv {output.csv} --out-png {output.png} > {log} 2>&1"

@@ -2,6 +2,7 @@ rule sft:
     input:
         train=data_file("train"),
         val=data_file("val"),
+        image=image_input(),
     output:
         model=directory("results/sft/model"),
         manifest="results/sft/manifest.json",
@@ -16,6 +17,8 @@ rule sft:
     threads: threads("sft")
     resources:
         **resources("sft"),
+    container:
+        container_image()
     shell:
         "{CLI} sft --config {params.cfg:q} --tokenizer {params.tokenizer:q} "
         "--train {input.train} --val {input.val} --out {output.model} "

@@ -94,11 +94,11 @@ def tiny_llama_config(tokenizer, **sizes: Any):
         intermediate_size=256,
         num_hidden_layers=2,
         num_attention_heads=4,
-        num_key_value_heads=4,
         max_position_embeddings=256,
         tie_word_embeddings=True,
     )
     defaults.update(sizes)
+    defaults.setdefault("num_key_value_heads", defaults["num_attention_heads"])
     return LlamaConfig(
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,

@@ -1,0 +1,17 @@
+"""PPO for causal LMs: a readable reference implementation (Huang et al. 2024 details).
+
+Modules: ``config`` (PPOConfig), ``losses`` (GAE, whitening, clipped losses), ``kl`` (estimators,
+KL controllers), ``rollout`` (generation, EOS truncation, forward passes), ``value`` (value model),
+``checkpoint`` (resumable checkpoints), ``trainer`` (``train_ppo``). Heavy imports stay lazy.
+"""
+
+from .config import LoraConfig, PPOConfig
+
+__all__ = ["LoraConfig", "PPOConfig", "train_ppo"]
+
+
+def train_ppo(*args, **kwargs):
+    """See :func:`rlhf_pipeline.ppo.trainer.train_ppo`."""
+    from .trainer import train_ppo as _train_ppo
+
+    return _train_ppo(*args, **kwargs)

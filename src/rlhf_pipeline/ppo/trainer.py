@@ -1,0 +1,520 @@
+"""PPO for causal LMs, one readable loop (after lm-human-preferences and Huang et al. 2024).
+
+Each step, in order:
+  1. take ``batch_size`` prompts; sample responses with ``generate`` (left-padded prompts, KV cache);
+     everything after the first EOS becomes padding;
+  2. score the decoded responses with ``reward_fn`` in one call; a response without EOS gets
+     ``missing_eos_penalty`` instead, if set;
+  3. logprobs of the sampled tokens under the policy and the frozen reference (``logits /
+     temperature``, as in sampling) and values; per-token rewards ``-beta * (logp - ref_logp)``
+     with the score added at the last response token;
+  4. GAE advantages (whitened) and returns;
+  5. ``ppo_epochs`` passes over shuffled mini-batches: clipped policy loss + vf_coef * clipped value
+     loss, gradient accumulation over micro-batches, gradient-norm clipping, one AdamW step each;
+  6. the LR schedule and the KL controller step once; statistics are logged.
+
+Files: ``out_dir/eval/step{N:06d}.jsonl`` (step 0, every ``eval_interval`` steps, final step),
+``out_dir/train_log.csv``, ``out_dir/tb/`` (TensorBoard), ``out_dir/model/`` (at the end);
+resumable checkpoints in ``ckpt_dir`` (outside the declared outputs).
+
+LoRA: the reference model is the policy with its adapters disabled (no second copy in memory);
+the value backbone gets its own adapters, its head is trained in full.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import importlib.util
+import logging
+import math
+import shutil
+import signal
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import PipelineError
+from ..io import atomic_dir, atomic_file, write_jsonl
+from . import checkpoint as ckpt
+from .config import PPOConfig
+from .kl import kl_k1, kl_k3, make_kl_controller
+from .losses import (compute_gae, entropy_from_logits, masked_mean, masked_whiten,
+                     per_token_rewards, policy_loss, value_loss)
+from .rollout import (apply_missing_eos_penalty, generate_responses, logprobs_of,
+                      response_logits, response_values, score_responses, tokenize_prompts,
+                      truncate_after_eos)
+from .value import ValueModel, load_value_backbone
+
+log = logging.getLogger(__name__)
+
+LOG_COLUMNS = ["step", "episodes", "score", "rlhf_reward", "kl", "kl_k3", "kl_coef", "entropy",
+               "policy_loss", "value_loss", "approxkl", "clipfrac", "vf_clipfrac", "lr",
+               "grad_norm", "response_length", "time"]
+# Keys that may change between a checkpoint and its resumption (they do not change training).
+RESUMABLE_CHANGES = {"eval_interval", "eval_batch_size", "checkpoint_interval", "log_with"}
+
+
+def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[str],
+              eval_prompts: list[str], out_dir, ckpt_dir) -> dict[str, Any]:
+    """Train the policy in ``policy_dir`` with PPO against ``reward_fn``; see the module docstring.
+
+    ``reward_fn(prompts, responses) -> Tensor[B]``; optionally ``reward_fn.score_detail(prompts,
+    responses) -> {"members": [K, B], "reward": [B], "variance": [B]}`` (used for eval files).
+    Returns a summary: steps, final train-log row, eval files, model directory.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    out_dir, ckpt_dir = Path(out_dir), Path(ckpt_dir)
+    if not train_prompts:
+        raise PipelineError("PPO: no training prompts")
+    if cfg.log_with == "wandb" and importlib.util.find_spec("wandb") is None:
+        raise PipelineError("config ppo.log_with: 'wandb' needs the wandb package (pip install wandb)")
+    on_gpu = torch.cuda.is_available()
+    accelerator = Accelerator(mixed_precision="bf16" if cfg.bf16 and on_gpu else "no",
+                              log_with=None if cfg.log_with == "none" else cfg.log_with,
+                              project_dir=str(out_dir))
+    if cfg.batch_size % accelerator.num_processes:
+        raise PipelineError(f"config ppo.batch_size: {cfg.batch_size} is not divisible by the "
+                            f"{accelerator.num_processes} processes")
+    local_batch = cfg.batch_size // accelerator.num_processes
+    if local_batch % cfg.mini_batch_size:
+        raise PipelineError(f"config ppo.mini_batch_size: {cfg.mini_batch_size} does not divide the "
+                            f"per-process batch {local_batch}")
+    set_seed(cfg.seed)
+
+    # ---- models ----------------------------------------------------------------------------
+    tokenizer = load_policy_tokenizer(policy_dir)
+    policy, ref_policy, value_model = build_models(cfg, policy_dir, use_gpu_features=on_gpu)
+    params = [p for m in (policy, value_model) for p in m.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, eps=1e-5)
+    scheduler = make_scheduler(cfg, optimizer)
+    policy, value_model, optimizer = accelerator.prepare(policy, value_model, optimizer)
+    if ref_policy is not None:
+        ref_policy = ref_policy.to(accelerator.device)
+    kl_ctl = make_kl_controller(cfg.kl_coef, cfg.adaptive_kl, cfg.kl_target, cfg.kl_horizon)
+    run = _Run(cfg, accelerator, tokenizer, policy, ref_policy, value_model, optimizer, params,
+               reward_fn, out_dir, ckpt_dir)
+
+    # ---- resume or start -------------------------------------------------------------------
+    if accelerator.is_main_process:
+        for old in (out_dir / "eval").glob("step*.jsonl"):
+            old.unlink()
+    rows: list[dict[str, Any]] = []
+    start = ckpt.load_latest_checkpoint(ckpt_dir)
+    if start is not None:
+        _check_same_config(cfg, start["trainer_state"]["config"], start["dir"])
+        _load_trainable(accelerator.unwrap_model(policy), start["policy"])
+        _load_trainable(accelerator.unwrap_model(value_model), start["value"])
+        optimizer.load_state_dict(start["optimizer"])
+        scheduler.load_state_dict(start["scheduler"])
+        kl_ctl.load_state_dict(start["trainer_state"]["kl_controller"])
+        rows = start["trainer_state"]["log_rows"]
+        if accelerator.is_main_process and (start["dir"] / "files" / "eval").is_dir():
+            shutil.copytree(start["dir"] / "files" / "eval", out_dir / "eval", dirs_exist_ok=True)
+        ckpt.set_rng_state(start["rng"][accelerator.process_index])
+        first_step = start["step"] + 1
+        log.info("resuming PPO from %s", start["dir"])
+    else:
+        first_step = 1
+        run.evaluate(eval_prompts, step=0)
+    if cfg.log_with != "none":
+        accelerator.init_trackers("tb", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                                                for k, v in cfg.to_dict().items()})
+    if accelerator.is_main_process:
+        _write_log(out_dir / "train_log.csv", rows)
+
+    # ---- the loop ------------------------------------------------------------------------------
+    n_steps = cfg.num_steps
+    with _stop_on_signals() as stop:
+        for step in tqdm(range(first_step, n_steps + 1), initial=first_step - 1, total=n_steps,
+                         desc="PPO", disable=not accelerator.is_local_main_process):
+            t0 = time.time()
+            indices = prompt_indices(step, cfg.batch_size, len(train_prompts), cfg.seed)
+            local = indices[accelerator.process_index::accelerator.num_processes]
+            stats = run.step(step, [train_prompts[i] for i in local], kl_ctl.value)
+            stats["lr"] = scheduler.get_last_lr()[0]
+            scheduler.step()
+            kl_ctl.update(stats["kl"], cfg.batch_size)
+            row = {"step": step, "episodes": step * cfg.batch_size, **stats, "time": time.time() - t0}
+            rows.append({k: row[k] for k in LOG_COLUMNS})
+            if accelerator.is_main_process:
+                _write_log(out_dir / "train_log.csv", rows)
+            if cfg.log_with != "none":
+                accelerator.log({f"ppo/{k}": v for k, v in row.items() if k != "step"}, step=step)
+            if step % cfg.eval_interval == 0 or step == n_steps:
+                run.evaluate(eval_prompts, step=step)
+            if step % cfg.checkpoint_interval == 0 or step == n_steps or stop.signum:
+                run.save_checkpoint(step, scheduler, kl_ctl, rows)
+            if stop.signum:
+                accelerator.end_training()
+                log.warning("PPO: got signal %d; checkpointed step %d in %s; exiting",
+                            stop.signum, step, ckpt_dir)
+                raise SystemExit(128 + stop.signum)
+
+    # ---- final policy ----------------------------------------------------------------------
+    accelerator.end_training()
+    model_dir = out_dir / "model"
+    if accelerator.is_main_process:
+        final = accelerator.unwrap_model(policy)
+        if cfg.lora.enabled:
+            final = final.merge_and_unload()
+        with atomic_dir(model_dir) as tmp:
+            final.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+    accelerator.wait_for_everyone()
+    return {"steps": n_steps, "last": rows[-1] if rows else {}, "model_dir": str(model_dir),
+            "eval_files": sorted(str(p) for p in (out_dir / "eval").glob("step*.jsonl"))}
+
+
+class _Run:
+    """The models and helpers one PPO run shares between its steps, evals and checkpoints."""
+
+    def __init__(self, cfg, accelerator, tokenizer, policy, ref_policy, value_model, optimizer,
+                 params, reward_fn, out_dir, ckpt_dir):
+        self.cfg, self.acc, self.tok = cfg, accelerator, tokenizer
+        self.policy, self.ref_policy, self.value_model = policy, ref_policy, value_model
+        self.optimizer, self.params = optimizer, params
+        self.reward_fn, self.out_dir, self.ckpt_dir = reward_fn, out_dir, ckpt_dir
+
+    # ---- rollout helpers --------------------------------------------------------------------
+    def _sample(self, query_ids, query_mask):
+        """Sampled responses, truncated after the first EOS: (responses, mask, has_eos)."""
+        cfg, tok = self.cfg, self.tok
+        policy = self.acc.unwrap_model(self.policy)
+        policy.eval()
+        with self.acc.autocast():
+            responses = generate_responses(policy, query_ids, query_mask,
+                                           max_new_tokens=cfg.max_new_tokens,
+                                           temperature=cfg.temperature, top_k=cfg.top_k,
+                                           pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        return truncate_after_eos(responses, tok.eos_token_id, tok.pad_token_id)
+
+    @torch.no_grad()
+    def _ref_logprobs(self, query_ids, query_mask, responses, mask):
+        if self.ref_policy is not None:
+            model, ctx = self.ref_policy, nullcontext()
+        else:  # LoRA: the reference is the base model with the adapters switched off
+            model = self.acc.unwrap_model(self.policy)
+            ctx = model.disable_adapter()
+        with ctx, self.acc.autocast():
+            logits = response_logits(model, query_ids, query_mask, responses, mask, self.cfg.temperature)
+        return logprobs_of(logits, responses)
+
+    @torch.no_grad()
+    def _policy_logprobs(self, query_ids, query_mask, responses, mask):
+        with self.acc.autocast():
+            logits = response_logits(self.acc.unwrap_model(self.policy), query_ids, query_mask,
+                                     responses, mask, self.cfg.temperature)
+        return logprobs_of(logits, responses)
+
+    # ---- one PPO step -----------------------------------------------------------------------
+    def step(self, step: int, prompts: list[str], kl_coef: float) -> dict[str, float]:
+        cfg, acc, dev = self.cfg, self.acc, self.acc.device
+        B, mb = len(prompts), cfg.mini_batch_size
+        micro = mb // cfg.grad_accum
+
+        # 1. rollout (in chunks of a mini-batch; the prompts share one left padding)
+        query_ids, query_mask = (t.to(dev) for t in tokenize_prompts(self.tok, prompts, cfg.max_prompt_length))
+        chunks = []
+        for i in range(0, B, mb):
+            q, qm = query_ids[i:i + mb], query_mask[i:i + mb]
+            responses, mask, has_eos = self._sample(q, qm)
+            with torch.no_grad(), acc.autocast():
+                values = response_values(acc.unwrap_model(self.value_model), q, qm, responses, mask)
+            chunks.append((responses, mask, has_eos,
+                           self._policy_logprobs(q, qm, responses, mask),
+                           self._ref_logprobs(q, qm, responses, mask), values))
+        responses, mask, has_eos, logprobs, ref_logprobs, values = (torch.cat(c) for c in zip(*chunks))
+        mask_f = mask.float()
+        texts = self.tok.batch_decode(responses, skip_special_tokens=True)
+
+        # 2. scores (one reward_fn call), missing-EOS penalty
+        raw_scores = score_responses(self.reward_fn, prompts, texts)
+        self._check_finite(step, "score", raw_scores, prompts, texts, raw_scores)
+        scores = apply_missing_eos_penalty(raw_scores, has_eos.cpu(), cfg.missing_eos_penalty).to(dev)
+
+        # 3. per-token rewards: KL penalty on every token, score on the last one
+        kl = kl_k1(logprobs, ref_logprobs) * mask_f                     # [B, T]
+        rewards, kl_penalty = per_token_rewards(scores, logprobs, ref_logprobs, mask_f, kl_coef)
+        self._check_finite(step, "reward", rewards, prompts, texts, raw_scores)
+        if cfg.whiten_rewards:
+            rewards = masked_whiten(rewards, mask_f, shift_mean=False)
+
+        # 4. advantages and returns
+        advantages, returns = compute_gae(rewards, values, mask_f, cfg.gamma, cfg.lam)
+        advantages = masked_whiten(advantages, mask_f)
+
+        # 5. PPO epochs over shuffled mini-batches
+        self.policy.train()
+        self.value_model.train()
+        optimizer = self.optimizer
+        acc_stats: dict[str, list[float]] = {k: [] for k in
+                                             ("policy_loss", "value_loss", "approxkl", "clipfrac",
+                                              "vf_clipfrac", "entropy", "grad_norm")}
+        for _epoch in range(cfg.ppo_epochs):
+            order = torch.randperm(B).to(dev)
+            for start in range(0, B, mb):
+                for mstart in range(start, start + mb, micro):
+                    idx = order[mstart:mstart + micro]
+                    q, qm, r, m = query_ids[idx], query_mask[idx], responses[idx], mask_f[idx]
+                    with acc.autocast():
+                        logits = response_logits(self.policy, q, qm, r, mask[idx], cfg.temperature)
+                        new_values = response_values(self.value_model, q, qm, r, mask[idx])
+                    new_logprobs = logprobs_of(logits, r)
+                    pg_loss, pg_stats = policy_loss(new_logprobs, logprobs[idx], advantages[idx], m,
+                                                    cfg.cliprange)
+                    vf_loss, vf_clipfrac = value_loss(new_values, values[idx], returns[idx], m,
+                                                      cfg.cliprange_value)
+                    loss = pg_loss + cfg.vf_coef * vf_loss
+                    if not torch.isfinite(loss):
+                        self._save_bad_batch(step, prompts, texts, raw_scores)
+                        raise PipelineError(f"PPO step {step}: non-finite loss (policy {pg_loss.item()}, "
+                                            f"value {vf_loss.item()}); batch saved to {self._bad_path(step)}")
+                    acc.backward(loss / cfg.grad_accum)
+                    with torch.no_grad():
+                        acc_stats["entropy"].append(masked_mean(entropy_from_logits(logits), m).item())
+                    acc_stats["policy_loss"].append(pg_loss.item())
+                    acc_stats["value_loss"].append(vf_loss.item())
+                    acc_stats["approxkl"].append(pg_stats["approxkl"].item())
+                    acc_stats["clipfrac"].append(pg_stats["clipfrac"].item())
+                    acc_stats["vf_clipfrac"].append(vf_clipfrac.item())
+                grad_norm = acc.clip_grad_norm_(self.params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
+                acc_stats["grad_norm"].append(float(grad_norm))
+                optimizer.step()
+                optimizer.zero_grad()
+
+        # 6. statistics (means over this process's rollouts, then over processes)
+        stats = {k: float(np.mean(v)) for k, v in acc_stats.items()}
+        stats.update(
+            score=scores.mean().item(),
+            rlhf_reward=(scores + kl_penalty.sum(1)).mean().item(),
+            kl=kl.sum(1).mean().item(),
+            kl_k3=(kl_k3(logprobs, ref_logprobs) * mask_f).sum(1).mean().item(),
+            kl_coef=kl_coef,
+            response_length=mask_f.sum(1).mean().item(),
+        )
+        if acc.num_processes > 1:
+            keys = sorted(stats)
+            reduced = acc.reduce(torch.tensor([stats[k] for k in keys], device=dev), "mean")
+            stats = dict(zip(keys, reduced.tolist()))
+        return stats
+
+    # ---- evaluation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, prompts: list[str], step: int) -> None:
+        """Sample one response per eval prompt (seeded by step) and write eval/step{N:06d}.jsonl."""
+        from accelerate.utils import gather_object
+
+        cfg, acc = self.cfg, self.acc
+        mine = list(range(len(prompts)))[acc.process_index::acc.num_processes]
+        rows = []
+        devices = [acc.device] if acc.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # eval never moves the training RNG
+            torch.manual_seed(cfg.seed * 1_000_003 + step)
+            for i in range(0, len(mine), cfg.eval_batch_size):
+                idx = mine[i:i + cfg.eval_batch_size]
+                batch = [prompts[j] for j in idx]
+                q, qm = (t.to(acc.device) for t in tokenize_prompts(self.tok, batch, cfg.max_prompt_length))
+                responses, mask, _ = self._sample(q, qm)
+                kl = (kl_k1(self._policy_logprobs(q, qm, responses, mask),
+                            self._ref_logprobs(q, qm, responses, mask)) * mask).sum(1)
+                texts = self.tok.batch_decode(responses, skip_special_tokens=True)
+                members, reward, variance = score_detail(self.reward_fn, batch, texts)
+                for b, j in enumerate(idx):
+                    rows.append({"index": j, "step": step, "prompt": batch[b], "response": texts[b],
+                                 "proxy_scores": members[:, b].tolist(), "proxy_reward": float(reward[b]),
+                                 "ensemble_variance": float(variance[b]), "kl": float(kl[b]),
+                                 "response_length": int(mask[b].sum())})
+        if acc.num_processes > 1:
+            rows = gather_object(rows)
+        if acc.is_main_process:
+            rows = [{k: v for k, v in r.items() if k != "index"} for r in sorted(rows, key=lambda r: r["index"])]
+            write_jsonl(self.out_dir / "eval" / f"step{step:06d}.jsonl", rows)
+
+    # ---- checkpoints and bad batches ----------------------------------------------------------
+    def save_checkpoint(self, step, scheduler, kl_ctl, rows) -> None:
+        from accelerate.utils import gather_object
+
+        rng = gather_object([ckpt.rng_state()]) if self.acc.num_processes > 1 else [ckpt.rng_state()]
+        if self.acc.is_main_process:
+            objects = {
+                "policy": _trainable_state(self.acc.unwrap_model(self.policy)),
+                "value": _trainable_state(self.acc.unwrap_model(self.value_model)),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "trainer_state": {"kl_controller": kl_ctl.state_dict(), "log_rows": rows,
+                                  "config": self.cfg.to_dict()},
+                "rng": rng,
+            }
+            ckpt.save_checkpoint(self.ckpt_dir, step, objects, files={"eval": self.out_dir / "eval"})
+        self.acc.wait_for_everyone()
+
+    def _bad_path(self, step: int) -> Path:
+        return self.ckpt_dir / f"nan_batch_step{step}.jsonl"
+
+    def _save_bad_batch(self, step, prompts, texts, scores) -> None:
+        write_jsonl(self._bad_path(step), [{"prompt": p, "response": r, "score": float(s)}
+                                           for p, r, s in zip(prompts, texts, scores.tolist())])
+
+    def _check_finite(self, step, name, tensor, prompts, texts, scores) -> None:
+        if not torch.isfinite(tensor).all():
+            self._save_bad_batch(step, prompts, texts, scores)
+            raise PipelineError(f"PPO step {step}: non-finite {name}; batch saved to "
+                                f"{self._bad_path(step)}; last good checkpoint kept in {self.ckpt_dir}")
+
+
+# ---- pieces with no state -----------------------------------------------------------------------
+
+def load_policy_tokenizer(policy_dir: str):
+    """The policy's tokenizer, left-padded and left-truncated, with a pad token."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(policy_dir)
+    except OSError as e:
+        raise PipelineError(f"PPO policy {policy_dir!r}: tokenizer cannot be loaded ({e})") from None
+    if tok.eos_token_id is None:
+        raise PipelineError(f"PPO policy {policy_dir!r}: the tokenizer has no EOS token")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    tok.truncation_side = "left"
+    return tok
+
+
+def build_models(cfg: PPOConfig, policy_dir: str, use_gpu_features: bool):
+    """(policy, reference or None under LoRA, value model), dropout off, reference frozen."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        policy = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32)
+    except OSError as e:
+        raise PipelineError(f"PPO policy {policy_dir!r}: cannot be loaded ({e})") from None
+    backbone = load_value_backbone(cfg.value_init, policy_dir, cfg.value_init_path,
+                                   policy.config.vocab_size)
+    ref_policy = None
+    if cfg.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        def lora(task_type):
+            return LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                              target_modules=cfg.lora.target_modules, task_type=task_type)
+        policy = get_peft_model(policy, lora("CAUSAL_LM"))
+        backbone = get_peft_model(backbone, lora("FEATURE_EXTRACTION"))
+    else:
+        ref_policy = copy.deepcopy(policy).eval().requires_grad_(False)
+        disable_dropout(ref_policy)
+    value_model = ValueModel(backbone)
+    for m in (policy, value_model):
+        disable_dropout(m)
+    if use_gpu_features and cfg.gradient_checkpointing:
+        for m in (policy, backbone):
+            m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif cfg.gradient_checkpointing:
+        log.warning("ppo.gradient_checkpointing is ignored on CPU")
+    return policy, ref_policy, value_model
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Dropout off everywhere: ``nn.Dropout`` modules and functional attention dropout rates.
+
+    (The same as ``trl.trainer.utils.disable_dropout_in_model`` plus the attention-dropout rates
+    Llama-style attention reads at call time; written here to avoid importing TRL, ~3 s.)
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
+
+
+def make_scheduler(cfg: PPOConfig, optimizer):
+    """Linear decay to 0 over the run, or constant; stepped once per PPO step."""
+    from transformers import get_constant_schedule, get_linear_schedule_with_warmup
+
+    if cfg.lr_schedule == "linear":
+        return get_linear_schedule_with_warmup(optimizer, 0, cfg.num_steps)
+    return get_constant_schedule(optimizer)
+
+
+def prompt_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
+    """Prompt indices of (1-based) ``step``: epochs over seeded permutations of the ``n`` prompts.
+
+    Depends only on its arguments, so a resumed run sees the same prompts.
+    """
+    perms: dict[int, np.ndarray] = {}
+    out = []
+    for i in range((step - 1) * batch_size, step * batch_size):
+        epoch, j = divmod(i, n)
+        if epoch not in perms:
+            perms[epoch] = np.random.default_rng([seed, epoch]).permutation(n)
+        out.append(int(perms[epoch][j]))
+    return out
+
+
+def score_detail(reward_fn, prompts: list[str], responses: list[str]):
+    """(members [K, B], reward [B], variance [B]) from ``score_detail``, or from one call."""
+    if hasattr(reward_fn, "score_detail"):
+        d = reward_fn.score_detail(prompts, responses)
+        members = torch.as_tensor(d["members"]).float().cpu()
+        return members, torch.as_tensor(d["reward"]).float().cpu(), torch.as_tensor(d["variance"]).float().cpu()
+    reward = score_responses(reward_fn, prompts, responses)
+    return reward[None, :], reward, torch.zeros_like(reward)
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    expected = {n for n, p in model.named_parameters() if p.requires_grad}
+    if set(state) != expected:
+        raise PipelineError(f"checkpoint does not match the model: {len(set(state) ^ expected)} "
+                            "parameter names differ")
+    model.load_state_dict(state, strict=False)
+
+
+def _check_same_config(cfg: PPOConfig, saved: dict[str, Any], where: Path) -> None:
+    now = cfg.to_dict()
+    changed = sorted(k for k in set(now) | set(saved)
+                     if k not in RESUMABLE_CHANGES and now.get(k) != saved.get(k))
+    if changed:
+        raise PipelineError(f"{where}: checkpoint was made with a different ppo config (keys {changed}); "
+                            f"restore those values or delete {where.parent} to start afresh")
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+class _StopFlag:
+    signum: int = 0
+
+
+@contextmanager
+def _stop_on_signals(signals=(signal.SIGTERM, signal.SIGUSR1)):
+    """SIGTERM/SIGUSR1 set a flag; the loop checkpoints at the end of the step and exits."""
+    flag = _StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag.signum = signum
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -1,0 +1,209 @@
+"""PPO end to end on a tiny Llama: output files, learning, exact resume, NaN abort, SIGTERM."""
+
+import csv
+import json
+import os
+import random
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rlhf_pipeline.errors import PipelineError
+from rlhf_pipeline.models import load_causal_lm, load_tokenizer
+from rlhf_pipeline.ppo import PPOConfig, train_ppo
+
+torch.set_num_threads(1)
+
+WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india kilo lima mike november oscar "
+         "papa quebec romeo sierra tango uniform victor whiskey yankee zulu").split()
+TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "num_key_value_heads": 2}
+
+
+class FirstHalfReward:
+    """Fraction of response words that start with a letter from a to m (a learnable reward).
+
+    ``score_detail`` reports a two-member "ensemble": the fraction and half of it.
+    """
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, prompts, responses):
+        self.calls += 1
+        return torch.tensor([sum(w[0] < "n" for w in r.split()) / max(1, len(r.split()))
+                             for r in responses])
+
+    def score_detail(self, prompts, responses):
+        r = self(prompts, responses)
+        members = torch.stack([r, r / 2])
+        return {"members": members, "reward": members.mean(0), "variance": members.var(0)}
+
+
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory):
+    """A tiny Llama briefly fitted (plain LM loss) to sentences of NATO-alphabet words."""
+    tok = load_tokenizer("minilm")
+    model = load_causal_lm(None, tok, tiny=TINY)
+    rng = random.Random(0)
+    enc = tok([" ".join(rng.choice(WORDS) for _ in range(10)) for _ in range(256)],
+              return_tensors="pt", padding=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    torch.manual_seed(0)
+    for _ in range(40):
+        idx = torch.randint(0, 256, (8,))
+        ids, am = enc["input_ids"][idx], enc["attention_mask"][idx]
+        model(input_ids=ids, attention_mask=am, labels=ids.masked_fill(am == 0, -100)).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    path = tmp_path_factory.mktemp("policy")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+PROMPTS = WORDS * 2
+EVAL_PROMPTS = WORDS[:6]
+
+
+def small_cfg(**kw):
+    base = dict(total_episodes=4 * 8, batch_size=8, mini_batch_size=4, grad_accum=2, ppo_epochs=1,
+                max_new_tokens=6, learning_rate=3e-3, eval_interval=2, eval_batch_size=8,
+                checkpoint_interval=1, log_with="none", adaptive_kl=True, kl_target=1.0,
+                kl_horizon=100, missing_eos_penalty=-1.0, whiten_rewards=True, seed=5)
+    base.update(kw)
+    return PPOConfig.from_dict(base)
+
+
+def read_log(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_ppo_learns_and_writes_the_file_contract(policy_dir, tmp_path):
+    cfg = PPOConfig.from_dict(dict(total_episodes=12 * 16, batch_size=16, mini_batch_size=8,
+                                   max_new_tokens=8, learning_rate=3e-3, kl_coef=0.01,
+                                   eval_interval=5, checkpoint_interval=5, eval_batch_size=4))
+    out, ck = tmp_path / "out", tmp_path / "ckpt"
+    result = train_ppo(cfg, policy_dir, FirstHalfReward(), PROMPTS, EVAL_PROMPTS, out, ck)
+
+    evals = sorted(p.name for p in (out / "eval").iterdir())
+    assert evals == ["step000000.jsonl", "step000005.jsonl", "step000010.jsonl", "step000012.jsonl"]
+    rows0 = [json.loads(line) for line in open(out / "eval" / "step000000.jsonl")]
+    assert [r["prompt"] for r in rows0] == EVAL_PROMPTS
+    assert set(rows0[0]) == {"step", "prompt", "response", "proxy_scores", "proxy_reward",
+                             "ensemble_variance", "kl", "response_length"}
+    for r in rows0:
+        assert r["step"] == 0 and len(r["proxy_scores"]) == 2
+        assert r["proxy_reward"] == pytest.approx(sum(r["proxy_scores"]) / 2)
+        assert abs(r["kl"]) < 1e-5                      # the initial policy IS the reference
+        assert 1 <= r["response_length"] <= 8
+
+    log = read_log(out / "train_log.csv")
+    assert [int(r["step"]) for r in log] == list(range(1, 13))
+    assert int(log[-1]["episodes"]) == 12 * 16
+    assert float(log[0]["lr"]) == pytest.approx(3e-3) and float(log[-1]["lr"]) == pytest.approx(3e-3 / 12)  # linear decay
+    first = sum(float(r["score"]) for r in log[:3]) / 3
+    last = sum(float(r["score"]) for r in log[-3:]) / 3
+    assert last > first + 0.2, (first, last)
+    final_eval = [json.loads(line) for line in open(out / "eval" / "step000012.jsonl")]
+    assert sum(r["kl"] for r in final_eval) > 0          # the policy moved away from the reference
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    assert AutoModelForCausalLM.from_pretrained(out / "model") is not None
+    assert AutoTokenizer.from_pretrained(out / "model").eos_token == "[SEP]"
+    assert any((out / "tb").rglob("events.out.tfevents*"))
+    assert sorted(p.name for p in ck.iterdir()) == ["step000010", "step000012"]  # the last 2 kept
+    assert result["steps"] == 12
+
+
+def test_resume_after_crash_equals_uninterrupted_run(policy_dir, tmp_path):
+    cfg = small_cfg()
+    straight = tmp_path / "straight"
+    train_ppo(cfg, policy_dir, FirstHalfReward(), PROMPTS, EVAL_PROMPTS, straight / "out", straight / "ckpt")
+
+    class CrashAtStep3(FirstHalfReward):
+        # calls: eval step 0, train step 1, train step 2, eval step 2, train step 3 -> crash
+        def __call__(self, prompts, responses):
+            if self.calls == 4:
+                raise RuntimeError("simulated crash")
+            return super().__call__(prompts, responses)
+
+    run = tmp_path / "resumed"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_ppo(cfg, policy_dir, CrashAtStep3(), PROMPTS, EVAL_PROMPTS, run / "out", run / "ckpt")
+    assert sorted(p.name for p in (run / "ckpt").iterdir()) == ["step000001", "step000002"]
+    # Corrupt the newest checkpoint: the resume must skip it and restart from step 1.
+    policy_pt = run / "ckpt" / "step000002" / "policy.pt"
+    policy_pt.write_bytes(policy_pt.read_bytes()[:100])
+    for p in (run / "out").rglob("*"):  # like Snakemake, which deletes a failed job's outputs
+        if p.is_file():
+            p.unlink()
+    reward = FirstHalfReward()
+    with pytest.warns(UserWarning, match="skipping invalid checkpoint .*step000002"):
+        train_ppo(cfg, policy_dir, reward, PROMPTS, EVAL_PROMPTS, run / "out", run / "ckpt")
+    assert reward.calls == 5  # steps 2-4 and evals 2, 4: it resumed from step 1, not from scratch
+
+    def without_time(rows):
+        return [{k: v for k, v in r.items() if k != "time"} for r in rows]
+    assert without_time(read_log(run / "out" / "train_log.csv")) == \
+        without_time(read_log(straight / "out" / "train_log.csv"))
+    for name in ["step000000.jsonl", "step000002.jsonl", "step000004.jsonl"]:
+        assert (run / "out" / "eval" / name).read_text() == (straight / "out" / "eval" / name).read_text()
+    a = load_file(run / "out" / "model" / "model.safetensors")
+    b = load_file(straight / "out" / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_nan_score_aborts_with_the_batch_saved(policy_dir, tmp_path):
+    class NanAtStep2(FirstHalfReward):
+        def __call__(self, prompts, responses):
+            r = super().__call__(prompts, responses)
+            return r * float("nan") if self.calls == 3 else r  # calls: eval 0, step 1, step 2
+
+    with pytest.raises(PipelineError, match=r"PPO step 2: non-finite score"):
+        train_ppo(small_cfg(), policy_dir, NanAtStep2(), PROMPTS, EVAL_PROMPTS,
+                  tmp_path / "out", tmp_path / "ckpt")
+    bad = [json.loads(line) for line in open(tmp_path / "ckpt" / "nan_batch_step2.jsonl")]
+    assert len(bad) == 8 and {"prompt", "response", "score"} <= set(bad[0])
+    assert (tmp_path / "ckpt" / "step000001").is_dir()
+    assert not (tmp_path / "out" / "model").exists()
+
+
+def test_sigterm_checkpoints_the_current_step_and_exits_nonzero(policy_dir, tmp_path):
+    class TermDuringStep2(FirstHalfReward):
+        def __call__(self, prompts, responses):
+            if self.calls == 2:  # calls: eval 0, step 1, step 2
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().__call__(prompts, responses)
+
+    cfg = small_cfg(checkpoint_interval=10)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exc:
+        train_ppo(cfg, policy_dir, TermDuringStep2(), PROMPTS, EVAL_PROMPTS, tmp_path / "out", tmp_path / "ckpt")
+    assert exc.value.code == 128 + signal.SIGTERM
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["step000002"]
+    assert len(read_log(tmp_path / "out" / "train_log.csv")) == 2
+    assert signal.getsignal(signal.SIGTERM) == before  # handler restored
+
+
+def test_lora_policy_and_value_from_a_reward_model_dir(policy_dir, tmp_path):
+    # Any causal LM over the same vocabulary can initialise the value backbone; the policy dir is one.
+    cfg = small_cfg(total_episodes=2 * 8, lora={"enabled": True, "r": 4, "alpha": 8},
+                    value_init="reward", value_init_path=policy_dir)
+    train_ppo(cfg, policy_dir, FirstHalfReward(), PROMPTS, EVAL_PROMPTS, tmp_path / "out", tmp_path / "ckpt")
+    step0 = [json.loads(line) for line in open(tmp_path / "out" / "eval" / "step000000.jsonl")]
+    assert all(abs(r["kl"]) < 1e-5 for r in step0)  # reference = base with adapters disabled
+    merged = load_file(tmp_path / "out" / "model" / "model.safetensors")
+    assert not any("lora" in k for k in merged)      # adapters merged into a plain causal LM
+    base = load_file(os.path.join(policy_dir, "model.safetensors"))
+    assert any(not torch.equal(merged[k], base[k]) for k in base)
+
+
+def test_value_init_from_an_encoder_is_refused(policy_dir, tmp_path):
+    from rlhf_pipeline.models import minilm_path
+    cfg = small_cfg(value_init="reward", value_init_path=minilm_path())
+    with pytest.raises(PipelineError, match="ppo.value_init_path: .*not a causal decoder"):
+        train_ppo(cfg, policy_dir, FirstHalfReward(), PROMPTS, EVAL_PROMPTS, tmp_path / "out", tmp_path / "ckpt")

@@ -16,9 +16,12 @@ include: "workflow/rules/container.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/sft.smk"
 include: "workflow/rules/reward.smk"
+include: "workflow/rules/ppo.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:
     input:
         "results/rm/summary.csv",
+        "results/plots/overoptimization.png",
     default_target: True

@@ -93,6 +93,101 @@ def cmd_rm_summary(args) -> None:
     summarize_rms(args.metrics, args.out_csv, args.out_png)
 
 
+def _prompts(path, n: int | None = None) -> list[str]:
+    from .io import read_jsonl
+
+    prompts = [r["prompt"] for r in read_jsonl(path, required=["prompt"])]
+    if not prompts:
+        raise PipelineError(f"{path}: no prompts")
+    return prompts[:n] if n else prompts
+
+
+def cmd_ppo(args) -> None:
+    from .ppo import PPOConfig, train_ppo
+    from .reward.ensemble import EnsembleReward, canonical_objective
+
+    raw = load_config_arg(args.config)
+    cfg = PPOConfig.from_dict(raw)
+    objective = canonical_objective(args.objective)
+    if args.uwo_weight < 0:
+        raise PipelineError(f"--uwo-weight {args.uwo_weight}: must be >= 0")
+    for d in args.rm_dirs:
+        if not Path(d).is_dir():
+            raise PipelineError(f"{d}: proxy RM not found (is that RM seed trained?)")
+    _need_paths(args.policy, args.train_prompts, args.eval_prompts)
+    train_prompts = _prompts(args.train_prompts)
+    eval_prompts = _prompts(args.eval_prompts, args.n_eval_prompts)
+    reward = EnsembleReward(args.rm_dirs, objective=objective,
+                            uwo_weight=args.uwo_weight, standardize=not args.no_standardize,
+                            batch_size=args.reward_batch_size)
+    summary = train_ppo(cfg, args.policy, reward, train_prompts, eval_prompts, args.out_dir, args.ckpt_dir)
+    run = {"rm_dirs": args.rm_dirs, "objective": objective, "uwo_weight": args.uwo_weight,
+           "standardize": not args.no_standardize}
+    _manifest(args, "ppo", {**raw, "run": run}, seed=cfg.seed,
+              extra={"last": summary.get("last"), "steps": summary.get("steps")})
+
+
+def cmd_gold_eval(args) -> None:
+    from .evaluation.gold_eval import gold_eval
+    from .evaluation.plots import plot_gold_vs_kl
+    from .reward.gold import GoldScorer
+
+    eval_dir = Path(args.eval_dir)
+    if not eval_dir.is_dir():
+        raise PipelineError(f"{eval_dir}: eval directory does not exist")
+    out = Path(args.out) if args.out else eval_dir.parent / "gold_eval.csv"
+    scorer = GoldScorer(args.gold_rm, is_alpacafarm_rm=args.is_alpacafarm_rm, batch_size=args.batch_size)
+    df = gold_eval(eval_dir, scorer, out_csv=out, scored_dir=args.scored_dir)
+    if args.plot:
+        plot_gold_vs_kl(df, args.plot, title=f"{eval_dir.parent.name}: proxy and gold reward vs KL")
+    _manifest(args, "gold-eval", {"gold_rm": args.gold_rm, "batch_size": args.batch_size,
+                                  "is_alpacafarm_rm": args.is_alpacafarm_rm})
+
+
+def cmd_bon_sample(args) -> None:
+    from .evaluation.bon import BestOfNConfig, sample_for_bon
+
+    raw = load_config_arg(args.config)
+    cfg = BestOfNConfig.from_dict(raw)
+    _need_paths(args.policy, args.prompts, *args.rm_dirs)
+    sample_for_bon(cfg, args.policy, args.rm_dirs, args.member_ids,
+                   args.gold_rm, args.prompts, args.out, is_alpacafarm_rm=args.is_alpacafarm_rm)
+    _manifest(args, "bon-sample", raw, seed=cfg.seed)
+
+
+def cmd_bon(args) -> None:
+    from .evaluation.bon import best_of_n
+    from .io import read_jsonl
+    from .reward.ensemble import canonical_objective
+
+    objective = canonical_objective(args.objective)
+    first = read_jsonl(args.samples, required=["member_ids"])[:1]
+    ids = first[0]["member_ids"] if first else []
+    missing = [m for m in args.members if m not in ids]
+    if missing:
+        raise PipelineError(f"{args.samples}: RM member(s) {missing} were not scored (scored: {ids})")
+    best_of_n(args.samples, objective, args.uwo_weight, args.ns, args.out,
+              standardize=not args.no_standardize, members=[ids.index(m) for m in args.members])
+
+
+def cmd_plot_overoptimization(args) -> None:
+    import pandas as pd
+
+    from .evaluation.plots import plot_overoptimization
+
+    def named(items):
+        out = {}
+        for item in items or []:
+            name, sep, path = item.partition("=")
+            if not sep:
+                raise PipelineError(f"{item!r}: expected NAME=PATH")
+            _need_paths(path)
+            out[name] = pd.read_csv(path)
+        return out
+
+    plot_overoptimization(named(args.gold_evals), named(args.bons), args.out)
+
+
 def _looks_like_hub_id(s: str) -> bool:
     return s.count("/") == 1 and not s.startswith((".", "/")) and not Path(s).parent.exists()
 
@@ -154,6 +249,57 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--metrics", nargs="+", required=True, help="members' metrics.json files")
     sp.add_argument("--out-csv", required=True)
     sp.add_argument("--out-png", required=True)
+
+    sp = stage("ppo", cmd_ppo, "PPO of the SFT policy against one proxy RM or an ensemble objective.")
+    config_arg(sp, "ppo run (PPOConfig keys)")
+    sp.add_argument("--policy", required=True, help="initial policy (SFT model dir)")
+    sp.add_argument("--rm-dirs", nargs="+", required=True, help="proxy RM model dirs (results/rm/seed{k}/model)")
+    sp.add_argument("--objective", default="mean", help="mean | WCO | UWO")
+    sp.add_argument("--uwo-weight", type=float, default=0.1, help="UWO lambda (>= 0)")
+    sp.add_argument("--no-standardize", action="store_true", help="do not z-score members with their saved stats")
+    sp.add_argument("--reward-batch-size", type=int, default=64)
+    sp.add_argument("--train-prompts", required=True, help="JSONL with 'prompt' (rollout prompts)")
+    sp.add_argument("--eval-prompts", required=True, help="JSONL with 'prompt' (held-out eval prompts)")
+    sp.add_argument("--n-eval-prompts", type=int, default=None, help="use the first N eval prompts")
+    sp.add_argument("--out-dir", required=True, help="eval/, train_log.csv, model/, tb/")
+    sp.add_argument("--ckpt-dir", required=True, help="resumable checkpoints (keep outside declared outputs)")
+
+    sp = stage("gold-eval", cmd_gold_eval,
+               "Score a PPO eval directory (complete or from a stopped run) with the gold RM.")
+    sp.add_argument("eval_dir", help="directory of step*.jsonl files")
+    sp.add_argument("gold_rm", help="gold RM directory or hub id")
+    sp.add_argument("--batch-size", type=int, default=32)
+    sp.add_argument("--is-alpacafarm-rm", action="store_true")
+    sp.add_argument("--out", help="CSV path (default: EVAL_DIR/../gold_eval.csv)")
+    sp.add_argument("--plot", help="also write the gold/proxy-vs-KL PNG here")
+    sp.add_argument("--scored-dir", help="also write per-sample gold scores here")
+    sp.add_argument("--manifest", help="write a provenance manifest (JSON) here")
+
+    sp = stage("bon-sample", cmd_bon_sample,
+               "Sample N responses per prompt from the SFT policy; score them with every proxy RM and the gold RM.")
+    config_arg(sp, "bon")
+    sp.add_argument("--policy", required=True)
+    sp.add_argument("--rm-dirs", nargs="+", required=True)
+    sp.add_argument("--member-ids", nargs="+", type=int, required=True, help="RM seed of each --rm-dirs entry")
+    sp.add_argument("--gold-rm", required=True)
+    sp.add_argument("--is-alpacafarm-rm", action="store_true")
+    sp.add_argument("--prompts", required=True)
+    sp.add_argument("--out", required=True)
+
+    sp = stage("bon", cmd_bon, "Best-of-n curve (unbiased estimator) for one objective over RM members.")
+    sp.add_argument("--samples", required=True, help="bon-sample output")
+    sp.add_argument("--members", nargs="+", type=int, required=True, help="RM seeds in the ensemble")
+    sp.add_argument("--objective", default="mean")
+    sp.add_argument("--uwo-weight", type=float, default=0.1)
+    sp.add_argument("--ns", nargs="+", type=int, required=True)
+    sp.add_argument("--no-standardize", action="store_true")
+    sp.add_argument("--out", required=True)
+
+    sp = stage("plot-overoptimization", cmd_plot_overoptimization,
+               "All runs on one figure: gold (and proxy) reward vs KL, best-of-n alongside.")
+    sp.add_argument("--gold-evals", nargs="*", help="RUN=gold_eval.csv ...")
+    sp.add_argument("--bons", nargs="*", help="RUN=bon.csv ...")
+    sp.add_argument("--out", required=True)
     return p
 
 

@@ -61,3 +61,25 @@ def config_hash(obj: Any) -> str:
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").lower() in {"1", "true", "yes"}
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path) -> None:
+    """Check a whole workflow config against the JSON Schema; one PipelineError line per problem.
+
+    Each line names the key path (``rm.head``), what is wrong and, for enums, the allowed values -
+    unlike a raw jsonschema error, whose first line does not say which key failed.
+    """
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+        if err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            problems.append(f"{key}: {err.message}; allowed keys: {allowed}" if allowed else f"{key}: {err.message}")
+        else:
+            problems.append(f"{key}: {err.message}")
+    if problems:
+        raise PipelineError("invalid config: " + "; ".join(problems))

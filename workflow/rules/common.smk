@@ -40,6 +40,11 @@ STAGE_CODE = {
     "label_preferences": ["preferences.py", "models", "reward/gold.py", "reward/heads.py"],
     "rm_train": ["reward/train.py", "reward/heads.py", "models"],
     "rm_summary": ["reward/summary.py"],
+    "ppo": ["ppo", "reward/ensemble.py", "reward/heads.py", "runs.py", "models"],
+    "gold_eval": ["evaluation/gold_eval.py", "evaluation/plots.py", "reward/gold.py", "reward/heads.py"],
+    "bon_sample": ["evaluation/bon.py", "reward/ensemble.py", "reward/gold.py", "reward/heads.py", "models"],
+    "bon": ["evaluation/bon.py", "reward/ensemble.py"],
+    "plots": ["evaluation/plots.py"],
 }
 
 
@@ -117,4 +122,41 @@ def gold_rm_input():
 
 
 def rm_dirs(seeds):
-    return [f"results/rm/seed{s}" for s in seeds]
+    """Model directories of the proxy RM members with these seeds."""
+    return [f"results/rm/seed{s}/model" for s in seeds]
+
+
+# --- PPO runs ------------------------------------------------------------------------------------
+
+from rlhf_pipeline.runs import load_runs
+
+try:
+    PPO_RUNS = load_runs(config["ppo"], config["rm"]["seeds"], objective=False)
+except PipelineError as e:
+    raise WorkflowError(str(e)) from None
+
+wildcard_constraints:
+    run="|".join(map(re.escape, PPO_RUNS)) or "^$",
+
+
+def ppo_rm_dirs(wildcards):
+    return rm_dirs(PPO_RUNS[wildcards.run].rm_seeds)
+
+
+def _ppo_settings(run):
+    return PPO_RUNS[run].ppo_settings(config["ppo"]["hparams"])
+
+
+def ppo_settings(wildcards):
+    """The run's PPOConfig as JSON (a tracked param: changing it reruns only this run)."""
+    return json.dumps(_ppo_settings(wildcards.run), sort_keys=True, separators=(",", ":"))
+
+
+def ppo_checkpoint_dir(wildcards):
+    """Checkpoints live outside the declared outputs, in a directory named by everything that
+    shapes training, so a changed setting or code never resumes from a stale checkpoint."""
+    run = PPO_RUNS[wildcards.run]
+    key = json.dumps([_ppo_settings(wildcards.run), run.rm_seeds, run.objective.lower(), run.uwo_weight,
+                      config["ppo"]["standardize"], code_hash("ppo")], sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return f"{config['checkpoint_dir']}/ppo/{wildcards.run}/{digest}"

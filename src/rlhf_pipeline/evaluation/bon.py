@@ -55,6 +55,20 @@ class BestOfNConfig:
     standardize: bool = True
     """Standardise each ensemble member's scores (zero mean, unit variance over all samples)
     before combining them, so no member dominates the mean/min/variance by its scale."""
+    n_prompts: int = 64
+    """Held-out prompts to sample for (the first ones of the test split)."""
+    n_samples: int = 16
+    """N: responses sampled from the SFT policy per prompt (>= max(ns))."""
+    max_new_tokens: int = 24
+    """Longest sampled response (match PPO's max_new_tokens)."""
+    temperature: float = 1.0
+    """Sampling temperature (match PPO's)."""
+    top_k: int = 0
+    """Top-k sampling (0 = off)."""
+    batch_size: int = 64
+    """Generation and scoring batch size."""
+    seed: int = 0
+    """Sampling seed."""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> BestOfNConfig:
@@ -65,7 +79,45 @@ class BestOfNConfig:
             raise PipelineError(f"bon: unknown key(s) {unknown}; allowed keys are {allowed}")
         cfg = cls(**d)
         _check_ns(cfg.ns, where="bon.ns")
+        if max(cfg.ns) > cfg.n_samples:
+            raise PipelineError(f"bon.ns: max n={max(cfg.ns)} exceeds bon.n_samples={cfg.n_samples}")
         return cfg
+
+
+def sample_for_bon(cfg: BestOfNConfig, policy_dir: str, rm_model_dirs: Sequence[str],
+                   member_ids: Sequence[int], gold_rm: str, prompts_path: str | os.PathLike,
+                   out_path: str | os.PathLike, is_alpacafarm_rm: bool = False) -> None:
+    """Sample ``n_samples`` responses for each of ``n_prompts`` prompts from the policy and score
+    each with every proxy RM member (raw scores, ``member_ids`` order) and the gold RM.
+
+    Rows: ``{prompt, response, proxy_scores: [K], member_ids: [K], gold_reward}``.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from ..io import write_jsonl
+    from ..models import load_tokenizer
+    from ..models.generation import sample_responses
+    from ..reward.ensemble import EnsembleReward
+    from ..reward.gold import GoldScorer
+
+    if len(rm_model_dirs) != len(member_ids):
+        raise PipelineError("bon-sample: give one member id per RM directory")
+    prompts = [r["prompt"] for r in read_jsonl(prompts_path, required=["prompt"])][: cfg.n_prompts]
+    if not prompts:
+        raise PipelineError(f"{prompts_path}: no prompts")
+    gold = GoldScorer(gold_rm, is_alpacafarm_rm=is_alpacafarm_rm, batch_size=cfg.batch_size)
+    proxies = EnsembleReward(list(rm_model_dirs), standardize=False, batch_size=cfg.batch_size)
+    tok = load_tokenizer(policy_dir)
+    policy = AutoModelForCausalLM.from_pretrained(policy_dir)
+    repeated = [p for p in prompts for _ in range(cfg.n_samples)]
+    responses = sample_responses(policy, tok, repeated, max_new_tokens=cfg.max_new_tokens,
+                                 temperature=cfg.temperature, top_k=cfg.top_k,
+                                 batch_size=cfg.batch_size, seed=cfg.seed, desc="best-of-n sampling")
+    members = proxies.member_scores(repeated, responses).detach().cpu().numpy()  # [K, B]
+    gold_scores = gold(repeated, responses)
+    write_jsonl(out_path, ({"prompt": p, "response": r, "proxy_scores": members[:, i].tolist(),
+                            "member_ids": list(member_ids), "gold_reward": float(gold_scores[i])}
+                           for i, (p, r) in enumerate(zip(repeated, responses))))
 
 
 def kl_bon(n: int) -> float:
@@ -144,6 +196,7 @@ def best_of_n(
     out_csv: str | os.PathLike | None,
     standardize: bool = True,
     combine: Callable | None = None,
+    members: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Best-of-n curve of one objective: expected proxy and gold reward of the pick, per n.
 
@@ -151,7 +204,8 @@ def best_of_n(
     gold_reward}`` (other fields are ignored). Member scores are (optionally standardised per
     member, over all samples and then) combined with
     ``rlhf_pipeline.reward.ensemble.combine(scores[K, B], objective, uwo_weight)``; ``combine``
-    can be passed to use another function with that signature. The reported ``proxy_reward`` is
+    can be passed to use another function with that signature; ``members`` picks the rows of
+    ``proxy_scores`` (ensemble members) the objective combines (default: all). The reported ``proxy_reward`` is
     that combined objective (on the standardised scale when ``standardize``).
 
     Returns one row per n with :data:`BON_COLUMNS` (means and standard errors over prompts), and
@@ -186,6 +240,11 @@ def best_of_n(
                 f"(one per ensemble member), of the same length in every row"
             )
     scores = np.array([r["proxy_scores"] for r in rows], dtype=np.float64).T  # [K, B]
+    if members is not None:  # the run's ensemble: indices into proxy_scores
+        bad = [m for m in members if not 0 <= m < K]
+        if bad or not members:
+            raise PipelineError(f"{samples_path}: member indices {list(members)} outside 0..{K - 1}")
+        scores = scores[list(members)]
     if standardize:
         scores = _standardize(scores)
     combine = combine or _combine_fn()

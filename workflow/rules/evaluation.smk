@@ -1,0 +1,103 @@
+rule gold_eval:
+    input:
+        eval="results/ppo/{run}/eval",
+        gold=gold_rm_input(),
+        image=image_input(),
+    output:
+        csv=report("results/ppo/{run}/gold_eval.csv", category="PPO", subcategory="{run}",
+                   caption="../report/gold_eval.rst"),
+        png=report("results/ppo/{run}/gold_vs_kl.png", category="PPO", subcategory="{run}",
+                   caption="../report/gold_eval.rst"),
+        manifest="results/ppo/{run}/gold_eval_manifest.json",
+    params:
+        gold=gold_rm_path(),
+        alpacafarm="--is-alpacafarm-rm" if config["gold_rm"]["is_alpacafarm_rm"] else "",
+        batch_size=config["gold_eval"]["batch_size"],
+        code=code_hash("gold_eval"),
+    log:
+        "results/logs/gold_eval/{run}.log",
+    benchmark:
+        "results/benchmarks/gold_eval/{run}.tsv"
+    threads: threads("gold_eval")
+    resources:
+        **resources("gold_eval"),
+    container:
+        container_image()
+    shell:
+        "{CLI} gold-eval {input.eval} {params.gold:q} --batch-size {params.batch_size} {params.alpacafarm} "
+        "--out {output.csv} --plot {output.png} --manifest {output.manifest} > {log} 2>&1"
+
+
+rule bon_sample:
+    input:
+        policy="results/sft/model",
+        rms=rm_dirs(config["rm"]["seeds"]),
+        gold=gold_rm_input(),
+        prompts=data_file("test"),
+        image=image_input(),
+    output:
+        samples="results/bon/samples.jsonl",
+        manifest="results/bon/manifest.json",
+    params:
+        cfg=section("bon"),
+        seeds=config["rm"]["seeds"],
+        gold=gold_rm_path(),
+        alpacafarm="--is-alpacafarm-rm" if config["gold_rm"]["is_alpacafarm_rm"] else "",
+        code=code_hash("bon_sample"),
+    log:
+        "results/logs/bon_sample.log",
+    benchmark:
+        "results/benchmarks/bon_sample.tsv"
+    threads: threads("bon_sample")
+    resources:
+        **resources("bon_sample"),
+    container:
+        container_image()
+    shell:
+        "{CLI} bon-sample --config {params.cfg:q} --policy {input.policy} --rm-dirs {input.rms} "
+        "--member-ids {params.seeds} --gold-rm {params.gold:q} {params.alpacafarm} "
+        "--prompts {input.prompts} --out {output.samples} --manifest {output.manifest} > {log} 2>&1"
+
+
+rule bon:
+    input:
+        samples="results/bon/samples.jsonl",
+        image=image_input(),
+    output:
+        csv=report("results/bon/{run}/bon.csv", category="Best-of-n", caption="../report/bon.rst"),
+    params:
+        members=lambda wc: PPO_RUNS[wc.run].rm_seeds,
+        objective=lambda wc: PPO_RUNS[wc.run].objective,
+        uwo_weight=lambda wc: PPO_RUNS[wc.run].uwo_weight,
+        ns=config["bon"]["ns"],
+        standardize="" if config["bon"]["standardize"] else "--no-standardize",
+        code=code_hash("bon"),
+    log:
+        "results/logs/bon/{run}.log",
+    localrule: True
+    container:
+        container_image()
+    shell:
+        "{CLI} bon --samples {input.samples} --members {params.members} --objective {params.objective} "
+        "--uwo-weight {params.uwo_weight} --ns {params.ns} {params.standardize} --out {output.csv} > {log} 2>&1"
+
+
+rule plot_overoptimization:
+    input:
+        gold=expand("results/ppo/{run}/gold_eval.csv", run=PPO_RUNS),
+        bon=expand("results/bon/{run}/bon.csv", run=PPO_RUNS),
+        image=image_input(),
+    output:
+        report("results/plots/overoptimization.png", category="Overoptimization",
+               caption="../report/overoptimization.rst"),
+    params:
+        gold=[f"{run}=results/ppo/{run}/gold_eval.csv" for run in PPO_RUNS],
+        bon=[f"{run}=results/bon/{run}/bon.csv" for run in PPO_RUNS],
+        code=code_hash("plots"),
+    log:
+        "results/logs/plot_overoptimization.log",
+    localrule: True
+    container:
+        container_image()
+    shell:
+        "{CLI} plot-overoptimization --gold-evals {params.gold} --bons {params.bon} --out {output} > {log} 2>&1"

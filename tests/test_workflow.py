@@ -1,0 +1,140 @@
+"""Integration: the real Snakemake rules on tiny settings, end to end, and what reruns after a change.
+
+One module-scoped run of the whole chain (data -> SFT -> gold RM -> preferences -> proxy RMs -> PPO
+-> gold eval, best-of-n, overoptimization plot) in a temporary working directory; the other tests
+read its files or ask Snakemake for a dry-run plan after editing the config.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests/configs/tiny.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+TARGETS = ["results/plots/overoptimization.png", "results/rm/summary.csv"]
+
+
+def snakemake(workdir: Path, config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), "--cores", "2", *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    if check and r.returncode != 0:
+        raise AssertionError(f"snakemake failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
+    return r
+
+
+def planned_jobs(workdir: Path, config: Path, *targets: str) -> dict[str, int]:
+    """Rule -> job count of a dry-run plan (empty when nothing is to be done)."""
+    r = snakemake(workdir, config, "-n", *targets)
+    out = r.stdout + r.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    config = workdir / "tiny.yaml"
+    shutil.copy(TINY, config)
+    snakemake(workdir, config, *TARGETS)
+    return workdir, config
+
+
+def test_chain_outputs(run):
+    workdir, _ = run
+    res = workdir / "results"
+    for split in ("train", "val", "test"):
+        assert pd.read_json(res / f"data/synthetic/{split}.jsonl", lines=True)["prompt"].str.len().min() > 0
+    assert (res / "sft/model/config.json").is_file() and (res / "gold_rm/model/config.json").is_file()
+
+    prefs = pd.read_json(res / "preferences/train.jsonl", lines=True)
+    assert len(prefs) == 32 and prefs["label_flipped"].sum() == 8  # exactly 25% flipped
+    assert (prefs["gold_chosen"] > prefs["gold_rejected"]).sum() == 24
+
+    summary = pd.read_csv(res / "rm/summary.csv")
+    assert list(summary["seed"]) == [1, 2] and summary["accuracy_gold"].between(0, 1).all()
+    assert (res / "rm/summary.png").stat().st_size > 5000
+
+    for run_name in ("seed1", "ensemble_wco"):
+        gold = pd.read_csv(res / f"ppo/{run_name}/gold_eval.csv")
+        assert {"step", "kl", "proxy_reward", "gold_reward"} <= set(gold.columns)
+        assert list(gold["step"]) == [0, 1, 2]
+        assert gold.loc[0, "kl"] == pytest.approx(0.0, abs=1e-6)  # step 0 is the SFT policy itself
+        bon = pd.read_csv(res / f"bon/{run_name}/bon.csv")
+        assert list(bon["n"]) == [1, 2, 4] and bon.loc[0, "kl"] == 0
+        assert (res / f"ppo/{run_name}/gold_vs_kl.png").stat().st_size > 5000
+        manifest = json.loads((res / f"ppo/{run_name}/manifest.json").read_text())
+        assert manifest["stage"] == "ppo" and manifest["git"]["commit"]
+    rows = [json.loads(l) for l in (res / "ppo/ensemble_wco/eval/step000001.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and all(len(r["proxy_scores"]) == 2 for r in rows)
+    assert all(r["proxy_reward"] == pytest.approx(min(r["proxy_scores"]), abs=1e-5) for r in rows)  # WCO
+    assert (res / "plots/overoptimization.png").stat().st_size > 10000
+
+
+def test_nothing_to_do_after_a_complete_run(run):
+    workdir, config = run
+    assert planned_jobs(workdir, config, *TARGETS) == {}
+
+
+def _edited(config: Path, edit) -> Path:
+    cfg = yaml.safe_load(config.read_text())
+    edit(cfg)
+    out = config.with_name("edited.yaml")
+    out.write_text(yaml.safe_dump(cfg))
+    return out
+
+
+def test_rm_change_reruns_only_rms_and_dependents(run):
+    workdir, config = run
+    edited = _edited(config, lambda c: c["rm"].update(learning_rate=1e-3))
+    jobs = planned_jobs(workdir, edited, *TARGETS)
+    assert jobs.get("rm_train") == 2
+    assert not {"sft", "prepare_data", "gold_rm_train", "label_preferences"} & set(jobs)
+    assert {"ppo", "gold_eval", "bon_sample", "bon", "rm_summary"} <= set(jobs)
+
+
+def test_ppo_change_of_one_run_reruns_only_that_run(run):
+    workdir, config = run
+    edited = _edited(config, lambda c: c["ppo"]["runs"]["seed1"].update(hparams={"kl_coef": 0.1}))
+    jobs = planned_jobs(workdir, edited, *TARGETS)
+    assert jobs == {"ppo": 1, "gold_eval": 1, "plot_overoptimization": 1}
+
+
+def test_gold_eval_cli_on_a_partial_eval_dir(run, tmp_path):
+    workdir, _ = run
+    partial = tmp_path / "stopped_run" / "eval"
+    partial.mkdir(parents=True)
+    shutil.copy(workdir / "results/ppo/seed1/eval/step000000.jsonl", partial)
+    shutil.copy(workdir / "results/ppo/seed1/eval/step000001.jsonl", partial)
+    with open(partial / "step000001.jsonl", "a") as f:
+        f.write('{"step": 1, "prompt": "trunc')  # a run killed mid-write
+    r = subprocess.run([sys.executable, "-m", "rlhf_pipeline", "gold-eval", str(partial),
+                        str(workdir / "results/gold_rm/model"), "--batch-size", "4"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(tmp_path / "stopped_run" / "gold_eval.csv")
+    assert list(df["step"]) == [0, 1] and df["n"].tolist() == [8, 8]
+
+
+def test_bad_config_fails_before_any_job(run, tmp_path):
+    workdir, config = run
+    edited = _edited(config, lambda c: c["ppo"]["runs"].update(bad={"rm_seeds": [7]}))
+    r = snakemake(workdir, edited, "-n", check=False)
+    assert r.returncode != 0 and "ppo.runs.bad.rm_seeds: RM seed(s) [7] are not trained" in r.stdout + r.stderr
+    edited = _edited(config, lambda c: c["rm"].update(head="cls"))
+    r = snakemake(workdir, edited, "-n", check=False)
+    assert "rm.head: 'cls' is not one of" in r.stdout + r.stderr
+    edited = _edited(config, lambda c: c["gold_rm"].update(path="/nonexistent/gold"))
+    r = snakemake(workdir, edited, "-n", check=False)
+    assert "gold_rm.path: /nonexistent/gold does not exist" in r.stdout + r.stderr

@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 CORES  ?= 2
-TARGET ?= results/rm/summary.csv
+TARGET ?= results/ppo/seed1/gold_eval.csv
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup demo test test-fast dry-run bench clean-results

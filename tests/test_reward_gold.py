@@ -98,7 +98,9 @@ def test_alpacafarm_format():
     )
 
 
-def test_missing_paths_and_bad_rows(tmp_path):
+def test_missing_paths_and_bad_rows(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the relative path below must not exist, whatever the repo holds
+    (tmp_path / "results").mkdir()
     with pytest.raises(PipelineError, match="gold RM path .*does not exist"):
         GoldScorer(tmp_path / "no_such_rm")
     with pytest.raises(PipelineError, match="gold RM path .*does not exist"):

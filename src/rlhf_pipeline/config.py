@@ -23,13 +23,20 @@ from .errors import PipelineError
 T = TypeVar("T")
 
 
-def section_from_dict(cls: type[T], d: dict[str, Any] | None, where: str) -> T:
-    """Build dataclass ``cls`` from ``d``; unknown keys raise PipelineError naming them."""
-    d = dict(d or {})
+def check_section_keys(cls: type, d: Any, where: str) -> None:
+    """PipelineError naming ``where`` unless ``d`` is a mapping whose keys are fields of ``cls``."""
+    if not isinstance(d, dict):
+        raise PipelineError(f"config {where}: expected a mapping, got {type(d).__name__}")
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(d) - set(names))
     if unknown:
-        raise PipelineError(f"{where}: unknown key(s) {unknown}; allowed keys: {names}")
+        raise PipelineError(f"config {where}: unknown key(s) {unknown}; allowed keys: {names}")
+
+
+def section_from_dict(cls: type[T], d: dict[str, Any] | None, where: str) -> T:
+    """Build dataclass ``cls`` from ``d``; unknown keys raise PipelineError naming them."""
+    d = {} if d is None else d
+    check_section_keys(cls, d, where)
     return cls(**d)
 
 

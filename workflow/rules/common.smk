@@ -36,14 +36,14 @@ CLI = "python -m rlhf_pipeline" if _IN_SOFTWARE_ENV else f"{sys.executable} -m r
 STAGE_CODE = {
     "prepare_data": ["data"],
     "sft": ["sft.py", "models"],
-    "gold_rm_train": ["reward/gold.py", "reward/heads.py", "data/synthetic.py", "models"],
+    "gold_rm_train": ["reward/gold.py", "reward/config.py", "reward/heads.py", "data/synthetic.py", "models"],
     "label_preferences": ["preferences.py", "models", "reward/gold.py", "reward/heads.py"],
-    "rm_train": ["reward/train.py", "reward/heads.py", "models"],
+    "rm_train": ["reward/train.py", "reward/config.py", "reward/heads.py", "models"],
     "rm_summary": ["reward/summary.py"],
     "ppo": ["ppo", "reward/ensemble.py", "reward/heads.py", "runs.py", "models"],
     "gold_eval": ["evaluation/gold_eval.py", "evaluation/plots.py", "reward/gold.py", "reward/heads.py"],
     "bon_sample": ["evaluation/bon.py", "reward/ensemble.py", "reward/gold.py", "reward/heads.py", "models"],
-    "bon": ["evaluation/bon.py", "reward/ensemble.py"],
+    "bon": ["evaluation/bon.py", "reward/ensemble.py", "runs.py"],
     "plots": ["evaluation/plots.py"],
 }
 

@@ -17,16 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..config import check_section_keys
 from ..errors import PipelineError
 
 
 def _check_keys(section: str, d: Any, cls) -> None:
-    if not isinstance(d, dict):
-        raise PipelineError(f"config {section}: expected a mapping, got {type(d).__name__}")
-    allowed = [f.name for f in fields(cls)]
-    unknown = sorted(set(d) - set(allowed))
-    if unknown:
-        raise PipelineError(f"config {section}: unknown key(s) {unknown}; allowed keys: {allowed}")
+    check_section_keys(cls, d, section)
 
 
 def _positive_int(key: str, value: Any, allow_none: bool = False) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import section_from_dict
 from ..errors import PipelineError
 from ..io import read_jsonl
 from .gold_eval import write_csv
@@ -72,12 +73,7 @@ class BestOfNConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> BestOfNConfig:
-        d = dict(d or {})
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(allowed))
-        if unknown:
-            raise PipelineError(f"bon: unknown key(s) {unknown}; allowed keys are {allowed}")
-        cfg = cls(**d)
+        cfg = section_from_dict(cls, d, "bon")
         _check_ns(cfg.ns, where="bon.ns")
         if max(cfg.ns) > cfg.n_samples:
             raise PipelineError(f"bon.ns: max n={max(cfg.ns)} exceeds bon.n_samples={cfg.n_samples}")

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import section_from_dict
 from ..errors import PipelineError
 
 
@@ -174,8 +175,4 @@ def _bad(key: str, value: Any, expected: str) -> None:
 
 
 def _from_dict(cls, d: dict[str, Any], section: str):
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(d) - set(allowed))
-    if unknown:
-        raise PipelineError(f"config {section}: unknown key(s) {unknown}; allowed keys: {allowed}")
-    return cls(**d)
+    return section_from_dict(cls, d, section)

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import section_from_dict
 from ..errors import PipelineError
 from .heads import HEADS
 
 
 def _from_dict(cls, section: str, d: dict[str, Any] | None):
     """Build dataclass ``cls`` from ``d``; unknown keys -> PipelineError naming allowed keys."""
-    d = dict(d or {})
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(k for k in d if k not in allowed)
-    if unknown:
-        raise PipelineError(f"config {section}: unknown key(s) {unknown}; allowed keys: {allowed}")
-    return cls(**d)
+    return section_from_dict(cls, d, section)
 
 
 @dataclass

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,30 +15,32 @@ from typing import Any
 from .errors import PipelineError
 
 
-def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[dict[str, Any]]:
+def read_jsonl(path: str | os.PathLike, required: Iterable[str] = (),
+               allow_truncated_tail: bool = False) -> list[dict[str, Any]]:
     """Read a JSONL file; every row must carry the ``required`` fields.
 
-    Raises :class:`PipelineError` naming the file, line and missing field.
+    Raises :class:`PipelineError` naming the file, line and missing field. With
+    ``allow_truncated_tail``, an unparsable LAST line (a writer killed mid-line) is skipped with a
+    warning instead.
     """
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: file not found")
     rows = []
     required = list(required)
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    lines = [(i, line) for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    for k, (lineno, line) in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if allow_truncated_tail and k == len(lines) - 1:
+                warnings.warn(f"{path}:{lineno}: skipping truncated last line", stacklevel=2)
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PipelineError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise PipelineError(
-                    f"{path}:{lineno}: missing field(s) {missing}; rows need {required}"
-                )
-            rows.append(row)
+            raise PipelineError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        missing = [field for field in required if field not in row]
+        if missing:
+            raise PipelineError(f"{path}:{lineno}: missing field(s) {missing}; rows need {required}")
+        rows.append(row)
     return rows
 
 

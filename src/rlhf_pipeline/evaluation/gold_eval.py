@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
-from ..io import atomic_dir, atomic_file
+from ..io import atomic_dir, atomic_file, read_jsonl
 
 #: A gold scorer: ``(prompts, responses) -> np.ndarray[B]`` (e.g. ``reward.gold.GoldScorer``).
 Scorer = Callable[[list[str], list[str]], np.ndarray]
@@ -65,23 +65,7 @@ def eval_files(eval_dir: str | os.PathLike) -> list[tuple[int, Path]]:
 def read_eval_rows(path: Path, newest: bool) -> list[dict[str, Any]]:
     """Read one eval file. In the ``newest`` file a truncated last line (a run stopped while
     writing) is skipped with a warning; anywhere else a bad line is a :class:`PipelineError`."""
-    lines = [(i, line) for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
-    rows = []
-    for k, (lineno, line) in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            if newest and k == len(lines) - 1:
-                warnings.warn(f"{path}:{lineno}: skipping truncated last line", stacklevel=2)
-                continue
-            raise PipelineError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-        missing = [f for f in EVAL_FIELDS if f not in row]
-        if missing:
-            raise PipelineError(
-                f"{path}:{lineno}: missing field(s) {missing}; rows need {EVAL_FIELDS}"
-            )
-        rows.append(row)
-    return rows
+    return read_jsonl(path, required=EVAL_FIELDS, allow_truncated_tail=newest)
 
 
 def load_eval_dir(eval_dir: str | os.PathLike) -> dict[int, tuple[Path, list[dict[str, Any]]]]:

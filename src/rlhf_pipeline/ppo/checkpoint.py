@@ -11,13 +11,14 @@ import json
 import os
 import random
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..io import atomic_dir
 
 MANIFEST = "manifest.json"
 
@@ -51,8 +52,8 @@ def save_checkpoint(ckpt_dir: str | os.PathLike, step: int, objects: dict[str, A
     """
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".step{step:06d}.", suffix=".tmp", dir=ckpt_dir))
-    try:
+    final = step_dir(ckpt_dir, step)
+    with atomic_dir(final) as tmp:  # a checkpoint dir appears whole or not at all
         for name, obj in objects.items():
             torch.save(obj, tmp / f"{name}.pt")
         for name, src in (files or {}).items():
@@ -64,13 +65,6 @@ def save_checkpoint(ckpt_dir: str | os.PathLike, step: int, objects: dict[str, A
                 shutil.copy2(src, tmp / "files" / name)
         sizes = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
         (tmp / MANIFEST).write_text(json.dumps({"step": step, "sizes": sizes}, indent=1))
-        final = step_dir(ckpt_dir, step)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

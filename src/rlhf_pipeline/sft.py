@@ -19,28 +19,7 @@ from .config import section_from_dict
 from .errors import PipelineError
 from .io import atomic_dir, read_jsonl, write_json
 from .models import join_text, load_causal_lm, load_tokenizer
-
-
-@dataclass
-class LoraSettings:
-    """PEFT LoRA adapter settings (used by SFT and PPO)."""
-
-    enabled: bool = False
-    """Train LoRA adapters instead of all weights."""
-    r: int = 16
-    """Adapter rank."""
-    alpha: int = 32
-    """LoRA scaling numerator (``lora_alpha``)."""
-    dropout: float = 0.05
-    """Dropout on the adapter input."""
-    target_modules: list[str] | None = None
-    """Module names to adapt; ``None`` lets PEFT pick the architecture's defaults."""
-
-    def peft_config(self, task_type: str = "CAUSAL_LM"):
-        from peft import LoraConfig
-
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=self.target_modules, task_type=task_type)
+from .models.lora import LoraSettings
 
 
 @dataclass

@@ -5,9 +5,9 @@ KL controllers), ``rollout`` (generation, EOS truncation, forward passes), ``val
 ``checkpoint`` (resumable checkpoints), ``trainer`` (``train_ppo``). Heavy imports stay lazy.
 """
 
-from .config import LoraConfig, PPOConfig
+from .config import PPOConfig, ppo_lora
 
-__all__ = ["LoraConfig", "PPOConfig", "train_ppo"]
+__all__ = ["PPOConfig", "ppo_lora", "train_ppo"]
 
 
 def train_ppo(*args, **kwargs):

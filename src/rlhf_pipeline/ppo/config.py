@@ -13,27 +13,13 @@ from typing import Any
 
 from ..config import section_from_dict
 from ..errors import PipelineError
+from ..models.lora import LoraSettings
 
 
-@dataclass
-class LoraConfig:
-    """LoRA adapters (PEFT) on the policy and the value backbone."""
-
-    enabled: bool = False
-    """Train LoRA adapters instead of all weights. The reference model is then the base model
-    with the adapters disabled (no second copy of the weights in memory)."""
-    r: int = 16
-    """Adapter rank."""
-    alpha: int = 32
-    """LoRA scaling numerator (`lora_alpha`)."""
-    dropout: float = 0.0
-    """Dropout on the adapter input. PPO wants dropout off, so keep 0 unless you know why."""
-    target_modules: list[str] | None = None
-    """Module names to adapt; None lets PEFT pick its default for the architecture."""
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> LoraConfig:
-        return _from_dict(cls, d or {}, "ppo.lora")
+def ppo_lora(d: dict[str, Any] | None = None) -> LoraSettings:
+    """PPO's LoRA settings: as SFT's, but adapter dropout defaults to 0 (PPO wants dropout off).
+    The reference model is then the base model with the adapters disabled."""
+    return section_from_dict(LoraSettings, {"dropout": 0.0, **(d or {})}, "ppo.lora")
 
 
 @dataclass
@@ -103,8 +89,8 @@ class PPOConfig:
     backbone of the reward-model directory `value_init_path`)."""
     value_init_path: str | None = None
     """Reward-model directory for `value_init: reward`."""
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    """LoRA settings (see `LoraConfig`)."""
+    lora: LoraSettings = field(default_factory=ppo_lora)
+    """LoRA settings (see `ppo_lora`)."""
     bf16: bool = False
     """bf16 mixed precision (only on GPU; ignored on CPU)."""
     gradient_checkpointing: bool = False
@@ -132,8 +118,8 @@ class PPOConfig:
         """Build from a config section; unknown keys and out-of-range values raise PipelineError."""
         d = dict(d or {})
         if isinstance(d.get("lora"), dict) or d.get("lora") is None:
-            d["lora"] = LoraConfig.from_dict(d.get("lora"))
-        cfg = _from_dict(cls, d, "ppo")
+            d["lora"] = ppo_lora(d.get("lora"))
+        cfg = section_from_dict(cls, d, "ppo")
         cfg.validate()
         return cfg
 
@@ -172,7 +158,3 @@ class PPOConfig:
 
 def _bad(key: str, value: Any, expected: str) -> None:
     raise PipelineError(f"config ppo.{key}: got {value!r}, expected {expected}")
-
-
-def _from_dict(cls, d: dict[str, Any], section: str):
-    return section_from_dict(cls, d, section)

@@ -402,13 +402,10 @@ def build_models(cfg: PPOConfig, policy_dir: str, use_gpu_features: bool):
                                    policy.config.vocab_size)
     ref_policy = None
     if cfg.lora.enabled:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        def lora(task_type):
-            return LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                              target_modules=cfg.lora.target_modules, task_type=task_type)
-        policy = get_peft_model(policy, lora("CAUSAL_LM"))
-        backbone = get_peft_model(backbone, lora("FEATURE_EXTRACTION"))
+        policy = get_peft_model(policy, cfg.lora.peft_config("CAUSAL_LM"))
+        backbone = get_peft_model(backbone, cfg.lora.peft_config("FEATURE_EXTRACTION"))
     else:
         ref_policy = copy.deepcopy(policy).eval().requires_grad_(False)
         disable_dropout(ref_policy)

@@ -21,13 +21,18 @@ validate(config, schema="../schemas/config.schema.yaml")  # fills in schema defa
 
 SRC = Path(workflow.basedir) / "src" / "rlhf_pipeline"
 
-# Jobs run the CLI with the interpreter that runs Snakemake (the project's venv), so no PATH or
-# PYTHONPATH set-up is needed; inside a container (--sdm apptainer/conda) the image's `python`.
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-_IN_SOFTWARE_ENV = bool({DeploymentMethod.APPTAINER, DeploymentMethod.CONDA}
-                        & set(workflow.deployment_settings.deployment_method))
-CLI = "python -m rlhf_pipeline" if _IN_SOFTWARE_ENV else f"{sys.executable} -m rlhf_pipeline"
+
+def deploys_with(*methods):
+    """True when this run deploys software with any of ``methods`` (``--sdm``)."""
+    return bool(set(methods) & set(workflow.deployment_settings.deployment_method))
+
+
+# Jobs run the CLI with the interpreter that runs Snakemake (the project's venv), so no PATH or
+# PYTHONPATH set-up is needed; inside a container (--sdm apptainer/conda) the image's `python`.
+CLI = ("python -m rlhf_pipeline" if deploys_with(DeploymentMethod.APPTAINER, DeploymentMethod.CONDA)
+       else f"{sys.executable} -m rlhf_pipeline")
 
 # The package source each stage runs. Its hash is a rule param, so editing a stage's own code marks
 # that stage (and what depends on it) stale; Snakemake alone only tracks params, inputs and shell.

@@ -11,8 +11,6 @@
 import hashlib
 from pathlib import Path
 
-from snakemake.settings.types import DeploymentMethod
-
 IMAGE_DEF = "singularity/rlhf-pipeline.def"
 # What goes into the image's environment; editing any of them names a new image. src/ is copied into the
 # image too but left out on purpose: runs take the code from the checkout (see the .def's header).
@@ -44,8 +42,7 @@ def container_image():
 
 def uses_apptainer():
     """True when this run deploys software with Apptainer (`--sdm apptainer`, set by the SLURM profile)."""
-    settings = getattr(workflow, "deployment_settings", None)
-    return settings is not None and DeploymentMethod.APPTAINER in settings.deployment_method
+    return deploys_with(DeploymentMethod.APPTAINER)
 
 
 def image_input():

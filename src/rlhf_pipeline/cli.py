@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .config import load_config_arg
 from .errors import PipelineError
+from .launch import maybe_relaunch
 
 
 def _need_paths(*paths: str | Path) -> None:
@@ -46,7 +47,7 @@ def cmd_sft(args) -> None:
     raw = load_config_arg(args.config)
     cfg = SFTConfig.from_dict(raw)
     _need_paths(args.train, args.val)
-    metrics = train_sft(cfg, args.tokenizer, args.train, args.val, args.out)
+    metrics = train_sft(cfg, args.tokenizer, args.train, args.val, args.out, ckpt_dir=args.ckpt_dir)
     _manifest(args, "sft", {**raw, "tokenizer": args.tokenizer}, seed=cfg.seed, extra={"metrics": metrics})
 
 
@@ -82,7 +83,8 @@ def cmd_rm_train(args) -> None:
     raw = load_config_arg(args.config)
     cfg = RMConfig.from_dict(raw)
     _need_paths(args.prefs_train, args.prefs_val, args.sft_model)
-    metrics = train_reward_model(cfg, args.seed, args.prefs_train, args.prefs_val, args.sft_model, args.out_dir)
+    metrics = train_reward_model(cfg, args.seed, args.prefs_train, args.prefs_val, args.sft_model, args.out_dir,
+                                 ckpt_dir=args.ckpt_dir)
     _manifest(args, "rm-train", raw, seed=args.seed, extra={"metrics": metrics})
 
 
@@ -194,6 +196,9 @@ def _looks_like_hub_id(s: str) -> bool:
 
 # --- parser -----------------------------------------------------------------------------------
 
+CKPT_HELP = ("resumable checkpoints (keep outside declared outputs): resume from the newest complete one; "
+             "SIGTERM/SIGUSR1 checkpoint and exit 128+signal; deleted on success. Omitted: no checkpoints")
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rlhf_pipeline", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -220,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--train", required=True, help="train split JSONL (prompt, response)")
     sp.add_argument("--val", required=True, help="val split JSONL (prompt, response)")
     sp.add_argument("--out", required=True, help="output model directory")
+    sp.add_argument("--ckpt-dir", help=CKPT_HELP)
 
     sp = stage("gold-rm-train", cmd_gold_rm_train,
                "Train the embedded default's gold RM on the synthetic world's hidden quality.")
@@ -244,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--prefs-val", required=True)
     sp.add_argument("--sft-model", required=True, help="SFT model dir (backbone when rm.init is 'sft')")
     sp.add_argument("--out-dir", required=True, help="writes OUT_DIR/model/ and OUT_DIR/metrics.json")
+    sp.add_argument("--ckpt-dir", help=CKPT_HELP)
 
     sp = stage("rm-summary", cmd_rm_summary, "One row per proxy RM member, and a plot.")
     sp.add_argument("--metrics", nargs="+", required=True, help="members' metrics.json files")
@@ -305,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # a real command line: multi-GPU training stages relaunch under accelerate
+        maybe_relaunch(args.stage, sys.argv[1:])
     try:
         args.fn(args)
     except PipelineError as e:

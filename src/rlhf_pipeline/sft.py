@@ -4,12 +4,13 @@ Input: ``{train,val}.jsonl`` rows with ``prompt`` and ``response`` (dataset prep
 Output: a Hugging Face model directory (weights + tokenizer) that every later stage starts from.
 The default builds a tiny Llama from scratch on the MiniLM tokenizer; a real config names a hub
 model (e.g. ``EleutherAI/pythia-1.4b``) and optionally LoRA, and runs in bf16 on GPUs.
+Preemption (checkpoints, SIGTERM/SIGUSR1, resume): :mod:`rlhf_pipeline.trainer_checkpoints`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from .errors import PipelineError
 from .io import atomic_dir, read_jsonl, write_json
 from .models import join_text, load_causal_lm, load_tokenizer
 from .models.lora import LoraSettings
+from .trainer_checkpoints import checkpoint_args, remove_checkpoints, train_resumable
 
 
 @dataclass
@@ -68,10 +70,14 @@ def _sft_rows(path: str | Path) -> list[dict[str, str]]:
 
 
 def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_path: str | Path,
-              out_dir: str | Path) -> dict[str, Any]:
+              out_dir: str | Path, ckpt_dir: str | Path | None = None) -> dict[str, Any]:
     """Fine-tune (or train from scratch) the policy on demonstrations; save model + tokenizer.
 
-    Returns metrics (train/eval loss, runtime), also written to ``out_dir/sft_metrics.json``.
+    With ``ckpt_dir`` (keep it outside the declared outputs) the run checkpoints about ten times,
+    resumes from the newest complete checkpoint there, and on SIGTERM/SIGUSR1 checkpoints and
+    raises :class:`~rlhf_pipeline.trainer_checkpoints.Preempted` without writing ``out_dir``
+    (see :mod:`rlhf_pipeline.trainer_checkpoints`). The checkpoints are deleted once ``out_dir``
+    is written. Returns metrics (train/eval loss, runtime), also in ``out_dir/sft_metrics.json``.
     """
     import torch
     from datasets import Dataset
@@ -87,9 +93,9 @@ def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_p
         model.config.pad_token_id = tok.pad_token_id
 
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix="sft_trainer_") as scratch:
         args = TRLSFTConfig(
-            output_dir=str(tmp / "trainer"),
+            **checkpoint_args(ckpt_dir, scratch),
             num_train_epochs=cfg.epochs,
             learning_rate=cfg.learning_rate,
             per_device_train_batch_size=cfg.batch_size,
@@ -103,7 +109,6 @@ def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_p
             warmup_steps=0.05,
             logging_steps=10,
             eval_strategy="epoch",
-            save_strategy="no",
             report_to=[],
             completion_only_loss=True,
             dataloader_num_workers=0,
@@ -118,27 +123,31 @@ def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_p
             peft_config=cfg.lora.peft_config() if cfg.lora.enabled else None,
         )
         t0 = time.time()
-        result = trainer.train()
+        result, resumed_from = train_resumable(trainer, ckpt_dir, "SFT")
         eval_metrics = trainer.evaluate()
-        model = trainer.model
-        if cfg.lora.enabled:
-            model = model.merge_and_unload()
-        model.generation_config.pad_token_id = tok.pad_token_id
-        model.generation_config.eos_token_id = tok.eos_token_id
-        tok.padding_side = "left"  # later stages generate with left padding
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        shutil.rmtree(tmp / "trainer", ignore_errors=True)
-        metrics = {
-            "train_loss": result.training_loss,
-            "eval_loss": eval_metrics.get("eval_loss"),
-            "n_train": len(train_rows),
-            "n_val": len(val_rows),
-            "runtime_s": round(time.time() - t0, 1),
-            "n_parameters": sum(p.numel() for p in model.parameters()),
-            "config": dataclasses.asdict(cfg),
-        }
-        write_json(tmp / "sft_metrics.json", metrics)
+    model = trainer.model
+    if cfg.lora.enabled:
+        model = model.merge_and_unload()
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    tok.padding_side = "left"  # later stages generate with left padding
+    metrics = {
+        "train_loss": result.training_loss,  # over the steps of this attempt (HF Trainer's convention)
+        "eval_loss": eval_metrics.get("eval_loss"),
+        "n_train": len(train_rows),
+        "n_val": len(val_rows),
+        "runtime_s": round(time.time() - t0, 1),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "resumed_from": None if resumed_from is None else resumed_from.name,
+        "config": dataclasses.asdict(cfg),
+    }
+    if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes
+        with atomic_dir(out_dir) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            write_json(tmp / "sft_metrics.json", metrics)
+        remove_checkpoints(ckpt_dir)
+    trainer.accelerator.wait_for_everyone()
     return metrics
 
 

@@ -158,10 +158,51 @@ def ppo_settings(wildcards):
 
 
 def ppo_checkpoint_dir(wildcards):
-    """Checkpoints live outside the declared outputs, in a directory named by everything that
-    shapes training, so a changed setting or code never resumes from a stale checkpoint."""
+    """The PPO run's resumable checkpoints (see checkpoint_dir)."""
     run = PPO_RUNS[wildcards.run]
-    key = json.dumps([_ppo_settings(wildcards.run), run.rm_seeds, run.objective.lower(), run.uwo_weight,
-                      config["ppo"]["standardize"], code_hash("ppo")], sort_keys=True)
+    settings = [_ppo_settings(wildcards.run), run.rm_seeds, run.objective.lower(), run.uwo_weight,
+                config["ppo"]["standardize"]]
+    return checkpoint_dir("ppo", wildcards.run, settings)
+
+
+# --- resumable checkpoints -----------------------------------------------------------------------
+
+def _training_settings(stage):
+    """The config a stage's result depends on (rm.seeds only says which members exist)."""
+    return {
+        "prepare_data": [config["dataset"], config["seed"]],
+        "sft": [config["sft"], config["tokenizer"]],
+        "gold_rm_train": [config["gold_rm"]],
+        "label_preferences": [config["preferences"], config["gold_rm"]],
+        "rm_train": [{k: v for k, v in config["rm"].items() if k != "seeds"}],
+    }[stage]
+
+
+# The stages whose results a stage trains on.
+UPSTREAM = {
+    "sft": ["prepare_data"],
+    "rm_train": ["prepare_data", "sft", "gold_rm_train", "label_preferences"],
+    "ppo": ["prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train"],
+}
+
+
+def checkpoint_dir(stage, name, settings):
+    """Where a training job (``stage``, e.g. ``rm_train``; ``name``, e.g. ``seed1``) keeps resumable
+    checkpoints: under config ``checkpoint_dir``, outside the declared outputs (Snakemake deletes
+    those before a job starts), in a directory named by a hash of everything that shapes training:
+    the job's ``settings``, the stage's code, and the config and code of every stage upstream of it.
+    A rerun after any such change starts afresh instead of resuming from a stale checkpoint."""
+    upstream = [[_training_settings(u), code_hash(u)] for u in UPSTREAM[stage]]
+    key = json.dumps([settings, code_hash(stage), upstream], sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return f"{config['checkpoint_dir']}/ppo/{wildcards.run}/{digest}"
+    return f"{config['checkpoint_dir']}/{stage}/{name}/{digest}"
+
+
+def sft_checkpoint_dir(wildcards):
+    return checkpoint_dir("sft", "sft", _training_settings("sft"))
+
+
+def rm_checkpoint_dir(wildcards):
+    """One directory per RM member: members train in parallel jobs."""
+    return checkpoint_dir("rm_train", f"seed{wildcards.seed}",
+                          [_training_settings("rm_train"), int(wildcards.seed)])

@@ -29,7 +29,7 @@ rule ppo:
     container:
         container_image()
     shell:
-        "{CLI} ppo --config {params.cfg:q} --policy {input.policy} --rm-dirs {input.rms} "
+        "exec {CLI} ppo --config {params.cfg:q} --policy {input.policy} --rm-dirs {input.rms} "
         "--objective {params.objective} --uwo-weight {params.uwo_weight} {params.standardize} "
         "--reward-batch-size {params.reward_batch_size} "
         "--train-prompts {input.train_prompts} --eval-prompts {input.eval_prompts} "

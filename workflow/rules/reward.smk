@@ -72,6 +72,7 @@ rule rm_train:
         # `seeds` only says which members exist; leaving it out means adding a member trains only it.
         cfg=section("rm", exclude=["seeds"]),
         code=code_hash("rm_train"),
+        ckpt=rm_checkpoint_dir,
     log:
         "results/logs/rm_train/seed{seed}.log",
     benchmark:
@@ -82,9 +83,10 @@ rule rm_train:
     container:
         container_image()
     shell:
-        "{CLI} rm-train --config {params.cfg:q} --seed {wildcards.seed} "
+        "exec {CLI} rm-train --config {params.cfg:q} --seed {wildcards.seed} "
         "--prefs-train {input.train} --prefs-val {input.val} --sft-model {input.sft} "
-        "--out-dir results/rm/seed{wildcards.seed} --manifest {output.manifest} > {log} 2>&1"
+        "--out-dir results/rm/seed{wildcards.seed} --ckpt-dir {params.ckpt:q} "
+        "--manifest {output.manifest} > {log} 2>&1"
 
 
 rule rm_summary:

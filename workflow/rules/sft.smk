@@ -10,6 +10,7 @@ rule sft:
         cfg=section("sft"),
         tokenizer=config["tokenizer"],
         code=code_hash("sft"),
+        ckpt=sft_checkpoint_dir,
     log:
         "results/logs/sft.log",
     benchmark:
@@ -20,6 +21,6 @@ rule sft:
     container:
         container_image()
     shell:
-        "{CLI} sft --config {params.cfg:q} --tokenizer {params.tokenizer:q} "
-        "--train {input.train} --val {input.val} --out {output.model} "
+        "exec {CLI} sft --config {params.cfg:q} --tokenizer {params.tokenizer:q} "
+        "--train {input.train} --val {input.val} --out {output.model} --ckpt-dir {params.ckpt:q} "
         "--manifest {output.manifest} > {log} 2>&1"

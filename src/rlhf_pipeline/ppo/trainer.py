@@ -29,10 +29,8 @@ import importlib.util
 import logging
 import math
 import shutil
-import signal
-import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,7 @@ from tqdm.auto import tqdm
 
 from ..errors import PipelineError
 from ..io import atomic_dir, atomic_file, write_jsonl
+from ..trainer_checkpoints import Preempted, stop_on_signals
 from . import checkpoint as ckpt
 from .config import PPOConfig
 from .kl import kl_k1, kl_k3, make_kl_controller
@@ -133,7 +132,7 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
 
     # ---- the loop ------------------------------------------------------------------------------
     n_steps = cfg.num_steps
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         for step in tqdm(range(first_step, n_steps + 1), initial=first_step - 1, total=n_steps,
                          desc="PPO", disable=not accelerator.is_local_main_process):
             t0 = time.time()
@@ -155,9 +154,10 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
                 run.save_checkpoint(step, scheduler, kl_ctl, rows)
             if stop.signum:
                 accelerator.end_training()
-                log.warning("PPO: got signal %d; checkpointed step %d in %s; exiting",
-                            stop.signum, step, ckpt_dir)
-                raise SystemExit(128 + stop.signum)
+                msg = (f"PPO: got signal {stop.signum}; checkpointed step {step} in {ckpt_dir}; "
+                       f"exiting with {128 + stop.signum} (a rerun resumes from there)")
+                log.warning(msg)
+                raise Preempted(stop.signum, msg)
 
     # ---- final policy ----------------------------------------------------------------------
     accelerator.end_training()
@@ -493,25 +493,3 @@ def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
         writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-
-
-class _StopFlag:
-    signum: int = 0
-
-
-@contextmanager
-def _stop_on_signals(signals=(signal.SIGTERM, signal.SIGUSR1)):
-    """SIGTERM/SIGUSR1 set a flag; the loop checkpoints at the end of the step and exits."""
-    flag = _StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        flag.signum = signum
-    previous = {s: signal.signal(s, handler) for s in signals}
-    try:
-        yield flag
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

@@ -7,6 +7,7 @@ Texts are tokenised by :func:`~rlhf_pipeline.reward.heads.encode_for_reward` (``
 right truncation, EOS appended) and handed to the trainer as ``chosen_ids``/``rejected_ids``, so
 training and inference (:class:`~rlhf_pipeline.reward.ensemble.EnsembleReward`) read text
 identically. Loss: Bradley-Terry, -log sigmoid(r_chosen - r_rejected) (TRL's).
+Preemption (checkpoints, SIGTERM/SIGUSR1, resume): :mod:`rlhf_pipeline.trainer_checkpoints`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from ..errors import PipelineError
 from ..io import atomic_dir, read_jsonl, write_json
 from ..models import load_tokenizer, resolve_name
+from ..trainer_checkpoints import checkpoint_args, remove_checkpoints, train_resumable
 from .config import RMConfig
 from .heads import RewardModel, encode_for_reward, score_token_ids
 
@@ -71,8 +73,13 @@ def _pair_ids(tok, rows, max_length):
 
 def train_reward_model(cfg: RMConfig, seed: int, prefs_train: str | os.PathLike,
                        prefs_val: str | os.PathLike, sft_model_dir: str | os.PathLike | None,
-                       out_dir: str | os.PathLike) -> dict[str, Any]:
+                       out_dir: str | os.PathLike, ckpt_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train one proxy RM; write ``out_dir/model/`` (model + tokenizer) and ``out_dir/metrics.json``.
+
+    With ``ckpt_dir`` (this seed's own, outside the declared outputs) the run checkpoints about ten
+    times, resumes from the newest complete checkpoint there, and on SIGTERM/SIGUSR1 checkpoints and
+    raises :class:`~rlhf_pipeline.trainer_checkpoints.Preempted` without writing ``out_dir`` (see
+    :mod:`rlhf_pipeline.trainer_checkpoints`); the checkpoints are deleted once ``out_dir`` is written.
 
     Metrics: ``accuracy_gold`` (held-out pairwise accuracy against the gold preference, i.e. noisy
     labels un-flipped), ``accuracy_noisy`` (against the training labels), ``reward_mean`` /
@@ -95,9 +102,9 @@ def train_reward_model(cfg: RMConfig, seed: int, prefs_train: str | os.PathLike,
     train_ds = Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected})
 
     start = time.time()
-    with tempfile.TemporaryDirectory(prefix="rm_trainer_") as trainer_dir:
+    with tempfile.TemporaryDirectory(prefix="rm_trainer_") as scratch:
         args = RewardConfig(
-            output_dir=trainer_dir,
+            **checkpoint_args(ckpt_dir, scratch),
             num_train_epochs=cfg.epochs,
             per_device_train_batch_size=cfg.batch_size,
             learning_rate=cfg.learning_rate,
@@ -106,7 +113,6 @@ def train_reward_model(cfg: RMConfig, seed: int, prefs_train: str | os.PathLike,
             bf16=cfg.bf16,
             max_length=cfg.max_length,
             activation_checkpointing=False,  # tiny models; our RewardModel does not support it
-            save_strategy="no",
             eval_strategy="no",
             report_to="none",
             logging_steps=max(1, len(train_rows) // cfg.batch_size // 4),
@@ -114,7 +120,7 @@ def train_reward_model(cfg: RMConfig, seed: int, prefs_train: str | os.PathLike,
             dataloader_pin_memory=torch.cuda.is_available(),
         )
         trainer = RewardTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tok)
-        trainer.train()
+        _, resumed_from = train_resumable(trainer, ckpt_dir, f"RM seed {seed}")
     train_time = time.time() - start
     model = trainer.model
 
@@ -143,11 +149,15 @@ def train_reward_model(cfg: RMConfig, seed: int, prefs_train: str | os.PathLike,
         "train_loss": float(trainer.state.log_history[-1].get("train_loss", float("nan")))
         if trainer.state.log_history else float("nan"),
         "train_time_s": train_time,
+        "resumed_from": None if resumed_from is None else resumed_from.name,
         "epochs": cfg.epochs,
         "learning_rate": cfg.learning_rate,
     }
-    with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp / "model")
-        tok.save_pretrained(tmp / "model")
-        write_json(tmp / "metrics.json", metrics)
+    if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes
+        with atomic_dir(out_dir) as tmp:
+            model.save_pretrained(tmp / "model")
+            tok.save_pretrained(tmp / "model")
+            write_json(tmp / "metrics.json", metrics)
+        remove_checkpoints(ckpt_dir)
+    trainer.accelerator.wait_for_everyone()
     return metrics

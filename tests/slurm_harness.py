@@ -88,7 +88,8 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
-# finished jobs stay visible to squeue for this long (the executor's squeue status queries need it)
+# finished jobs stay visible to squeue/scontrol this long (the executor's squeue status queries and the
+# tests' `scontrol show job` checks need it; the default 300 s is shorter than a workflow test)
 MinJobAge=600
 SchedulerParameters=sched_interval=2
 StateSaveLocation={base}/state
@@ -169,9 +170,10 @@ def ensure_cluster(timeout: float = 90) -> Cluster:
 
     if _start_munged():
         cluster.started.append("munged")
+    if config_changed:  # node CPUs/memory and MinJobAge are read at start: restart, `reconfigure` is not enough
+        for daemon in ("slurmd", "slurmctld"):
+            _stop_daemon(daemon)
     for daemon in ("slurmctld", "slurmd"):
-        if _pid_alive(PIDFILES[daemon]) and config_changed:
-            _run(["scontrol", "reconfigure"])
         if not _pid_alive(PIDFILES[daemon]):
             res = _run([daemon])  # both daemonize and write their pid file
             if res.returncode != 0:
@@ -190,6 +192,18 @@ def ensure_cluster(timeout: float = 90) -> Cluster:
     raise RuntimeError(f"node {host} not idle after {timeout:.0f}s (state {state!r}); see {BASE}/slurmctld.log")
 
 
+def _stop_daemon(name: str) -> None:
+    """SIGTERM the harness daemon `name` (by its pid file) and wait up to 10 s for it to exit."""
+    pid = _pid_alive(PIDFILES[name])
+    if pid is None:
+        return
+    os.kill(pid, 15)
+    for _ in range(100):
+        if _pid_alive(PIDFILES[name]) is None:
+            return
+        time.sleep(0.1)
+
+
 def stop_cluster(cluster: Cluster | None = None) -> None:
     """Stop the daemons `cluster` started (all three harness daemons when None), by pid.
 
@@ -199,16 +213,8 @@ def stop_cluster(cluster: Cluster | None = None) -> None:
     """
     names = cluster.started if cluster is not None else list(PIDFILES)
     for name in ("slurmd", "slurmctld", "munged"):  # reverse start order
-        if name not in names:
-            continue
-        pid = _pid_alive(PIDFILES[name])
-        if pid is None:
-            continue
-        os.kill(pid, 15)
-        for _ in range(100):
-            if _pid_alive(PIDFILES[name]) is None:
-                break
-            time.sleep(0.1)
+        if name in names:
+            _stop_daemon(name)
     if _pid_alive(PIDFILES["slurmctld"]) is None and CONF.exists() and MARKER in CONF.read_text():
         CONF.unlink()
 

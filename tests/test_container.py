@@ -95,14 +95,16 @@ RULES_SCRIPT = textwrap.dedent("""
     with SnakemakeApi(OutputSettings(quiet={})) as api:
         wf = api.workflow(resource_settings=ResourceSettings(), snakefile=snakefile, workdir=snakefile.parent,
                           deployment_settings=DeploymentSettings(deployment_method={DeploymentMethod.APPTAINER}))
-        rules = {r.name: {"container": r.container_img, "input": [str(f) for f in r.input]}
+        rules = {r.name: {"container": r.container_img, "input": [str(f) for f in r.input],
+                          "local": r.name in wf._workflow._localrules}
                  for r in wf._workflow.rules}
     print("RULES=" + json.dumps(rules))
 """)
 
 
 def rules_under_apptainer(snakefile: Path) -> dict:
-    """name -> {container, input} of every rule, parsed as an `--sdm apptainer` run parses them."""
+    """name -> {container, input, local} of every rule, parsed as an `--sdm apptainer` run parses them
+    (local: a `localrule`, run by Snakemake itself, never submitted to SLURM)."""
     run = subprocess.run([sys.executable, "-c", RULES_SCRIPT, str(snakefile)], capture_output=True, text=True,
                          timeout=120)
     line = next((x for x in run.stdout.splitlines() if x.startswith("RULES=")), None)

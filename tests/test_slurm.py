@@ -16,19 +16,24 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from snakemake.profiles import ProfileConfigFileParser
 from snakemake.resources import Resources
 
 from slurm_harness import REPO, copy_workflow, slurm_cluster  # noqa: F401  (slurm_cluster: fixture)
+from test_container import rules_under_apptainer
 
 PROFILE = REPO / "slurm" / "config.yaml"
 # What the one-node test cluster needs on top of the profile (see module docstring).
 TEST_CLUSTER_ARGS = [
     "--sdm", "env-modules",
     "--slurm-status-command", "squeue",
-    "--slurm-init-seconds-before-status-checks", "3",
+    # The plugin polls after `init` s, then 10 s longer each round until a job finishes (then `init` again).
+    # Stages here take 15-25 s in SLURM; 7 s catches them at 7+17=24 s (3 s: at 3+13+23=39 s). Measured on
+    # 2 cores, the PPO target: ~182 s with 7, ~190 s with 1 or 3.
+    "--slurm-init-seconds-before-status-checks", "7",
     "--slurm-keep-successful-logs",
 ]
 
@@ -71,7 +76,8 @@ def test_profile_generic_settings(tmp_path):
     assert f"PYTHONPATH={os.environ['PWD']}/src" in args  # the checkout's code: $PWD where snakemake starts
     # unedited site block: no account, partition or GPU model forced on anyone
     assert not any(r.startswith(("slurm_account", "slurm_partition")) for r in p["default-resources"])
-    assert "set-resources" not in p
+    # set-resources: only the preemption signal of the checkpointing stages, no GPU model
+    assert sorted(p["set-resources"]) == [f"{r}:slurm_extra='--signal=TERM@600'" for r in ("ppo", "rm_train", "sft")]
 
 
 def test_profile_resources_grow_with_attempt(tmp_path):
@@ -88,6 +94,7 @@ def test_profile_site_block(tmp_path):
     assert "slurm_account='proj0123'" in p["default-resources"]
     assert "slurm_partition='gpu'" in p["default-resources"]
     assert "sft:gpu_model='a100'" in p["set-resources"] and "rm_train:gpu_model='a100'" in p["set-resources"]
+    assert "ppo:slurm_extra='--signal=TERM@600'" in p["set-resources"]  # the signal survives the site edit
     assert not any(s.startswith("prepare_data:") for s in p["set-resources"])  # CPU rules stay CPU rules
     assert p["apptainer-args"].endswith("--bind /scratch/rlhf --bind /datasets")
 
@@ -113,38 +120,161 @@ def test_sbatch_wrap_completes(slurm_cluster, tmp_path):
 
 
 def tiny_config(path: Path) -> Path:
-    """config/config.yaml with a tiny synthetic set and small SLURM requests."""
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    cfg["dataset"]["synthetic"] = {"n_train": 24, "n_val": 6, "n_test": 6}
-    cfg["resources"] = {"default": {"mem_mb": 500, "runtime": 5, "cpus_per_task": 1}}
+    """tests/configs/tiny.yaml with small SLURM requests (mem_mb is checked below).
+
+    Snakemake merges a --configfile into config/config.yaml key by key (nested dicts too), so the
+    default's PPO runs (seed1..3, ensembles) stay defined: rm.seeds must name their members. The
+    target needs only RM seed 1, so only that member is trained.
+    """
+    cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    cfg["rm"]["seeds"] = [1, 2, 3]
+    # runtime above the profile's PREEMPT_LEAD (600 s), or SLURM sends the checkpoint signal at once
+    cfg["resources"] = {"default": {"mem_mb": 1500, "runtime": 30, "cpus_per_task": 1}}
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
+def job_stats(output: str) -> dict[str, int]:
+    """Rule -> job count from the first "Job stats:" table Snakemake prints (the plan it executes)."""
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+PPO_TARGET = "results/ppo/seed1/gold_eval.csv"
+# Every rule the PPO target needs on the tiny config; none is a localrule (rm_summary, bon and the plot are).
+SLURM_RULES = {"prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train", "ppo", "gold_eval"}
+
+
 @pytest.mark.slurm
-def test_workflow_runs_through_slurm_profile(slurm_cluster, tmp_path):
+def test_ppo_target_runs_through_slurm_profile(slurm_cluster, tmp_path):
+    """The done-when of issue 4: the plain profile command on the PPO target, every rule a SLURM job."""
     wf = copy_workflow(tmp_path / "wf")
-    target = "results/data/synthetic/train.jsonl"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PWD": str(wf)}
     cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--configfile", str(tiny_config(wf / "tiny.yaml")),
-           *TEST_CLUSTER_ARGS, "--", target]
+           *TEST_CLUSTER_ARGS, "--", PPO_TARGET]
     t0 = time.monotonic()
-    run = subprocess.run(cmd, cwd=wf, env=env, capture_output=True, text=True, timeout=240)
+    run = subprocess.run(cmd, cwd=wf, env=env, capture_output=True, text=True, timeout=540)
     elapsed = time.monotonic() - t0
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-4000:]
+
+    gold = pd.read_csv(wf / PPO_TARGET)
+    assert len(gold) >= 2 and {"step", "kl", "proxy_reward", "gold_reward"} <= set(gold.columns)
+    assert gold[["kl", "proxy_reward", "gold_reward"]].notna().all().all()
+
+    ran = job_stats(output)
+    assert set(ran) == SLURM_RULES and all(n == 1 for n in ran.values()), ran
+    # Each rule went through SLURM: exactly one plugin log, named by the SLURM job id, and slurmctld
+    # remembers the job (MinJobAge=600 in the harness) as COMPLETED, named with the profile's prefix.
+    logs_dir = wf / ".snakemake" / "slurm_logs"
+    assert {p.name for p in logs_dir.iterdir()} == {f"rule_{r}" for r in SLURM_RULES}
+    jobids = {}
+    for rule in SLURM_RULES:
+        logs = list((logs_dir / f"rule_{rule}").rglob("*.log"))
+        assert len(logs) == 1, f"rule {rule}: expected one SLURM log, found {logs}"
+        assert f"rule {rule}" in logs[0].read_text()
+        jobids[rule] = logs[0].stem
+        info = job_info(jobids[rule])
+        assert "JobState=COMPLETED" in info and "ExitCode=0:0" in info, info
+        assert re.search(r"JobName=rlhf_[0-9a-f-]{36}\b", info), info
+    assert len(set(jobids.values())) == len(SLURM_RULES)
+    # sized by the workflow config's resources (mem_mb 1500), not the profile's generic 4000 * attempt
+    assert re.search(r"TRES=cpu=1,mem=1500M", job_info(jobids["ppo"]))
+    print(f"PPO target through SLURM: {elapsed:.0f} s")
+
+
+# --- the real-scale plan (coste2023) under the profile -------------------------------------------------
+
+COSTE = REPO / "config" / "experiments" / "coste2023.yaml"
+COSTE_TARGETS = ["results/ppo/seed1/gold_eval.csv", "results/bon/seed1/bon.csv"]  # the latter adds bon_sample
+
+
+def plan_jobs(output: str) -> dict[str, dict]:
+    """rule -> {"input": [...], "resources": {...}} of each job a dry run prints.
+
+    Snakemake 9 prints, per planned job, a `rule <name>:` (or `localrule <name>:`) block with
+    `input:` and `resources:` lines; the resources are those the executor will submit (profile
+    default-resources, then the rule's, then set-resources), evaluated for attempt 1.
+    """
+    jobs = {}
+    for block in re.split(r"^(?=(?:local)?rule \w+:$)", output, flags=re.M)[1:]:
+        head, *lines = block.splitlines()
+        fields = dict(re.match(r"^\s+(\w+): (.*)$", line).groups() for line in lines
+                      if re.match(r"^\s+\w+: ", line))
+        res = {}
+        for item in re.split(r", (?=\w+=)", fields.get("resources", "")):
+            if "=" in item:
+                key, value = item.split("=", 1)
+                res[key] = int(value) if value.isdigit() else value
+        jobs[head.split()[1].rstrip(":")] = {"input": fields.get("input", "").split(", "), "resources": res}
+    return jobs
+
+
+def sbatch_flags(rule: str, resources: dict) -> str:
+    """The resource part of the sbatch call snakemake-executor-plugin-slurm builds for a job with these
+    resources (its own get_submit_command and set_gres_string, fed a job-shaped object)."""
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    class Res(dict):
+        __getattr__ = dict.__getitem__
+
+    job = SimpleNamespace(name=rule, threads=resources.get("cpus_per_task", 1), resources=Res(resources))
+    params = dict(run_uuid="uuid", slurm_logfile="log", comment_str=f"rule_{rule}", account="", partition="",
+                  workdir="")
+    return get_submit_command(job, params) + set_gres_string(job)
+
+
+@pytest.fixture
+def fake_apptainer(tmp_path) -> str:
+    """A PATH entry with an `apptainer` that only tells its version (all a dry run asks of it)."""
+    fake = tmp_path / "bin" / "apptainer"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'apptainer version 1.3.4'\n")
+    fake.chmod(0o755)
+    return str(fake.parent)
+
+
+def test_coste2023_plan_under_profile(tmp_path, fake_apptainer):
+    """The done-when of issue 4: `snakemake -n --profile slurm --configfile coste2023.yaml <target>`."""
+    wf = copy_workflow(tmp_path / "wf")
+    env = {**os.environ, "PATH": f"{fake_apptainer}:{os.environ['PATH']}", "PWD": str(wf)}
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "--configfile",
+                          str(COSTE.relative_to(REPO)), "--", *COSTE_TARGETS],
+                         cwd=wf, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    jobs = plan_jobs(run.stdout)
+    cfg = yaml.safe_load(COSTE.read_text())["resources"]
+    local = {name for name, r in rules_under_apptainer(wf / "Snakefile").items() if r["local"]}
+    assert "bon" in local and "build_image" not in local  # a dry run prints local jobs as `rule` too
+    assert {"build_image", "prepare_data", "sft", "label_preferences", "rm_train", "ppo", "gold_eval",
+            "bon_sample", "bon"} <= set(jobs), sorted(jobs)
+    assert "gold_rm_train" not in jobs  # coste2023 scores with the AlpacaFarm gold RM, trained elsewhere
 
-    rows = (wf / target).read_text().splitlines()
-    assert len(rows) == 24
+    # the image: built by a (SLURM) job, and an input of every job that runs in it
+    image = re.search(r"^\s+output: (singularity/rlhf-pipeline-[0-9a-f]{12}\.sif)$", run.stdout, re.M).group(1)
+    for rule, job in jobs.items():
+        if rule != "build_image":
+            assert image in job["input"], f"{rule} does not depend on {image}"
 
-    # The job went through SLURM: the plugin's log for the rule, named by the SLURM job id ...
-    logs = list((wf / ".snakemake" / "slurm_logs" / "rule_prepare_data").rglob("*.log"))
-    assert len(logs) == 1, f"no SLURM log for prepare_data: {logs}"
-    jobid = logs[0].stem
-    assert "rule prepare_data" in logs[0].read_text()
-    # ... and slurmctld knows it: finished, named with the profile's prefix, and sized by the workflow
-    # config's resources (mem_mb 500), not the profile's generic 4000 * attempt.
-    info = job_info(jobid)
-    assert "JobState=COMPLETED" in info
-    assert re.search(r"JobName=rlhf_[0-9a-f-]{36}\b", info), info
-    assert re.search(r"TRES=cpu=1,mem=500M", info), info
-    print(f"prepare_data through SLURM: {elapsed:.0f} s")
+    # every SLURM job's resources are the config's (default, then the rule's entry), at attempt 1
+    for rule, job in jobs.items():
+        if rule in local or rule == "build_image":  # build_image: container.smk's own sizing
+            continue
+        want = {**cfg["default"], **cfg.get(rule, {})}
+        got = {k: job["resources"].get(k) for k in want}
+        assert got == want, f"{rule}: planned {got}, config {want}"
+
+    # GPU stages request GPUs, and the plugin turns that into --gpus=N with the CPUs the config gives
+    # (not the profile's generic defaults); checkpointing stages get their preemption signal.
+    gpu_rules = {"sft", "label_preferences", "rm_train", "ppo", "gold_eval", "bon_sample"}
+    assert {r for r in cfg if cfg[r].get("gpu")} == gpu_rules
+    assert cfg["sft"]["gpu"] > 1 and cfg["ppo"]["gpu"] > 1  # pythia-1.4b SFT and PPO: data-parallel
+    for rule in gpu_rules:
+        flags = sbatch_flags(rule, jobs[rule]["resources"]).split()
+        assert f"--gpus={cfg[rule]['gpu']}" in flags, (rule, flags)
+        assert f"--cpus-per-task={cfg[rule]['cpus_per_task']}" in flags and f"--mem" in flags, (rule, flags)
+        assert ("--signal=TERM@600" in flags) == (rule in ("sft", "rm_train", "ppo")), (rule, flags)
+    assert not any(f.startswith("--gpus") for f in sbatch_flags("prepare_data", jobs["prepare_data"]["resources"]).split())

@@ -13,6 +13,13 @@ from snakemake.utils import validate
 from rlhf_pipeline.config import validate_config
 from rlhf_pipeline.errors import PipelineError
 
+# Snakemake merges --configfile/--config into config/config.yaml key by key. For the named PPO runs
+# that would mix the default's runs into an experiment's own set, so a command-line config that
+# defines `ppo.runs` replaces the default's runs instead (every other key merges as usual).
+_cli_runs = (workflow.config_settings.overwrite_config or {}).get("ppo", {}).get("runs")
+if _cli_runs is not None:
+    config["ppo"]["runs"] = _cli_runs
+
 try:  # one line naming the key and the allowed values, before any job is planned
     validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 except PipelineError as e:

@@ -20,7 +20,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from .source import IN_MEMORY, carve, column, load_source, require_columns
+from .source import IN_MEMORY, column, load_source, require_columns, val_from_train
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -64,10 +64,8 @@ def convert(dsd: "DatasetDict", seed: int = 0, source: str = IN_MEMORY
             ) -> dict[str, list[dict[str, Any]]]:
     """HH-RLHF DatasetDict -> rows per split (mapping in the module docstring)."""
     require_columns(dsd, NAME, source, {"train": COLUMNS, "test": COLUMNS})
-    n_val = max(1, round(VAL_FRACTION * len(dsd["train"])))
-    train, val = carve(dsd["train"], n_val, seed, f"{NAME}/val")
-    return {"train": _rows(train, "train"), "val": _rows(val, "val"),
-            "test": _rows(dsd["test"], "test")}
+    splits = val_from_train(dsd, VAL_FRACTION, seed, NAME)
+    return {split: _rows(ds, split) for split, ds in splits.items()}
 
 
 def load_rows(cfg, seed: int = 0) -> dict[str, list[dict[str, Any]]]:

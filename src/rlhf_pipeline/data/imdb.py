@@ -14,7 +14,7 @@ import random
 import re
 from typing import TYPE_CHECKING, Any
 
-from .source import IN_MEMORY, carve, column, load_source, require_columns
+from .source import IN_MEMORY, column, load_source, require_columns, val_from_train
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -51,10 +51,8 @@ def convert(dsd: "DatasetDict", seed: int = 0, source: str = IN_MEMORY
             ) -> dict[str, list[dict[str, Any]]]:
     """IMDB DatasetDict -> rows per split (mapping in the module docstring)."""
     require_columns(dsd, NAME, source, {"train": COLUMNS, "test": COLUMNS})
-    n_val = max(1, round(VAL_FRACTION * len(dsd["train"])))
-    train, val = carve(dsd["train"], n_val, seed, f"{NAME}/val")
-    return {"train": _rows(train, "train", seed), "val": _rows(val, "val", seed),
-            "test": _rows(dsd["test"], "test", seed)}
+    splits = val_from_train(dsd, VAL_FRACTION, seed, NAME)
+    return {split: _rows(ds, split, seed) for split, ds in splits.items()}
 
 
 def load_rows(cfg, seed: int = 0) -> dict[str, list[dict[str, Any]]]:

@@ -82,6 +82,15 @@ def carve(ds: "Dataset", n_out: int, seed: int, tag: str) -> tuple["Dataset", "D
     return ds.select(sorted(idx[n_out:])), ds.select(sorted(idx[:n_out]))
 
 
+def val_from_train(dsd: "DatasetDict", fraction: float, seed: int, tag: str
+                   ) -> dict[str, "Dataset"]:
+    """``train``/``val``/``test`` of a set with only train and test: ``val`` is a seeded ``fraction``
+    of ``train`` (at least one row, see :func:`carve`), the rest stays ``train``."""
+    n_val = max(1, round(fraction * len(dsd["train"])))
+    train, val = carve(dsd["train"], n_val, seed, f"{tag}/val")
+    return {"train": train, "val": val, "test": dsd["test"]}
+
+
 def column(ds: "Dataset", name: str) -> list:
     """A column as a plain Python list."""
     return list(ds[name])

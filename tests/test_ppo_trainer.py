@@ -172,6 +172,81 @@ def test_nan_score_aborts_with_the_batch_saved(policy_dir, tmp_path):
     assert not (tmp_path / "out" / "model").exists()
 
 
+def strict_jsonl(path):
+    """The rows of a JSONL file parsed as strict JSON (the NaN / Infinity json.dumps writes by default refused)."""
+    def refuse(token):
+        raise ValueError(f"{path}: not JSON: {token}")
+    return [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+
+
+def test_nan_proxy_reward_at_an_eval_step_aborts_with_the_eval_batch_saved(policy_dir, tmp_path):
+    class NanAtEval2(FirstHalfReward):
+        """Training scores stay finite; the 2nd eval batch of eval step 2 gets a NaN for its last sample."""
+
+        def __init__(self):
+            super().__init__()
+            self.detail_calls = 0
+
+        def score_detail(self, prompts, responses):
+            self.detail_calls += 1  # eval batches of 4: step 0 -> calls 1, 2; step 2 -> calls 3, 4
+            d = super().score_detail(prompts, responses)
+            if self.detail_calls == 4:
+                d["members"][0, -1] = float("nan")
+                d = {"members": d["members"], "reward": d["members"].mean(0), "variance": d["members"].var(0)}
+            return d
+
+    out, ck = tmp_path / "out", tmp_path / "ckpt"
+    with pytest.raises(PipelineError) as exc:
+        train_ppo(small_cfg(eval_batch_size=4), policy_dir, NanAtEval2(), PROMPTS, EVAL_PROMPTS, out, ck)
+    bad_path = ck / "nan_eval_batch_step2.jsonl"
+    assert str(exc.value) == (
+        f"PPO eval at step 2: non-finite proxy reward, proxy member scores, ensemble variance in 1 of 2 samples "
+        f"of an eval batch; eval batch saved to {bad_path}; no eval file written for step 2; last good "
+        f"checkpoint kept in {ck}")
+    bad = strict_jsonl(bad_path)
+    assert [r["prompt"] for r in bad] == EVAL_PROMPTS[4:6]  # the offending eval batch, nothing else
+    assert set(bad[0]) == {"prompt", "response", "score", "proxy_scores", "ensemble_variance", "kl"}
+    assert bad[1]["score"] == "nan" and bad[1]["proxy_scores"][0] == "nan" and bad[1]["ensemble_variance"] == "nan"
+    assert isinstance(bad[0]["score"], float) and isinstance(bad[1]["kl"], float)
+    assert bad[0]["score"] == pytest.approx(sum(bad[0]["proxy_scores"]) / 2)
+    # no eval file (partial or temporary) for step 2; step 0's is strict JSON; step 1 is the last checkpoint
+    assert sorted(p.name for p in (out / "eval").iterdir()) == ["step000000.jsonl"]
+    assert len(strict_jsonl(out / "eval" / "step000000.jsonl")) == len(EVAL_PROMPTS)
+    assert sorted(p.name for p in ck.iterdir()) == ["nan_eval_batch_step2.jsonl", "step000001"]
+    assert not (out / "model").exists()
+
+
+@pytest.mark.parametrize("what", ["reward", "kl"])
+def test_non_finite_eval_at_step_0_aborts_before_any_checkpoint(policy_dir, tmp_path, monkeypatch, what):
+    calls = []
+
+    def reward(prompts, responses):  # a plain callable: no score_detail; call 1 is the eval at step 0
+        calls.append(len(responses))
+        r = FirstHalfReward()(prompts, responses)
+        if what == "reward" and len(calls) == 1:
+            r[2] = float("inf")
+        return r
+
+    if what == "kl":
+        from rlhf_pipeline.ppo import trainer
+        monkeypatch.setattr(trainer, "kl_k1", lambda logp, ref_logp: torch.full_like(logp, float("nan")))
+    out, ck = tmp_path / "out", tmp_path / "ckpt"
+    expected = {"reward": r"non-finite proxy reward, proxy member scores in 1 of 6 ",
+                "kl": r"non-finite KL in 6 of 6 "}[what]
+    with pytest.raises(PipelineError, match=r"^PPO eval at step 0: " + expected):
+        train_ppo(small_cfg(), policy_dir, reward, PROMPTS, EVAL_PROMPTS, out, ck)
+    assert calls == [6]  # it stopped at the eval, before any training step
+    bad = strict_jsonl(ck / "nan_eval_batch_step0.jsonl")
+    assert [r["prompt"] for r in bad] == EVAL_PROMPTS
+    if what == "reward":
+        assert [r["score"] == "inf" for r in bad] == [False, False, True, False, False, False]
+        assert bad[2]["proxy_scores"] == ["inf"] and bad[2]["ensemble_variance"] == 0.0
+    else:
+        assert all(r["kl"] == "nan" and isinstance(r["score"], float) for r in bad)
+    assert sorted(p.name for p in ck.iterdir()) == ["nan_eval_batch_step0.jsonl"]
+    assert not (out / "eval").exists() or not any((out / "eval").iterdir())
+
+
 def test_sigterm_checkpoints_the_current_step_and_exits_nonzero(policy_dir, tmp_path):
     class TermDuringStep2(FirstHalfReward):
         def __call__(self, prompts, responses):

@@ -5,11 +5,23 @@ RM is too big to load during training). This module scores every eval sample wit
 one batched pass and summarises each eval step as one CSV row: means and standard errors of KL,
 proxy and gold reward. It works on a partial directory left by a stopped run, so a cancelled run
 can still be gold-scored. The input files are never modified.
+
+Non-finite values are never averaged. Every per-sample number gold-eval reads (``kl``,
+``proxy_reward``, ``ensemble_variance``, ``response_length`` and each of ``proxy_scores``) must be a
+finite JSON number, and so must every score the gold scorer returns; otherwise gold-eval stops with a
+:class:`PipelineError` naming the file, line and field (for a gold score: the sample's file and line,
+field ``gold_reward``) and how many such values there are, and writes nothing. (NaN/inf in an eval file
+means the PPO run that wrote it is broken - PPO itself aborts on a non-finite eval score - and a NaN gold
+score means a broken gold scorer; dropping those samples would bias the means towards the samples that
+happened to score.) So no sample is ever excluded: ``n`` is the number of samples in the step, which is
+the number behind every mean and standard error in that row. The one thing skipped is a truncated last
+line of the newest file (a run stopped mid-write, with a warning): it is not a sample and not counted.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import warnings
@@ -28,6 +40,9 @@ Scorer = Callable[[list[str], list[str]], np.ndarray]
 
 #: Fields every eval row must carry (PPO also writes ``step`` and ``proxy_scores``).
 EVAL_FIELDS = ["prompt", "response", "proxy_reward", "kl", "ensemble_variance", "response_length"]
+
+#: Per-sample numbers of an eval row that must be finite (``proxy_scores``, a list, is checked too).
+NUMERIC_FIELDS = ["kl", "proxy_reward", "ensemble_variance", "response_length"]
 
 #: Columns of ``gold_eval.csv``, in order.
 GOLD_EVAL_COLUMNS = [
@@ -68,6 +83,41 @@ def read_eval_rows(path: Path, newest: bool) -> list[dict[str, Any]]:
     return read_jsonl(path, required=EVAL_FIELDS, allow_truncated_tail=newest)
 
 
+def row_line_numbers(path: Path, n_rows: int) -> list[int]:
+    """The line numbers of the first ``n_rows`` rows :func:`read_eval_rows` returned from ``path``:
+    its non-blank lines, in order (only a truncated LAST line is ever skipped, so row k is line k)."""
+    lines = [i for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    return lines[:n_rows]
+
+
+def check_finite_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """:class:`PipelineError` naming the first line and field of ``path`` whose value is not a finite
+    number (NaN, Infinity, null, a string...): :data:`NUMERIC_FIELDS` and each ``proxy_scores`` entry."""
+    bad = []
+    for k, row in enumerate(rows):
+        for field in NUMERIC_FIELDS:
+            if not _is_finite_number(row[field]):
+                bad.append((k, field, row[field]))
+        scores = row.get("proxy_scores", [])
+        for value in scores if isinstance(scores, list) else [scores]:
+            if not _is_finite_number(value):
+                bad.append((k, "proxy_scores", value))
+    if bad:
+        k, field, value = bad[0]
+        line = row_line_numbers(path, len(rows))[k]
+        raise PipelineError(f"{path}:{line}: {field} is {_show(value)}, not a finite number ({len(bad)} such "
+                            "value(s) in this file); gold-eval does not average over non-finite values")
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _show(value: Any) -> str:
+    """``value`` as its JSON file has it: NaN, Infinity, null, "text", ..."""
+    return json.dumps(value)
+
+
 def load_eval_dir(eval_dir: str | os.PathLike) -> dict[int, tuple[Path, list[dict[str, Any]]]]:
     """All eval rows by step: ``{step: (path, rows)}``; an empty newest file is skipped."""
     files = eval_files(eval_dir)
@@ -75,6 +125,7 @@ def load_eval_dir(eval_dir: str | os.PathLike) -> dict[int, tuple[Path, list[dic
     for k, (step, path) in enumerate(files):
         newest = k == len(files) - 1
         rows = read_eval_rows(path, newest=newest)
+        check_finite_rows(path, rows)
         if rows:
             out[step] = (path, rows)
         elif newest:
@@ -89,7 +140,18 @@ def load_eval_dir(eval_dir: str | os.PathLike) -> dict[int, tuple[Path, list[dic
 def summarize_steps(samples: pd.DataFrame) -> pd.DataFrame:
     """One row per step from per-sample columns ``step, kl, proxy_reward, gold_reward,
     response_length, ensemble_variance``: means, standard errors (NaN for one sample), n, and
-    ``sqrt_kl = sqrt(max(mean KL, 0))`` (the distance d of Gao et al. 2022)."""
+    ``sqrt_kl = sqrt(max(mean KL, 0))`` (the distance d of Gao et al. 2022).
+
+    Every value must be finite (:class:`PipelineError` otherwise): ``n``, the number of samples of the
+    step, is then the number behind every mean."""
+    averaged = ["kl", "proxy_reward", "gold_reward", "response_length", "ensemble_variance"]
+    values = samples[averaged].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        bad = ~np.isfinite(values)
+        cols = [c for c, b in zip(averaged, bad.any(0)) if b]
+        steps = sorted({int(s) for s in samples["step"].to_numpy()[bad.any(1)]})
+        raise PipelineError(f"gold eval summary: {int(bad.sum())} non-finite value(s) in {cols} at step(s) {steps}; "
+                            "means over the finite values would not be means over n samples")
     g = samples.groupby("step", sort=True)
     mean, se = g.mean(numeric_only=True), g.sem(numeric_only=True)
     out = pd.DataFrame({"step": mean.index.astype(int), "n": g.size().to_numpy()})
@@ -122,6 +184,12 @@ def gold_eval(
     ).reshape(-1)
     if len(gold) != len(flat):
         raise PipelineError(f"gold scorer returned {len(gold)} scores for {len(flat)} eval samples")
+    bad = np.flatnonzero(~np.isfinite(gold))
+    if len(bad):
+        path, line = _locate(by_step, int(bad[0]))
+        raise PipelineError(f"{path}:{line}: the gold scorer returned gold_reward {_show(float(gold[bad[0]]))} for "
+                            f"this sample, not a finite number ({len(bad)} of {len(gold)} gold scores are "
+                            "non-finite); gold-eval does not average over non-finite values")
 
     samples = pd.DataFrame(
         {
@@ -141,14 +209,23 @@ def gold_eval(
     return df
 
 
+def _locate(by_step, k: int) -> tuple[Path, int]:
+    """(file, line) of the ``k``-th sample of the flattened ``by_step`` rows."""
+    for path, rows in by_step.values():
+        if k < len(rows):
+            return path, row_line_numbers(path, len(rows))[k]
+        k -= len(rows)
+    raise IndexError(k)
+
+
 def _write_scored(by_step, gold: np.ndarray, scored_dir: str | os.PathLike) -> None:
     """Copies of the eval files with per-sample ``gold_reward``; the directory appears whole."""
     it = iter(gold.tolist())
     with atomic_dir(scored_dir) as tmp:
         for path, rows in by_step.values():
             with open(tmp / path.name, "w") as f:
-                for row in rows:
-                    f.write(json.dumps({**row, "gold_reward": next(it)}, ensure_ascii=False) + "\n")
+                f.writelines(json.dumps({**row, "gold_reward": next(it)}, ensure_ascii=False, allow_nan=False) + "\n"
+                             for row in rows)
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:

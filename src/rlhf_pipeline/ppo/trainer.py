@@ -17,6 +17,11 @@ Files: ``out_dir/eval/step{N:06d}.jsonl`` (step 0, every ``eval_interval`` steps
 ``out_dir/train_log.csv``, ``out_dir/tb/`` (TensorBoard), ``out_dir/model/`` (at the end);
 resumable checkpoints in ``ckpt_dir`` (outside the declared outputs).
 
+Non-finite values abort the run with a :class:`PipelineError` naming the step; the last good checkpoint
+is kept and the offending batch is saved next to it: a NaN/inf score, reward or loss in a training step
+(``ckpt_dir/nan_batch_step{N}.jsonl``) or a NaN/inf proxy reward, member score, ensemble variance or KL
+at an eval step (``ckpt_dir/nan_eval_batch_step{N}.jsonl``; no eval file is written for that step).
+
 LoRA: the reference model is the policy with its adapters disabled (no second copy in memory);
 the value backbone gets its own adapters, its head is trained in full.
 """
@@ -328,6 +333,7 @@ class _Run:
                             self._ref_logprobs(q, qm, responses, mask)) * mask).sum(1)
                 texts = self.tok.batch_decode(responses, skip_special_tokens=True)
                 members, reward, variance = score_detail(self.reward_fn, batch, texts)
+                self._check_eval_finite(step, batch, texts, members, reward, variance, kl)
                 for b, j in enumerate(idx):
                     rows.append({"index": j, "step": step, "prompt": batch[b], "response": texts[b],
                                  "proxy_scores": members[:, b].tolist(), "proxy_reward": float(reward[b]),
@@ -357,18 +363,44 @@ class _Run:
             ckpt.save_checkpoint(self.ckpt_dir, step, objects, files={"eval": self.out_dir / "eval"})
         self.acc.wait_for_everyone()
 
-    def _bad_path(self, step: int) -> Path:
-        return self.ckpt_dir / f"nan_batch_step{step}.jsonl"
+    def _bad_path(self, step: int, kind: str = "batch") -> Path:
+        """``nan_batch_step{N}.jsonl`` (a training batch) or ``nan_eval_batch_step{N}.jsonl`` next to the checkpoints."""
+        return self.ckpt_dir / f"nan_{kind}_step{step}.jsonl"
 
-    def _save_bad_batch(self, step, prompts, texts, scores) -> None:
-        write_jsonl(self._bad_path(step), [{"prompt": p, "response": r, "score": float(s)}
-                                           for p, r, s in zip(prompts, texts, scores.tolist())])
+    def _save_bad_batch(self, step, prompts, texts, scores, kind: str = "batch", extra=None) -> Path:
+        """Save the batch that went non-finite: one row per sample with prompt, response, score and the
+        ``extra`` per-sample columns (``{name: tensor [B] or [B, K]}``). NaN/inf are written as the strings
+        "nan"/"inf"/"-inf", so the file stays valid JSON. Returns its path."""
+        columns = {name: t.tolist() for name, t in (extra or {}).items()}
+        rows = [{"prompt": p, "response": r, "score": _json_number(s),
+                 **{name: _json_number(col[b]) for name, col in columns.items()}}
+                for b, (p, r, s) in enumerate(zip(prompts, texts, scores.tolist()))]
+        path = self._bad_path(step, kind)
+        write_jsonl(path, rows)
+        return path
 
     def _check_finite(self, step, name, tensor, prompts, texts, scores) -> None:
         if not torch.isfinite(tensor).all():
             self._save_bad_batch(step, prompts, texts, scores)
             raise PipelineError(f"PPO step {step}: non-finite {name}; batch saved to "
                                 f"{self._bad_path(step)}; last good checkpoint kept in {self.ckpt_dir}")
+
+    def _check_eval_finite(self, step, prompts, texts, members, reward, variance, kl) -> None:
+        """Abort like :meth:`_check_finite` if an eval batch has a NaN/inf proxy reward, member score,
+        ensemble variance or KL. Called before any eval row is kept, so no eval file of ``step`` is written
+        (and no NaN reaches the JSONL writer); the eval batch is saved as ``nan_eval_batch_step{N}.jsonl``."""
+        kl = kl.float().cpu()
+        fields = {"proxy reward": reward, "proxy member scores": members, "ensemble variance": variance, "KL": kl}
+        bad = [name for name, t in fields.items() if not torch.isfinite(t).all()]
+        if not bad:
+            return
+        finite = (torch.isfinite(reward) & torch.isfinite(members).all(0) & torch.isfinite(variance)
+                  & torch.isfinite(kl))
+        path = self._save_bad_batch(step, prompts, texts, reward, kind="eval_batch",
+                                    extra={"proxy_scores": members.T, "ensemble_variance": variance, "kl": kl})
+        raise PipelineError(f"PPO eval at step {step}: non-finite {', '.join(bad)} in {int((~finite).sum())} of "
+                            f"{len(prompts)} samples of an eval batch; eval batch saved to {path}; no eval file "
+                            f"written for step {step}; last good checkpoint kept in {self.ckpt_dir}")
 
 
 # ---- pieces with no state -----------------------------------------------------------------------
@@ -465,6 +497,13 @@ def score_detail(reward_fn, prompts: list[str], responses: list[str]):
         return members, torch.as_tensor(d["reward"]).float().cpu(), torch.as_tensor(d["variance"]).float().cpu()
     reward = score_responses(reward_fn, prompts, responses)
     return reward[None, :], reward, torch.zeros_like(reward)
+
+
+def _json_number(x):
+    """``x`` (a float or a nested list of floats) with NaN/inf as the strings "nan", "inf", "-inf"."""
+    if isinstance(x, list):
+        return [_json_number(v) for v in x]
+    return x if math.isfinite(x) else str(x)
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 
 import pandas as pd
@@ -12,13 +13,16 @@ from rlhf_pipeline.data import (
     ADAPTERS,
     DatasetConfig,
     SyntheticConfig,
+    alpaca_farm,
+    anthropic_hh,
     cap_rows,
     get_adapter,
+    imdb,
     prepare_dataset,
+    synthetic,
 )
-from rlhf_pipeline.data import alpaca_farm, anthropic_hh, imdb, synthetic
 from rlhf_pipeline.errors import PipelineError
-from rlhf_pipeline.io import read_jsonl
+from rlhf_pipeline.io import read_jsonl, write_jsonl
 from rlhf_pipeline.models import join_text, load_tokenizer
 
 FRUITS = "name some fruits. answer:"
@@ -80,7 +84,7 @@ def test_quality_hand_computed_values():
 
 
 def test_quality_ordering():
-    q = lambda r: synthetic.quality(FRUITS, r)  # noqa: E731
+    q = lambda r: synthetic.quality(FRUITS, r)
     assert q("apple banana cherry grape") > q("apple")
     assert q("apple apple apple apple") < q("apple banana cherry grape")
     assert q("dog cat") < q("apple") < q("apple pear")
@@ -268,7 +272,7 @@ def test_anthropic_hh_convert():
     assert set(row) == {"prompt", "response", "chosen", "rejected"}
     assert row["chosen"] == row["response"] == "An apple." and row["rejected"] == "A car."
     assert row["prompt"].endswith("Name a fruit 0.\n\nAssistant:")
-    prompts = lambda s: {r["prompt"] for r in out[s]}  # noqa: E731
+    prompts = lambda s: {r["prompt"] for r in out[s]}
     assert not prompts("train") & prompts("val")
     assert out == anthropic_hh.convert(hh_dsd(), seed=0)
     assert out["val"] != anthropic_hh.convert(hh_dsd(), seed=5)["val"]
@@ -344,3 +348,216 @@ def test_unloadable_path_is_a_pipeline_error(tmp_path):
     (tmp_path / "data.txt").write_text("x")
     with pytest.raises(PipelineError, match="unsupported file type"):
         prepare_dataset(DatasetConfig(name="imdb", path=str(tmp_path / "data.txt")), tmp_path / "out")
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Real adapters from folders of data files and save_to_disk directories; bad rows and files
+# ---------------------------------------------------------------------------------------------
+
+REVIEW = "This movie was great and I would watch it again"
+MODULES = {"alpaca_farm": alpaca_farm, "anthropic_hh": anthropic_hh, "imdb": imdb}
+
+
+def alpaca_rows(n: int, tag: str) -> list[dict]:
+    return [{"instruction": f"{tag} instruction {i}", "input": "" if i % 2 == 0 else f"{tag} input {i}",
+             "output": f"{tag} output {i}"} for i in range(n)]
+
+
+def hh_rows(n: int) -> list[dict]:
+    return [{"chosen": HH_CHOSEN.replace("fruit", f"fruit {i}"),
+             "rejected": HH_REJECTED.replace("fruit", f"fruit {i}")} for i in range(n)]
+
+
+def imdb_rows(n: int, label: int = 0) -> list[dict]:
+    return [{"text": f"{REVIEW} number {i}", "label": label} for i in range(n)]
+
+
+NATIVE = {
+    "alpaca_farm": {"sft": alpaca_rows(4, "sft"), "val": alpaca_rows(4, "val"), "unlabeled": alpaca_rows(2, "u")},
+    "anthropic_hh": {"train": hh_rows(20), "test": hh_rows(3)},
+    "imdb": {"train": imdb_rows(20), "test": imdb_rows(3, 1)},
+}
+"""Tiny sources with each real set's native split names."""
+
+
+def write_folder(folder, splits: dict[str, list[dict]]):
+    """A folder of data files: one ``<split>.jsonl`` per split."""
+    for split, rows in splits.items():
+        write_jsonl(folder / f"{split}.jsonl", rows)
+    return folder
+
+
+def save_dsd(folder, splits: dict[str, list[dict]]):
+    """A ``save_to_disk`` directory with these splits."""
+    DatasetDict({s: Dataset.from_list(rows) for s, rows in splits.items()}).save_to_disk(str(folder))
+    return folder
+
+
+def in_memory(name: str, splits: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    return MODULES[name].convert(DatasetDict({s: Dataset.from_list(r) for s, r in splits.items()}), seed=0)
+
+
+def prepared(tmp_path, name: str, path, out: str = "out") -> dict[str, list[dict]]:
+    """Run the stage on ``path`` and read back the three split files."""
+    prepare_dataset(DatasetConfig(name=name, path=str(path)), tmp_path / out, seed=0)
+    return {s: read_jsonl(tmp_path / out / f"{s}.jsonl") for s in ("train", "val", "test")}
+
+
+def prepare_error(tmp_path, name: str, path) -> str:
+    """The one-line PipelineError of the stage on ``path``; nothing may be written."""
+    with pytest.raises(PipelineError) as e:
+        prepare_dataset(DatasetConfig(name=name, path=str(path)), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+@pytest.mark.parametrize("name", sorted(NATIVE))
+def test_folder_and_save_to_disk_with_native_split_names(tmp_path, name):
+    expected = in_memory(name, NATIVE[name])
+    assert prepared(tmp_path, name, write_folder(tmp_path / "folder", NATIVE[name]), "a") == expected
+    assert prepared(tmp_path, name, save_dsd(tmp_path / "disk", NATIVE[name]), "b") == expected
+
+
+PROJECT = {
+    "alpaca_farm": {"train": alpaca_rows(4, "sft"), "val": alpaca_rows(3, "val"), "test": alpaca_rows(2, "test")},
+    "anthropic_hh": {"train": hh_rows(5), "val": hh_rows(2), "test": hh_rows(3)},
+    "imdb": {"train": imdb_rows(5), "val": imdb_rows(2), "test": imdb_rows(3, 1)},
+}
+"""Tiny sources with the project's split names: every split used as it is."""
+
+
+@pytest.mark.parametrize("name", sorted(PROJECT))
+@pytest.mark.parametrize("val_name", ["val", "validation"])
+def test_folder_and_save_to_disk_with_project_split_names(tmp_path, name, val_name):
+    splits = {val_name if s == "val" else s: rows for s, rows in PROJECT[name].items()}
+    from_folder = prepared(tmp_path, name, write_folder(tmp_path / "folder", splits), "a")
+    assert from_folder == prepared(tmp_path, name, save_dsd(tmp_path / "disk", splits), "b")
+    assert [len(from_folder[s]) for s in ("train", "val", "test")] == [len(PROJECT[name][s]) for s in
+                                                                        ("train", "val", "test")]
+    if name == "alpaca_farm":
+        assert from_folder["test"][0]["response"] == "test output 0"
+        assert from_folder["train"] == in_memory(name, NATIVE[name])["train"]
+
+
+def test_alpaca_farm_folder_without_test_halves_val_and_ignores_other_files(tmp_path):
+    folder = write_folder(tmp_path / "af", {"train": alpaca_rows(4, "sft"), "validation": alpaca_rows(4, "val")})
+    (folder / "README.md").write_text("not data")
+    write_jsonl(folder / "notes.jsonl", [{"x": 1}])
+    assert prepared(tmp_path, "alpaca_farm", folder) == in_memory("alpaca_farm", NATIVE["alpaca_farm"])
+
+
+def test_folder_split_names_that_clash_or_are_missing(tmp_path):
+    folder = write_folder(tmp_path / "af", {"sft": alpaca_rows(2, "a"), "train": alpaca_rows(2, "b"),
+                                            "val": alpaca_rows(2, "v")})
+    msg = prepare_error(tmp_path, "alpaca_farm", folder)
+    assert "['sft', 'train']" in msg and "keep one" in msg
+    folder = write_folder(tmp_path / "hh", {"train": hh_rows(2)})
+    write_jsonl(folder / "train.json", hh_rows(2))
+    assert "split 'train' has several data files ['train.json', 'train.jsonl']" in prepare_error(
+        tmp_path, "anthropic_hh", folder)
+    folder = write_folder(tmp_path / "imdb", {"train": imdb_rows(2), "dev": imdb_rows(2)})
+    msg = prepare_error(tmp_path, "imdb", folder)
+    assert "no split 'test'; found ['train']" in msg and "test.<ext>" in msg
+
+
+def test_alpaca_input_may_be_null_or_empty(tmp_path):
+    rows = alpaca_rows(2, "sft")
+    rows[1]["input"] = None
+    out = prepared(tmp_path, "alpaca_farm", write_folder(tmp_path / "af", {"sft": rows, "val": alpaca_rows(2, "v")}))
+    assert "### Input:" not in out["train"][1]["prompt"]
+    assert out["train"][1]["prompt"] == alpaca_farm.alpaca_prompt("sft instruction 1")
+
+
+BAD_FIELDS = [  # (dataset, source split, row, field, bad value, problem)
+    ("imdb", "train", 1, "text", None, "is null"),
+    ("imdb", "test", 2, "text", "", "is empty"),
+    ("anthropic_hh", "train", 3, "rejected", None, "is null"),
+    ("anthropic_hh", "test", 0, "chosen", " \n ", "holds only whitespace"),
+    ("alpaca_farm", "sft", 1, "instruction", None, "is null"),
+    ("alpaca_farm", "val", 2, "output", "", "is empty"),
+]
+
+
+def with_value(splits: dict[str, list[dict]], split: str, row: int, field: str, value) -> dict[str, list[dict]]:
+    """A copy of ``splits`` with one field of one row replaced."""
+    out = {s: [dict(r) for r in rows] for s, rows in splits.items()}
+    out[split][row][field] = value
+    return out
+
+
+@pytest.mark.parametrize("name, split, row, field, value, problem", BAD_FIELDS)
+def test_bad_text_field_names_file_split_row_and_field(tmp_path, name, split, row, field, value, problem):
+    splits = with_value(NATIVE[name], split, row, field, value)
+    assert prepare_error(tmp_path, name, save_dsd(tmp_path / "disk", splits)) == (
+        f"dataset {name}: {tmp_path / 'disk'}: split {split!r} row {row}: field {field!r} {problem}; "
+        "expected a non-empty string")
+    folder = write_folder(tmp_path / "folder", splits)
+    (folder / f"{split}.jsonl").write_text("\n" + (folder / f"{split}.jsonl").read_text())  # a blank line 1
+    assert prepare_error(tmp_path, name, folder) == (
+        f"dataset {name}: {folder / f'{split}.jsonl'}:{row + 2}: split {split!r} row {row}: field {field!r} "
+        f"{problem}; expected a non-empty string")
+
+
+@pytest.mark.parametrize("name, split, field, value, expected", [
+    ("imdb", "train", "text", 7, "is a int (7); expected a non-empty string"),
+    ("alpaca_farm", "val", "input", 3, "is a int (3); expected a string or null"),
+])
+def test_text_field_of_another_type_in_a_data_file(tmp_path, name, split, field, value, expected):
+    folder = write_folder(tmp_path / "folder", with_value(NATIVE[name], split, 0, field, value))
+    assert prepare_error(tmp_path, name, folder) == (
+        f"dataset {name}: {folder / f'{split}.jsonl'}:1: split {split!r} row 0: field {field!r} {expected}")
+
+
+def test_non_utf8_byte_names_file_and_line(tmp_path):
+    folder = write_folder(tmp_path / "imdb", {"train": imdb_rows(3), "test": imdb_rows(2)})
+    data = (folder / "train.jsonl").read_bytes().replace(b"number 2", b"caf\xe9 2")
+    (folder / "train.jsonl").write_bytes(data)
+    column = data.splitlines()[2].index(b"\xe9") + 1
+    assert prepare_error(tmp_path, "imdb", folder) == (
+        f"dataset imdb: {folder / 'train.jsonl'}:3: not valid UTF-8 (byte 0xe9 at column {column}); "
+        "data files must be UTF-8 encoded")
+    (tmp_path / "hh.csv").write_bytes(b"chosen,rejected\n\"a\",\"b\"\n\"\xff\",\"c\"\n")
+    assert prepare_error(tmp_path, "anthropic_hh", tmp_path / "hh.csv") == (
+        f"dataset anthropic_hh: {tmp_path / 'hh.csv'}:3: not valid UTF-8 (byte 0xff at column 2); "
+        "data files must be UTF-8 encoded")
+
+
+def test_non_utf8_byte_in_a_folder_datasets_lays_out_names_the_row(tmp_path):
+    # no <split>.<ext> at the top: datasets infers the splits (e.g. a hub snapshot); the check is per row
+    folder = write_folder(tmp_path / "snap" / "data", {"train": imdb_rows(3), "test": imdb_rows(2)})
+    (folder / "train.jsonl").write_bytes((folder / "train.jsonl").read_bytes().replace(b"number 1", b"\xe9"))
+    assert prepare_error(tmp_path, "imdb", tmp_path / "snap") == (
+        f"dataset imdb: {tmp_path / 'snap'}: split 'train' row 1: field 'text' is not valid UTF-8")
+
+
+@pytest.mark.parametrize("content, what", [(b"", "0 bytes"), (b"\n  \n\n", "only blank lines")])
+def test_empty_data_file_is_named(tmp_path, content, what):
+    folder = write_folder(tmp_path / "hh", {"train": hh_rows(3), "test": hh_rows(2)})
+    (folder / "test.jsonl").write_bytes(content)
+    assert prepare_error(tmp_path, "anthropic_hh", folder) == (
+        f"dataset anthropic_hh: {folder / 'test.jsonl'}: empty file ({what}); expected rows of data")
+    (tmp_path / "one.csv").write_bytes(content)
+    assert f"{tmp_path / 'one.csv'}: empty file ({what})" in prepare_error(tmp_path, "imdb", tmp_path / "one.csv")
+
+
+def test_empty_data_file_in_a_folder_datasets_lays_out_is_named(tmp_path):
+    folder = write_folder(tmp_path / "snap" / "data", {"train": imdb_rows(3)})
+    (folder / "test.jsonl").write_bytes(b"")
+    assert f"{folder / 'test.jsonl'}: empty file (0 bytes)" in prepare_error(tmp_path, "imdb", tmp_path / "snap")
+
+
+def test_cli_reports_a_bad_row_in_one_line_with_exit_code_2(tmp_path, capsys):
+    from rlhf_pipeline.cli import main
+
+    splits = {"train": imdb_rows(3), "test": imdb_rows(2)}
+    splits["train"][1]["text"] = None
+    folder = write_folder(tmp_path / "imdb", splits)
+    config = json.dumps({"name": "imdb", "path": str(folder)})
+    assert main(["prepare-data", "--config", config, "--out-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"error: dataset imdb: {folder / 'train.jsonl'}:2: split 'train' row 1: field 'text' is null; "
+                   "expected a non-empty string")
+    assert not (tmp_path / "out").exists()

@@ -8,9 +8,9 @@ from .registry import ADAPTERS, get_adapter
 
 __all__ = [
     "ADAPTERS",
-    "DatasetConfig",
     "ROW_FIELDS",
     "SPLITS",
+    "DatasetConfig",
     "SyntheticConfig",
     "cap_rows",
     "get_adapter",

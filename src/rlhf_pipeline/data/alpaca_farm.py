@@ -8,13 +8,27 @@ columns ``instruction``, ``input``, ``output``. Mapping:
   and the rest in ``val``, both with ``response`` = ``output``;
 - ``preference`` and ``unlabeled`` are not used (preference pairs are sampled from the SFT policy
   on the ``train`` prompts and labelled by the gold RM).
+
+The project's own split names work too: ``train`` instead of ``sft``, ``validation`` instead of
+``val``, and a ``test`` split, if present, becomes ``test`` as it is (``val`` is then not halved).
+``instruction`` and ``output`` must be non-empty strings; ``input`` may be empty or null (no
+``### Input:`` block).
+
+A folder of data files (``dataset.path``) holds one file per split, ``<split>.<ext>`` with
+``<ext>`` one of ``.jsonl``, ``.json``, ``.csv``, ``.parquet``:
+
+- ``sft.<ext>`` or ``train.<ext>`` (required) -> ``train``;
+- ``val.<ext>`` or ``validation.<ext>`` (required) -> ``val`` (and ``test`` if there is no test file);
+- ``test.<ext>`` (optional) -> ``test``.
+
+Other files in the folder are ignored.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .source import IN_MEMORY, carve, column, load_source, require_columns
+from .source import IN_MEMORY, Layout, Origin, as_origin, carve, column, load_source, read_splits
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -23,6 +37,8 @@ NAME = "alpaca_farm"
 DEFAULT_PATH = "tatsu-lab/alpaca_farm"
 CONFIG_NAME = "alpaca_instructions"
 COLUMNS = ["instruction", "input", "output"]
+LAYOUT = Layout(splits={"train": ("sft", "train"), "val": ("val", "validation"), "test": ("test",)},
+                optional="test", columns=COLUMNS, required=("instruction", "output"), nullable=("input",))
 
 PROMPT_NO_INPUT = (
     "Below is an instruction that describes a task. Write a response that appropriately "
@@ -42,22 +58,25 @@ def alpaca_prompt(instruction: str, input: str | None = None) -> str:
     return PROMPT_NO_INPUT.format(instruction=instruction)
 
 
-def _rows(ds: "Dataset") -> list[dict[str, Any]]:
+def _rows(ds: Dataset) -> list[dict[str, Any]]:
     return [
         {"prompt": alpaca_prompt(i, x), "response": o}
         for i, x, o in zip(column(ds, "instruction"), column(ds, "input"), column(ds, "output"))
     ]
 
 
-def convert(dsd: "DatasetDict", seed: int = 0, source: str = IN_MEMORY
+def convert(dsd: DatasetDict, seed: int = 0, source: str | Origin = IN_MEMORY
             ) -> dict[str, list[dict[str, Any]]]:
     """AlpacaFarm DatasetDict -> rows per split (mapping in the module docstring)."""
-    require_columns(dsd, NAME, source, {"sft": COLUMNS, "val": COLUMNS})
-    val, test = carve(dsd["val"], len(dsd["val"]) // 2, seed, f"{NAME}/test")
-    return {"train": _rows(dsd["sft"]), "val": _rows(val), "test": _rows(test)}
+    picked = read_splits(dsd, as_origin(source, NAME), LAYOUT)
+    if "test" in picked:
+        val, test = dsd[picked["val"]], dsd[picked["test"]]
+    else:
+        val, test = carve(dsd[picked["val"]], len(dsd[picked["val"]]) // 2, seed, f"{NAME}/test")
+    return {"train": _rows(dsd[picked["train"]]), "val": _rows(val), "test": _rows(test)}
 
 
 def load_rows(cfg, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
     """The ``alpaca_farm`` adapter: load ``cfg.path`` (or the hub default) and convert it."""
-    dsd = load_source(NAME, cfg.path, DEFAULT_PATH, CONFIG_NAME)
-    return convert(dsd, seed, cfg.path or DEFAULT_PATH)
+    dsd, origin = load_source(NAME, cfg.path, DEFAULT_PATH, CONFIG_NAME, LAYOUT.names)
+    return convert(dsd, seed, origin)

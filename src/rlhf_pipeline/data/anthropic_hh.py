@@ -11,7 +11,13 @@ transcript ``"\\n\\nHuman: ...\\n\\nAssistant: ..."``. Each pair becomes
 
 Pairs without an ``"\\n\\nAssistant:"`` turn in their shared prefix are skipped (counted in the
 log). Splits: ``test`` -> ``test``; ``val`` is carved from ``train`` by a seeded shuffle
-(``VAL_FRACTION`` of it, at least one row) and the rest stays ``train``.
+(``VAL_FRACTION`` of it, at least one row) and the rest stays ``train``. ``chosen`` and
+``rejected`` must be non-empty strings.
+
+Folder of data files (``dataset.path``; ``<ext>`` = ``.jsonl``, ``.json``, ``.csv`` or ``.parquet``,
+other files ignored): ``train.<ext>`` and ``test.<ext>`` with ``chosen``/``rejected``, plus
+optionally ``val.<ext>`` or ``validation.<ext>``, which is then ``val`` as it is (nothing carved);
+a ``val``/``validation`` split of a ``save_to_disk`` directory is used the same way.
 """
 
 from __future__ import annotations
@@ -20,14 +26,17 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from .source import IN_MEMORY, column, load_source, require_columns, val_from_train
+from .source import IN_MEMORY, PROJECT_SPLITS, Layout, as_origin, column, load_source, read_splits, train_val_test
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
 
+    from .source import Origin
+
 NAME = "anthropic_hh"
 DEFAULT_PATH = "Anthropic/hh-rlhf"
 COLUMNS = ["chosen", "rejected"]
+LAYOUT = Layout(splits=PROJECT_SPLITS, optional="val", columns=COLUMNS, required=("chosen", "rejected"))
 ASSISTANT = "\n\nAssistant:"
 VAL_FRACTION = 0.05
 
@@ -45,7 +54,7 @@ def split_pair(chosen: str, rejected: str) -> tuple[str, str, str] | None:
     return chosen[:end], chosen[end:].lstrip(), rejected[end:].lstrip()
 
 
-def _rows(ds: "Dataset", split: str) -> list[dict[str, Any]]:
+def _rows(ds: Dataset, split: str) -> list[dict[str, Any]]:
     rows, skipped = [], 0
     for c, r in zip(column(ds, "chosen"), column(ds, "rejected")):
         parts = split_pair(c, r)
@@ -60,15 +69,15 @@ def _rows(ds: "Dataset", split: str) -> list[dict[str, Any]]:
     return rows
 
 
-def convert(dsd: "DatasetDict", seed: int = 0, source: str = IN_MEMORY
+def convert(dsd: DatasetDict, seed: int = 0, source: str | Origin = IN_MEMORY
             ) -> dict[str, list[dict[str, Any]]]:
     """HH-RLHF DatasetDict -> rows per split (mapping in the module docstring)."""
-    require_columns(dsd, NAME, source, {"train": COLUMNS, "test": COLUMNS})
-    splits = val_from_train(dsd, VAL_FRACTION, seed, NAME)
+    picked = read_splits(dsd, as_origin(source, NAME), LAYOUT)
+    splits = train_val_test(dsd, picked, VAL_FRACTION, seed, NAME)
     return {split: _rows(ds, split) for split, ds in splits.items()}
 
 
 def load_rows(cfg, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
     """The ``anthropic_hh`` adapter: load ``cfg.path`` (or the hub default) and convert it."""
-    dsd = load_source(NAME, cfg.path, DEFAULT_PATH)
-    return convert(dsd, seed, cfg.path or DEFAULT_PATH)
+    dsd, origin = load_source(NAME, cfg.path, DEFAULT_PATH, splits=LAYOUT.names)
+    return convert(dsd, seed, origin)

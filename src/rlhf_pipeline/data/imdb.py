@@ -5,7 +5,13 @@ HTML line breaks (``<br />``) become spaces. Each review becomes ``prompt`` = it
 (k drawn per row from ``PROMPT_WORDS``, seeded) and ``response`` = the rest; reviews with no words
 left for a response are skipped. Splits: ``test`` -> ``test``; ``val`` is carved from ``train`` by a
 seeded shuffle (``VAL_FRACTION`` of it, at least one row) and the rest stays ``train``. The source
-is ordered by label, so ``max_rows`` takes a seeded random subset, not the first rows.
+is ordered by label, so ``max_rows`` takes a seeded random subset, not the first rows. ``text``
+must be a non-empty string (``label`` is not read).
+
+Folder of data files (``dataset.path``): ``train.<ext>`` and ``test.<ext>`` (``<ext>`` =
+``.jsonl``, ``.json``, ``.csv`` or ``.parquet``; other files are ignored) with a ``text`` column;
+an optional ``val.<ext>`` or ``validation.<ext>`` becomes ``val`` unchanged instead of a carve from
+``train``. The same holds for a ``val``/``validation`` split of a ``save_to_disk`` directory.
 """
 
 from __future__ import annotations
@@ -14,14 +20,17 @@ import random
 import re
 from typing import TYPE_CHECKING, Any
 
-from .source import IN_MEMORY, column, load_source, require_columns, val_from_train
+from .source import IN_MEMORY, PROJECT_SPLITS, Layout, as_origin, column, load_source, read_splits, train_val_test
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
 
+    from .source import Origin
+
 NAME = "imdb"
 DEFAULT_PATH = "stanfordnlp/imdb"
 COLUMNS = ["text"]
+LAYOUT = Layout(splits=PROJECT_SPLITS, optional="val", columns=COLUMNS, required=("text",))
 PROMPT_WORDS = (4, 8)
 """Inclusive range of the number of words a prompt keeps."""
 VAL_FRACTION = 0.05
@@ -37,7 +46,7 @@ def split_review(text: str, k: int) -> tuple[str, str] | None:
     return " ".join(ws[:k]), " ".join(ws[k:])
 
 
-def _rows(ds: "Dataset", split: str, seed: int) -> list[dict[str, Any]]:
+def _rows(ds: Dataset, split: str, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(f"{NAME}/{split}/{seed}")
     rows = []
     for text in column(ds, "text"):
@@ -47,15 +56,15 @@ def _rows(ds: "Dataset", split: str, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def convert(dsd: "DatasetDict", seed: int = 0, source: str = IN_MEMORY
+def convert(dsd: DatasetDict, seed: int = 0, source: str | Origin = IN_MEMORY
             ) -> dict[str, list[dict[str, Any]]]:
     """IMDB DatasetDict -> rows per split (mapping in the module docstring)."""
-    require_columns(dsd, NAME, source, {"train": COLUMNS, "test": COLUMNS})
-    splits = val_from_train(dsd, VAL_FRACTION, seed, NAME)
+    picked = read_splits(dsd, as_origin(source, NAME), LAYOUT)
+    splits = train_val_test(dsd, picked, VAL_FRACTION, seed, NAME)
     return {split: _rows(ds, split, seed) for split, ds in splits.items()}
 
 
 def load_rows(cfg, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
     """The ``imdb`` adapter: load ``cfg.path`` (or the hub default) and convert it."""
-    dsd = load_source(NAME, cfg.path, DEFAULT_PATH)
-    return convert(dsd, seed, cfg.path or DEFAULT_PATH)
+    dsd, origin = load_source(NAME, cfg.path, DEFAULT_PATH, splits=LAYOUT.names)
+    return convert(dsd, seed, origin)

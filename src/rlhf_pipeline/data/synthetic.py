@@ -66,9 +66,10 @@ TOPICS: dict[str, tuple[str, ...]] = {
 }
 """Topic name (as it appears in prompts) -> its on-topic words. Topics share no word."""
 
-FILLER: frozenset[str] = frozenset(
-    "and or i like also maybe the some my favorite are is think really so um well too a of".split()
-)
+FILLER: frozenset[str] = frozenset((
+    "and", "or", "i", "like", "also", "maybe", "the", "some", "my", "favorite", "are", "is", "think",
+    "really", "so", "um", "well", "too", "a", "of",
+))
 """Neutral words: they count towards length but are neither on- nor off-topic."""
 
 TEMPLATES: tuple[str, ...] = (

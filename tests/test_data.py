@@ -52,7 +52,7 @@ def test_config_from_dict_defaults_and_values():
 @pytest.mark.parametrize("d, words", [
     ({"nme": "synthetic"}, ["'nme'", "name", "max_rows", "synthetic"]),
     ({"synthetic": {"n_trian": 3}}, ["dataset.synthetic", "'n_trian'", "n_train"]),
-    ({"max_rows": 0}, ["dataset.max_rows", "positive integer"]),
+    ({"max_rows": 0}, ["dataset.max_rows", "expected >= 1"]),
     ({"synthetic": {"n_test": "10"}}, ["dataset.synthetic.n_test"]),
 ])
 def test_config_rejects_bad_keys_and_values(d, words):
@@ -84,7 +84,9 @@ def test_quality_hand_computed_values():
 
 
 def test_quality_ordering():
-    q = lambda r: synthetic.quality(FRUITS, r)
+    def q(r):
+        return synthetic.quality(FRUITS, r)
+
     assert q("apple banana cherry grape") > q("apple")
     assert q("apple apple apple apple") < q("apple banana cherry grape")
     assert q("dog cat") < q("apple") < q("apple pear")
@@ -272,7 +274,10 @@ def test_anthropic_hh_convert():
     assert set(row) == {"prompt", "response", "chosen", "rejected"}
     assert row["chosen"] == row["response"] == "An apple." and row["rejected"] == "A car."
     assert row["prompt"].endswith("Name a fruit 0.\n\nAssistant:")
-    prompts = lambda s: {r["prompt"] for r in out[s]}
+
+    def prompts(s):
+        return {r["prompt"] for r in out[s]}
+
     assert not prompts("train") & prompts("val")
     assert out == anthropic_hh.convert(hh_dsd(), seed=0)
     assert out["val"] != anthropic_hh.convert(hh_dsd(), seed=5)["val"]

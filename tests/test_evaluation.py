@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.evaluation import (
@@ -17,28 +16,12 @@ from rlhf_pipeline.evaluation import (
     best_of_n,
     bon_expected,
     bon_weights,
-    gold_eval,
     kl_bon,
     plot_gold_vs_kl,
     plot_overoptimization,
     summarize_steps,
 )
-
-try:  # the real ensemble objective; until it lands, a by-hand reference stands in (tests only)
-    from rlhf_pipeline.reward.ensemble import combine as _real_combine  # noqa: F401
-
-    COMBINE = None  # best_of_n uses the real combine
-except ImportError:
-
-    def COMBINE(scores: torch.Tensor, objective: str, uwo_weight: float) -> torch.Tensor:
-        """Reference: mean / min / mean - lambda * population variance over members (dim 0)."""
-        if objective == "mean":
-            return scores.mean(0)
-        if objective == "wco":
-            return scores.min(0).values
-        if objective == "uwo":
-            return scores.mean(0) - uwo_weight * scores.var(0, unbiased=False)
-        raise ValueError(objective)
+from rlhf_pipeline.evaluation.gold_eval import gold_eval
 
 
 def word_count(prompts, responses):
@@ -135,7 +118,7 @@ def test_best_of_n_stage_mean_objective(tmp_path):
     samples = tmp_path / "samples.jsonl"
     _write_samples(samples, _bon_rows())
     out = tmp_path / "bon" / "bon.csv"
-    df = best_of_n(samples, "mean", 0.0, [4, 1, 2], out, standardize=False, combine=COMBINE)
+    df = best_of_n(samples, "mean", 0.0, [4, 1, 2], out, standardize=False)
     back = pd.read_csv(out)
     assert list(back.columns) == BON_COLUMNS
     assert back["n"].tolist() == [1, 2, 4]
@@ -160,14 +143,14 @@ def test_best_of_n_stage_uwo_standardized(tmp_path):
     ]
     samples = tmp_path / "s.jsonl"
     _write_samples(samples, rows)
-    df = best_of_n(samples, "uwo", 0.5, [1, 4], None, standardize=True, combine=COMBINE)
+    df = best_of_n(samples, "uwo", 0.5, [1, 4], None, standardize=True)
     z_max = (4.0 - 2.5) / np.std(raw)
     np.testing.assert_allclose(df["proxy_reward"], [0.0, z_max], atol=1e-12)
     np.testing.assert_allclose(df["gold_reward"], [2.5, 1.0])
     assert df["gold_reward_se"].isna().all()  # one prompt: no standard error
     # Unstandardised UWO: members (x, 10x+100) differ by 9x+100, population var = ((9x+100)/2)^2;
     # for x=4: mean 72 - 0.5 * 68^2 = -2240, and x=1 has the highest UWO (55.5 - 0.5*54.5^2).
-    df = best_of_n(samples, "uwo", 0.5, [4], None, standardize=False, combine=COMBINE)
+    df = best_of_n(samples, "uwo", 0.5, [4], None, standardize=False)
     assert df["gold_reward"].iloc[0] == pytest.approx(4.0)
     assert df["proxy_reward"].iloc[0] == pytest.approx(55.5 - 0.5 * 54.5**2)
 
@@ -176,13 +159,13 @@ def test_best_of_n_rejects_n_above_N(tmp_path):
     samples = tmp_path / "samples.jsonl"
     _write_samples(samples, _bon_rows())
     with pytest.raises(PipelineError, match=r"n=8 exceeds N=4"):
-        best_of_n(samples, "mean", 0.0, [1, 8], tmp_path / "bon.csv", combine=COMBINE)
+        best_of_n(samples, "mean", 0.0, [1, 8], tmp_path / "bon.csv")
     assert not (tmp_path / "bon.csv").exists()
     rows = _bon_rows()
     rows[3]["proxy_scores"] = [1.0]
     _write_samples(samples, rows)
     with pytest.raises(PipelineError, match="row 4: proxy_scores"):
-        best_of_n(samples, "mean", 0.0, [1], None, combine=COMBINE)
+        best_of_n(samples, "mean", 0.0, [1], None)
 
 
 def test_bon_config_from_dict():
@@ -340,7 +323,8 @@ def test_summarize_steps_n_is_the_count_behind_every_mean():
     # a NaN would be skipped by pandas' mean while n still counted its row: refused instead
     samples.loc[1, "gold_reward"] = np.nan
     samples.loc[3, "kl"] = np.inf
-    with pytest.raises(PipelineError, match=r"2 non-finite value\(s\) in \['kl', 'gold_reward'\] at step\(s\) \[0, 5\]"):
+    with pytest.raises(PipelineError,
+                       match=r"2 non-finite value\(s\) in \['kl', 'gold_reward'\] at step\(s\) \[0, 5\]"):
         summarize_steps(samples)
 
 
@@ -371,7 +355,7 @@ def test_plots(tmp_path):
 
     samples = tmp_path / "samples.jsonl"
     _write_samples(samples, _bon_rows())
-    bon = best_of_n(samples, "mean", 0.0, [1, 2, 3, 4], None, standardize=False, combine=COMBINE)
+    bon = best_of_n(samples, "mean", 0.0, [1, 2, 3, 4], None, standardize=False)
     runs = {"mean": _run_table(1.0, 0.8), "uwo": _run_table(0.8, 0.2), "wco": run}
     over = tmp_path / "plots" / "overoptimization.png"
     plot_overoptimization(runs, {"mean": bon}, over)

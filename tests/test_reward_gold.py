@@ -21,9 +21,9 @@ from rlhf_pipeline.reward.gold import (
 )
 
 torch.set_num_threads(2)
-POS = "great wonderful excellent helpful clear".split()
-FILLER = "the answer is that we can see it here today".split()
-NEG = "bad awful wrong useless vague".split()
+POS = ["great", "wonderful", "excellent", "helpful", "clear"]
+FILLER = ["the", "answer", "is", "that", "we", "can", "see", "it", "here", "today"]
+NEG = ["bad", "awful", "wrong", "useless", "vague"]
 
 
 def _rows(n, seed):
@@ -101,9 +101,9 @@ def test_alpacafarm_format():
 def test_missing_paths_and_bad_rows(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the relative path below must not exist, whatever the repo holds
     (tmp_path / "results").mkdir()
-    with pytest.raises(PipelineError, match="gold RM path .*does not exist"):
+    with pytest.raises(PipelineError, match="gold RM path: .*no_such_rm does not exist"):
         GoldScorer(tmp_path / "no_such_rm")
-    with pytest.raises(PipelineError, match="gold RM path .*does not exist"):
+    with pytest.raises(PipelineError, match="gold RM path: results/gold_rm/model does not exist"):
         GoldScorer("results/gold_rm/model")
     with pytest.raises(PipelineError, match=r"row 1 misses field\(s\) \['quality'\]"):
         train_gold_rm(GoldRMConfig(), [{"prompt": "a", "response": "b", "quality": 1.0},

@@ -16,7 +16,7 @@ from rlhf_pipeline.reward.ensemble import EnsembleReward
 from rlhf_pipeline.reward.train import pairwise_accuracy, train_reward_model
 
 torch.set_num_threads(1)
-WORDS = "the cat dog sat on a mat with red blue green house tree".split()
+WORDS = ["the", "cat", "dog", "sat", "on", "a", "mat", "with", "red", "blue", "green", "house", "tree"]
 CFG = dict(head="last_token", epochs=2, batch_size=16, learning_rate=3e-3, max_length=32)
 
 

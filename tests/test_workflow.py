@@ -6,6 +6,7 @@ read its files or ask Snakemake for a dry-run plan after editing the config.
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -24,9 +25,15 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 TARGETS = ["results/plots/overoptimization.png", "results/rm/summary.csv"]
 
 
+# Planted in the environment of every run (where hub and API clients look for keys); it must appear in
+# no file a run writes.
+SECRET = "hf_PLANTEDsecret0123456789"
+ENV = {**os.environ, "HF_TOKEN": SECRET, "OPENAI_API_KEY": SECRET, "WANDB_API_KEY": SECRET}
+
+
 def snakemake(workdir: Path, config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), "--cores", "2", *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=ENV)
     if check and r.returncode != 0:
         raise AssertionError(f"snakemake failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
     return r
@@ -76,7 +83,7 @@ def test_chain_outputs(run):
         assert (res / f"ppo/{run_name}/gold_vs_kl.png").stat().st_size > 5000
         manifest = json.loads((res / f"ppo/{run_name}/manifest.json").read_text())
         assert manifest["stage"] == "ppo" and manifest["git"]["commit"]
-    rows = [json.loads(l) for l in (res / "ppo/ensemble_wco/eval/step000001.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (res / "ppo/ensemble_wco/eval/step000001.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and all(len(r["proxy_scores"]) == 2 for r in rows)
     assert all(r["proxy_reward"] == pytest.approx(min(r["proxy_scores"]), abs=1e-5) for r in rows)  # WCO
     assert (res / "plots/overoptimization.png").stat().st_size > 10000
@@ -127,14 +134,29 @@ def test_gold_eval_cli_on_a_partial_eval_dir(run, tmp_path):
     assert list(df["step"]) == [0, 1] and df["n"].tolist() == [8, 8]
 
 
-def test_bad_config_fails_before_any_job(run, tmp_path):
+@pytest.mark.parametrize("edit, expected", [
+    (lambda c: c["ppo"]["runs"].update(bad={"rm_seeds": [7]}),
+     "config ppo.runs.bad.rm_seeds: got [7], expected seeds from rm.seeds [1, 2] (RM seed(s) [7] are not trained)"),
+    (lambda c: c["ppo"]["runs"]["seed1"].update(hparams={"kl_coeff": 0.1}),
+     "config ppo.runs.seed1.hparams: unknown key(s) ['kl_coeff']"),
+    (lambda c: c["ppo"]["hparams"].update(mini_batch_size=3),
+     "config ppo.hparams.mini_batch_size: got 3, expected a divisor of batch_size=8"),
+    (lambda c: c["rm"].update(head="cls"), "config rm.head: got 'cls', expected one of"),
+    (lambda c: c["rm"].update(init="not-a-model"), "config rm.init: 'not-a-model' is not a local directory"),
+    (lambda c: c["gold_rm"].update(path="/nonexistent/gold"), "config gold_rm.path: /nonexistent/gold does not exist"),
+    (lambda c: c["sft"]["tiny"].update(hf_api_token=SECRET), "config sft.tiny: unknown key(s) ['hf_api_token']"),
+])
+def test_bad_config_fails_before_any_job(run, edit, expected):
+    """Each fails in seconds with one line, before any job, and without echoing a planted secret."""
     workdir, config = run
-    edited = _edited(config, lambda c: c["ppo"]["runs"].update(bad={"rm_seeds": [7]}))
-    r = snakemake(workdir, edited, "-n", check=False)
-    assert r.returncode != 0 and "ppo.runs.bad.rm_seeds: RM seed(s) [7] are not trained" in r.stdout + r.stderr
-    edited = _edited(config, lambda c: c["rm"].update(head="cls"))
-    r = snakemake(workdir, edited, "-n", check=False)
-    assert "rm.head: 'cls' is not one of" in r.stdout + r.stderr
-    edited = _edited(config, lambda c: c["gold_rm"].update(path="/nonexistent/gold"))
-    r = snakemake(workdir, edited, "-n", check=False)
-    assert "gold_rm.path: /nonexistent/gold does not exist" in r.stdout + r.stderr
+    r = snakemake(workdir, _edited(config, edit), "-n", *TARGETS, check=False)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and expected in out, out[-2000:]
+    assert "Job stats" not in out and SECRET not in out
+
+
+def test_planted_secret_is_in_no_file_the_run_wrote(run):
+    workdir, _ = run
+    written = [p for d in ("results", ".snakemake") for p in (workdir / d).rglob("*") if p.is_file()]
+    assert len(written) > 50  # models, manifests, metrics, eval files, logs, Snakemake's metadata
+    assert not [str(p.relative_to(workdir)) for p in written if SECRET.encode() in p.read_bytes()]

@@ -9,12 +9,14 @@ before any compute starts. Heavy libraries are imported inside the handlers so `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
-from .config import load_config_arg
+from .config import load_config_arg, settings_help
 from .errors import PipelineError
 from .launch import maybe_relaunch
+from .models import check_model
 
 
 def _need_paths(*paths: str | Path) -> None:
@@ -35,57 +37,51 @@ def _manifest(args, stage: str, config: dict, seed: int | None = None, extra: di
 def cmd_prepare_data(args) -> None:
     from .data import DatasetConfig, prepare_dataset
 
-    raw = load_config_arg(args.config)
-    cfg = DatasetConfig.from_dict(raw)
+    cfg = DatasetConfig.from_dict(load_config_arg(args.config))
     counts = prepare_dataset(cfg, args.out_dir, seed=args.seed)
-    _manifest(args, "prepare-data", raw, seed=args.seed, extra={"rows": counts})
+    _manifest(args, "prepare-data", cfg.to_dict(), seed=args.seed, extra={"rows": counts})
 
 
 def cmd_sft(args) -> None:
     from .sft import SFTConfig, train_sft
 
-    raw = load_config_arg(args.config)
-    cfg = SFTConfig.from_dict(raw)
+    cfg = SFTConfig.from_dict(load_config_arg(args.config))
     _need_paths(args.train, args.val)
     metrics = train_sft(cfg, args.tokenizer, args.train, args.val, args.out, ckpt_dir=args.ckpt_dir)
-    _manifest(args, "sft", {**raw, "tokenizer": args.tokenizer}, seed=cfg.seed, extra={"metrics": metrics})
+    _manifest(args, "sft", {**cfg.to_dict(), "tokenizer": args.tokenizer}, seed=cfg.seed, extra={"metrics": metrics})
 
 
 def cmd_gold_rm_train(args) -> None:
     from .data.synthetic import sample_scored_responses
     from .reward.gold import GoldRMConfig, train_gold_rm
 
-    raw = load_config_arg(args.config)
-    cfg = GoldRMConfig.from_dict(raw)
+    cfg = GoldRMConfig.from_dict(load_config_arg(args.config))
     if cfg.path is not None:
         raise PipelineError(f"gold_rm.path is set ({cfg.path}): an existing gold RM is used and none is trained")
     rows = sample_scored_responses(cfg.n_samples, seed=cfg.seed)
     metrics = train_gold_rm(cfg, rows, args.out_dir)
-    _manifest(args, "gold-rm-train", raw, seed=cfg.seed, extra={"metrics": metrics})
+    _manifest(args, "gold-rm-train", cfg.to_dict(), seed=cfg.seed, extra={"metrics": metrics})
 
 
 def cmd_label_preferences(args) -> None:
     from .preferences import PreferencesConfig, label_preferences
 
-    raw = load_config_arg(args.config)
-    cfg = PreferencesConfig.from_dict(raw)
+    cfg = PreferencesConfig.from_dict(load_config_arg(args.config))
     _need_paths(args.policy, args.train_prompts, args.val_prompts)
-    if not Path(args.gold_rm).exists() and not _looks_like_hub_id(args.gold_rm):
-        raise PipelineError(f"gold RM path {args.gold_rm} does not exist (gold_rm.path)")
+    check_model("--gold-rm", args.gold_rm)
     stats = label_preferences(cfg, args.policy, args.gold_rm, args.train_prompts, args.val_prompts,
                               args.out_train, args.out_val, is_alpacafarm_rm=args.is_alpacafarm_rm)
-    _manifest(args, "label-preferences", raw, seed=cfg.seed, extra={"stats": stats})
+    _manifest(args, "label-preferences", cfg.to_dict(), seed=cfg.seed, extra={"stats": stats})
 
 
 def cmd_rm_train(args) -> None:
     from .reward.train import RMConfig, train_reward_model
 
-    raw = load_config_arg(args.config)
-    cfg = RMConfig.from_dict(raw)
+    cfg = RMConfig.from_dict(load_config_arg(args.config))
     _need_paths(args.prefs_train, args.prefs_val, args.sft_model)
     metrics = train_reward_model(cfg, args.seed, args.prefs_train, args.prefs_val, args.sft_model, args.out_dir,
                                  ckpt_dir=args.ckpt_dir)
-    _manifest(args, "rm-train", raw, seed=args.seed, extra={"metrics": metrics})
+    _manifest(args, "rm-train", cfg.to_dict(), seed=args.seed, extra={"metrics": metrics})
 
 
 def cmd_rm_summary(args) -> None:
@@ -105,27 +101,24 @@ def _prompts(path, n: int | None = None) -> list[str]:
 
 
 def cmd_ppo(args) -> None:
-    from .ppo import PPOConfig, train_ppo
-    from .reward.ensemble import EnsembleReward, canonical_objective
+    from .ppo import train_ppo
+    from .reward.ensemble import EnsembleReward
+    from .runs import PPORunConfig
 
-    raw = load_config_arg(args.config)
-    cfg = PPOConfig.from_dict(raw)
-    objective = canonical_objective(args.objective)
-    if args.uwo_weight < 0:
-        raise PipelineError(f"--uwo-weight {args.uwo_weight}: must be >= 0")
+    run = PPORunConfig.from_dict(load_config_arg(args.config))
+    if len(args.rm_dirs) != len(run.rm_seeds):
+        raise PipelineError(f"--rm-dirs: {len(args.rm_dirs)} director(ies) for rm_seeds {run.rm_seeds}; "
+                            "give one RM directory per member, in rm_seeds order")
     for d in args.rm_dirs:
         if not Path(d).is_dir():
             raise PipelineError(f"{d}: proxy RM not found (is that RM seed trained?)")
     _need_paths(args.policy, args.train_prompts, args.eval_prompts)
     train_prompts = _prompts(args.train_prompts)
-    eval_prompts = _prompts(args.eval_prompts, args.n_eval_prompts)
-    reward = EnsembleReward(args.rm_dirs, objective=objective,
-                            uwo_weight=args.uwo_weight, standardize=not args.no_standardize,
-                            batch_size=args.reward_batch_size)
-    summary = train_ppo(cfg, args.policy, reward, train_prompts, eval_prompts, args.out_dir, args.ckpt_dir)
-    run = {"rm_dirs": args.rm_dirs, "objective": objective, "uwo_weight": args.uwo_weight,
-           "standardize": not args.no_standardize}
-    _manifest(args, "ppo", {**raw, "run": run}, seed=cfg.seed,
+    eval_prompts = _prompts(args.eval_prompts, run.n_eval_prompts)
+    reward = EnsembleReward(args.rm_dirs, objective=run.objective, uwo_weight=run.uwo_weight,
+                            standardize=run.standardize, batch_size=run.reward_batch_size)
+    summary = train_ppo(run.hparams, args.policy, reward, train_prompts, eval_prompts, args.out_dir, args.ckpt_dir)
+    _manifest(args, "ppo", {**run.to_dict(), "rm_dirs": args.rm_dirs}, seed=run.hparams.seed,
               extra={"last": summary.get("last"), "steps": summary.get("steps")})
 
 
@@ -149,27 +142,27 @@ def cmd_gold_eval(args) -> None:
 def cmd_bon_sample(args) -> None:
     from .evaluation.bon import BestOfNConfig, sample_for_bon
 
-    raw = load_config_arg(args.config)
-    cfg = BestOfNConfig.from_dict(raw)
+    cfg = BestOfNConfig.from_dict(load_config_arg(args.config))
     _need_paths(args.policy, args.prompts, *args.rm_dirs)
+    check_model("--gold-rm", args.gold_rm)
     sample_for_bon(cfg, args.policy, args.rm_dirs, args.member_ids,
                    args.gold_rm, args.prompts, args.out, is_alpacafarm_rm=args.is_alpacafarm_rm)
-    _manifest(args, "bon-sample", raw, seed=cfg.seed)
+    _manifest(args, "bon-sample", cfg.to_dict(), seed=cfg.seed)
 
 
 def cmd_bon(args) -> None:
     from .evaluation.bon import best_of_n
     from .io import read_jsonl
-    from .reward.ensemble import canonical_objective
+    from .runs import Ensemble
 
-    objective = canonical_objective(args.objective)
+    ens = Ensemble.from_dict(load_config_arg(args.ensemble), "--ensemble")
     first = read_jsonl(args.samples, required=["member_ids"])[:1]
     ids = first[0]["member_ids"] if first else []
-    missing = [m for m in args.members if m not in ids]
+    missing = [m for m in ens.rm_seeds if m not in ids]
     if missing:
         raise PipelineError(f"{args.samples}: RM member(s) {missing} were not scored (scored: {ids})")
-    best_of_n(args.samples, objective, args.uwo_weight, args.ns, args.out,
-              standardize=not args.no_standardize, members=[ids.index(m) for m in args.members])
+    best_of_n(args.samples, ens.objective, ens.uwo_weight, args.ns, args.out,
+              standardize=not args.no_standardize, members=[ids.index(m) for m in ens.rm_seeds])
 
 
 def cmd_plot_overoptimization(args) -> None:
@@ -190,37 +183,62 @@ def cmd_plot_overoptimization(args) -> None:
     plot_overoptimization(named(args.gold_evals), named(args.bons), args.out)
 
 
-def _looks_like_hub_id(s: str) -> bool:
-    return s.count("/") == 1 and not s.startswith((".", "/")) and not Path(s).parent.exists()
+def cmd_schema(args) -> None:
+    import yaml
+
+    from .workflow_config import workflow_schema
+
+    text = yaml.safe_dump(workflow_schema(), sort_keys=False, width=120)
+    if args.out:
+        from .io import atomic_file
+
+        with atomic_file(args.out) as tmp:
+            Path(tmp).write_text(text)
+    else:
+        sys.stdout.write(text)
 
 
 # --- parser -----------------------------------------------------------------------------------
 
 CKPT_HELP = ("resumable checkpoints (keep outside declared outputs): resume from the newest complete one; "
              "SIGTERM/SIGUSR1 checkpoint and exit 128+signal; deleted on success. Omitted: no checkpoints")
+MANIFEST_HELP = "write a provenance manifest (JSON) here"
+ALPACAFARM_HELP = "the gold RM is an AlpacaFarm RM: format its inputs with the Alpaca instruction template"
+
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data.config import DatasetConfig
+    from .evaluation.config import BestOfNConfig
+    from .preferences import PreferencesConfig
+    from .reward.config import GoldRMConfig, RMConfig
+    from .runs import Ensemble, PPORunConfig
+    from .sft import SFTConfig
+
     p = argparse.ArgumentParser(prog="python -m rlhf_pipeline", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="stage", required=True, metavar="<stage>")
 
-    def stage(name: str, fn, help: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=help)
+    def stage(name: str, fn, help: str, config: type | None = None) -> argparse.ArgumentParser:
+        """A subcommand; with ``config``, its ``--config`` section's settings are listed under --help."""
+        epilog = None
+        if config is not None:
+            epilog = (f"settings of --config ({config.section}; omitted keys take these defaults):\n"
+                      + settings_help(config))
+        sp = sub.add_parser(name, help=help, description=help, epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(fn=fn)
+        if config is not None:
+            sp.add_argument("--config", help=f"the {config.section} settings (listed below): a JSON object or a "
+                            "YAML/JSON file")
+            sp.add_argument("--manifest", help=MANIFEST_HELP)
         return sp
 
-    def config_arg(sp, section: str):
-        sp.add_argument("--config", help=f"the '{section}' config section: a JSON object or a YAML/JSON file "
-                        "(omitted keys take their documented defaults)")
-        sp.add_argument("--manifest", help="write a provenance manifest (JSON) here")
-
-    sp = stage("prepare-data", cmd_prepare_data, "Write {train,val,test}.jsonl of a registered dataset.")
-    config_arg(sp, "dataset")
+    sp = stage("prepare-data", cmd_prepare_data, "Write {train,val,test}.jsonl of a registered dataset.",
+               DatasetConfig)
     sp.add_argument("--seed", type=int, default=0, help="seed of the synthetic generator / split shuffles")
     sp.add_argument("--out-dir", required=True, help="directory for the split files")
 
-    sp = stage("sft", cmd_sft, "Supervised fine-tuning of the policy (TRL SFTTrainer).")
-    config_arg(sp, "sft")
+    sp = stage("sft", cmd_sft, "Supervised fine-tuning of the policy (TRL SFTTrainer).", SFTConfig)
     sp.add_argument("--tokenizer", default="minilm", help="hub id, local path, or 'minilm' (default)")
     sp.add_argument("--train", required=True, help="train split JSONL (prompt, response)")
     sp.add_argument("--val", required=True, help="val split JSONL (prompt, response)")
@@ -228,85 +246,78 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ckpt-dir", help=CKPT_HELP)
 
     sp = stage("gold-rm-train", cmd_gold_rm_train,
-               "Train the embedded default's gold RM on the synthetic world's hidden quality.")
-    config_arg(sp, "gold_rm")
+               "Train the embedded default's gold RM on the synthetic world's hidden quality.", GoldRMConfig)
     sp.add_argument("--out-dir", required=True, help="writes OUT_DIR/model/ and OUT_DIR/metrics.json")
 
     sp = stage("label-preferences", cmd_label_preferences,
-               "Sample response pairs from the SFT policy and label them with the gold RM (+ label noise).")
-    config_arg(sp, "preferences")
+               "Sample response pairs from the SFT policy and label them with the gold RM (+ label noise).",
+               PreferencesConfig)
     sp.add_argument("--policy", required=True, help="SFT model directory")
     sp.add_argument("--gold-rm", required=True, help="gold RM directory or hub id")
-    sp.add_argument("--is-alpacafarm-rm", action="store_true", help="format inputs for AlpacaFarm RMs")
+    sp.add_argument("--is-alpacafarm-rm", action="store_true", help=ALPACAFARM_HELP)
     sp.add_argument("--train-prompts", required=True, help="JSONL with a 'prompt' field")
     sp.add_argument("--val-prompts", required=True, help="JSONL with a 'prompt' field")
-    sp.add_argument("--out-train", required=True)
-    sp.add_argument("--out-val", required=True)
+    sp.add_argument("--out-train", required=True, help="train pairs JSONL to write")
+    sp.add_argument("--out-val", required=True, help="held-out pairs JSONL to write")
 
-    sp = stage("rm-train", cmd_rm_train, "Train one proxy reward model (TRL RewardTrainer).")
-    config_arg(sp, "rm")
+    sp = stage("rm-train", cmd_rm_train, "Train one proxy reward model (TRL RewardTrainer).", RMConfig)
     sp.add_argument("--seed", type=int, required=True, help="member seed")
-    sp.add_argument("--prefs-train", required=True)
-    sp.add_argument("--prefs-val", required=True)
+    sp.add_argument("--prefs-train", required=True, help="training pairs JSONL (label-preferences output)")
+    sp.add_argument("--prefs-val", required=True, help="held-out pairs JSONL (label-preferences output)")
     sp.add_argument("--sft-model", required=True, help="SFT model dir (backbone when rm.init is 'sft')")
     sp.add_argument("--out-dir", required=True, help="writes OUT_DIR/model/ and OUT_DIR/metrics.json")
     sp.add_argument("--ckpt-dir", help=CKPT_HELP)
 
     sp = stage("rm-summary", cmd_rm_summary, "One row per proxy RM member, and a plot.")
     sp.add_argument("--metrics", nargs="+", required=True, help="members' metrics.json files")
-    sp.add_argument("--out-csv", required=True)
-    sp.add_argument("--out-png", required=True)
+    sp.add_argument("--out-csv", required=True, help="summary CSV to write")
+    sp.add_argument("--out-png", required=True, help="summary plot to write")
 
-    sp = stage("ppo", cmd_ppo, "PPO of the SFT policy against one proxy RM or an ensemble objective.")
-    config_arg(sp, "ppo run (PPOConfig keys)")
+    sp = stage("ppo", cmd_ppo, "PPO of the SFT policy against one proxy RM or an ensemble objective.", PPORunConfig)
     sp.add_argument("--policy", required=True, help="initial policy (SFT model dir)")
-    sp.add_argument("--rm-dirs", nargs="+", required=True, help="proxy RM model dirs (results/rm/seed{k}/model)")
-    sp.add_argument("--objective", default="mean", help="mean | WCO | UWO")
-    sp.add_argument("--uwo-weight", type=float, default=0.1, help="UWO lambda (>= 0)")
-    sp.add_argument("--no-standardize", action="store_true", help="do not z-score members with their saved stats")
-    sp.add_argument("--reward-batch-size", type=int, default=64)
+    sp.add_argument("--rm-dirs", nargs="+", required=True, help="proxy RM model dirs, one per rm_seeds entry, in order")
     sp.add_argument("--train-prompts", required=True, help="JSONL with 'prompt' (rollout prompts)")
     sp.add_argument("--eval-prompts", required=True, help="JSONL with 'prompt' (held-out eval prompts)")
-    sp.add_argument("--n-eval-prompts", type=int, default=None, help="use the first N eval prompts")
     sp.add_argument("--out-dir", required=True, help="eval/, train_log.csv, model/, tb/")
-    sp.add_argument("--ckpt-dir", required=True, help="resumable checkpoints (keep outside declared outputs)")
+    sp.add_argument("--ckpt-dir", required=True, help=CKPT_HELP)
 
     sp = stage("gold-eval", cmd_gold_eval,
                "Score a PPO eval directory (complete or from a stopped run) with the gold RM.")
     sp.add_argument("eval_dir", help="directory of step*.jsonl files")
     sp.add_argument("gold_rm", help="gold RM directory or hub id")
-    sp.add_argument("--batch-size", type=int, default=32)
-    sp.add_argument("--is-alpacafarm-rm", action="store_true")
+    sp.add_argument("--batch-size", type=int, default=32, help="texts per gold-RM forward pass")
+    sp.add_argument("--is-alpacafarm-rm", action="store_true", help=ALPACAFARM_HELP)
     sp.add_argument("--out", help="CSV path (default: EVAL_DIR/../gold_eval.csv)")
     sp.add_argument("--plot", help="also write the gold/proxy-vs-KL PNG here")
     sp.add_argument("--scored-dir", help="also write per-sample gold scores here")
-    sp.add_argument("--manifest", help="write a provenance manifest (JSON) here")
+    sp.add_argument("--manifest", help=MANIFEST_HELP)
 
-    sp = stage("bon-sample", cmd_bon_sample,
-               "Sample N responses per prompt from the SFT policy; score them with every proxy RM and the gold RM.")
-    config_arg(sp, "bon")
-    sp.add_argument("--policy", required=True)
-    sp.add_argument("--rm-dirs", nargs="+", required=True)
+    sp = stage("bon-sample", cmd_bon_sample, "Sample N responses per prompt from the SFT policy; score them with "
+               "every proxy RM and the gold RM.", BestOfNConfig)
+    sp.add_argument("--policy", required=True, help="policy to sample from (SFT model dir)")
+    sp.add_argument("--rm-dirs", nargs="+", required=True, help="proxy RM model dirs")
     sp.add_argument("--member-ids", nargs="+", type=int, required=True, help="RM seed of each --rm-dirs entry")
-    sp.add_argument("--gold-rm", required=True)
-    sp.add_argument("--is-alpacafarm-rm", action="store_true")
-    sp.add_argument("--prompts", required=True)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--gold-rm", required=True, help="gold RM directory or hub id")
+    sp.add_argument("--is-alpacafarm-rm", action="store_true", help=ALPACAFARM_HELP)
+    sp.add_argument("--prompts", required=True, help="JSONL with 'prompt' (held-out prompts)")
+    sp.add_argument("--out", required=True, help="samples JSONL to write")
 
     sp = stage("bon", cmd_bon, "Best-of-n curve (unbiased estimator) for one objective over RM members.")
     sp.add_argument("--samples", required=True, help="bon-sample output")
-    sp.add_argument("--members", nargs="+", type=int, required=True, help="RM seeds in the ensemble")
-    sp.add_argument("--objective", default="mean")
-    sp.add_argument("--uwo-weight", type=float, default=0.1)
-    sp.add_argument("--ns", nargs="+", type=int, required=True)
-    sp.add_argument("--no-standardize", action="store_true")
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--ensemble", required=True, help="the run's members and objective: a JSON object or YAML/JSON "
+                    "file with " + ", ".join(f.name for f in dataclasses.fields(Ensemble)) + " (see the ppo stage)")
+    sp.add_argument("--ns", nargs="+", type=int, required=True, help="values of n")
+    sp.add_argument("--no-standardize", action="store_true", help="combine raw member scores (no z-scoring)")
+    sp.add_argument("--out", required=True, help="bon.csv to write")
 
     sp = stage("plot-overoptimization", cmd_plot_overoptimization,
                "All runs on one figure: gold (and proxy) reward vs KL, best-of-n alongside.")
     sp.add_argument("--gold-evals", nargs="*", help="RUN=gold_eval.csv ...")
     sp.add_argument("--bons", nargs="*", help="RUN=bon.csv ...")
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", required=True, help="PNG to write")
+
+    sp = stage("schema", cmd_schema, "Print the workflow config's JSON Schema, generated from the config dataclasses.")
+    sp.add_argument("--out", help="write it here instead of stdout (workflow/schemas/config.schema.yaml)")
     return p
 
 

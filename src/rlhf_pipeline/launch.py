@@ -29,7 +29,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-DISTRIBUTED_STAGES = frozenset({"sft", "rm-train", "ppo", "dpo"})
+DISTRIBUTED_STAGES = frozenset({"sft", "rm-train", "ppo"})
 """CLI stages that train data-parallel (TRL trainers and the PPO trainer are accelerate-aware)."""
 
 WORKER_ENV = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "TORCHELASTIC_RUN_ID")

@@ -14,42 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import section_from_dict
+from .config import Section, setting
 from .errors import PipelineError
 from .io import read_jsonl, write_jsonl
 
 
 @dataclass
-class PreferencesConfig:
+class PreferencesConfig(Section):
     """Settings of the ``preferences`` config section."""
 
-    n_train: int = 1500
-    """Training pairs (sampled on the dataset's train prompts)."""
-    n_val: int = 300
-    """Held-out pairs (sampled on the dataset's val prompts)."""
-    max_new_tokens: int = 24
-    """Longest sampled response."""
-    temperature: float = 1.0
-    """Sampling temperature of the SFT policy."""
-    top_k: int = 0
-    """Top-k sampling (0 = off)."""
-    label_noise: float = 0.25
-    """Fraction of pairs whose label is flipped, in [0, 0.5)."""
-    batch_size: int = 64
-    """Generation and gold-scoring batch size."""
-    seed: int = 0
-    """Seed for sampling and for choosing the flipped pairs."""
+    section = "preferences"
 
-    def __post_init__(self):
-        if not 0.0 <= self.label_noise < 0.5:
-            raise PipelineError(f"preferences.label_noise: {self.label_noise} is outside [0, 0.5)")
-        for key in ("n_train", "n_val", "max_new_tokens", "batch_size"):
-            if getattr(self, key) < 1:
-                raise PipelineError(f"preferences.{key}: must be >= 1, got {getattr(self, key)}")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "PreferencesConfig":
-        return section_from_dict(cls, d, "preferences")
+    n_train: int = setting(1500, ge=1, help="Training pairs (sampled on the dataset's train prompts).")
+    n_val: int = setting(300, ge=1, help="Held-out pairs (sampled on the dataset's val prompts).")
+    max_new_tokens: int = setting(24, ge=1, help="Longest sampled response.")
+    temperature: float = setting(1.0, gt=0, help="Sampling temperature of the SFT policy.")
+    top_k: int = setting(0, ge=0, help="Top-k sampling (0 = off).")
+    label_noise: float = setting(0.25, ge=0, lt=0.5, help="Fraction of pairs whose label is flipped, in [0, 0.5).")
+    batch_size: int = setting(64, ge=1, help="Generation and gold-scoring batch size.")
+    seed: int = setting(0, help="Seed for sampling and for choosing the flipped pairs.")
 
 
 def flip_labels(pairs: list[dict[str, Any]], noise: float, seed: int) -> list[dict[str, Any]]:

@@ -2,14 +2,17 @@
 
 Written as ``manifest.json`` next to a stage's outputs: git commit and dirty flag, the hash and
 content of the stage's config section, package versions, seed, command line, host and time.
-Values of keys that look like secrets (token, key, password, secret) are never written.
+Secrets are never written: the manifest goes through :func:`rlhf_pipeline.io.write_json`, which
+redacts secret-looking keys everywhere, and :func:`redact_argv` hides the value of a secret-looking
+command-line flag (``--api-key X``, ``--hf-token=X``) and secret keys inside a JSON ``--config``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import json
 import platform
-import re
 import subprocess
 import sys
 from importlib import metadata
@@ -17,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from .config import config_hash
-from .io import write_json
+from .io import REDACTED, is_secret_key, redact, write_json
 
 PACKAGES = ("rlhf-pipeline", "torch", "transformers", "trl", "accelerate", "datasets", "peft",
             "sentence-transformers", "sacrebleu", "snakemake", "numpy", "pandas")
-_SECRET = re.compile(r"(token|secret|password|api[_-]?key|credential)", re.IGNORECASE)
 
 
 def _git(*args: str) -> str | None:
@@ -50,19 +52,34 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def redact(obj: Any) -> Any:
-    """Copy of ``obj`` with the values of secret-looking keys replaced by ``"<redacted>"``."""
-    if isinstance(obj, dict):
-        return {k: ("<redacted>" if _SECRET.search(str(k)) else redact(v)) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [redact(v) for v in obj]
-    return obj
+def redact_argv(argv: list[str]) -> list[str]:
+    """``argv`` with the values of secret-looking flags and secret keys in JSON arguments hidden."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        flag, eq, _ = arg.partition("=")
+        if arg.startswith("-") and is_secret_key(flag.lstrip("-")):
+            if eq:
+                out.append(f"{flag}={REDACTED}")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        if arg.lstrip().startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                arg = json.dumps(redact(json.loads(arg)), sort_keys=True)
+        out.append(arg)
+    return out
 
 
 def write_manifest(path: str | Path, stage: str, config: dict[str, Any], seed: int | None = None,
                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the provenance record of one stage run to ``path`` and return it."""
-    clean = redact(config)
+    clean = redact(config)  # hashed after redaction, so the hash never encodes a secret
     manifest = {
         "stage": stage,
         "config_hash": config_hash(clean),
@@ -72,8 +89,8 @@ def write_manifest(path: str | Path, stage: str, config: dict[str, Any], seed: i
         "packages": package_versions(),
         "python": sys.version.split()[0],
         "host": platform.node(),
-        "argv": [a if not _SECRET.search(a) else "<redacted>" for a in sys.argv],
-        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "argv": redact_argv(sys.argv),
+        "finished_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **(extra or {}),
     }
     write_json(path, manifest)

@@ -2,73 +2,105 @@
 
     ppo:
       hparams: {...}            # PPOConfig keys shared by every run
+      n_eval_prompts: 64        # run settings shared by every run
+      standardize: true
+      reward_batch_size: 64
       runs:
         seed1: {rm_seeds: [1]}                                   # single proxy RM; PPO seed = 1
         ensemble_uwo: {rm_seeds: [1, 2, 3], objective: UWO, uwo_weight: 0.1}
         small_kl: {rm_seeds: [1, 2, 3], objective: WCO, hparams: {kl_coef: 0.01}}
 
-A run's PPO settings are ``ppo.hparams`` updated by the run's own ``hparams``; its seed is the
-run's ``seed``, else its single RM's seed, else ``ppo.hparams.seed``.
+Each run resolves to one :class:`PPORunConfig` (:meth:`PPOSection.run_config`), the whole typed
+config the ``ppo`` stage gets as its ``--config``: the members, the objective, the run settings and
+the run's :class:`~rlhf_pipeline.ppo.config.PPOConfig` (``ppo.hparams`` updated by the run's own
+``hparams``; its seed is the run's ``seed``, else its single RM's seed, else ``ppo.hparams.seed``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 
-from .config import section_from_dict
-from .errors import PipelineError
+from .config import Section, bad, check_keys, join, setting
+from .ppo.config import PPOConfig
+from .reward.config import OBJECTIVES
 
 
 @dataclass
-class PPORun:
-    """One entry of ``ppo.runs``."""
+class Ensemble(Section):
+    """Which proxy RM members a run optimises, and how their scores combine."""
 
-    rm_seeds: list[int]
-    """Proxy RM members (their ``rm.seeds`` values) whose scores are combined."""
-    objective: str = "mean"
-    """mean | WCO | UWO (case-insensitive); with one member all three equal its score."""
-    uwo_weight: float = 0.1
-    """UWO's lambda: mean - uwo_weight * variance over members (variance divides by K)."""
-    seed: int | None = None
-    """PPO seed; default: the RM's seed for single-RM runs, else ppo.hparams.seed."""
-    hparams: dict[str, Any] = field(default_factory=dict)
-    """PPOConfig overrides for this run only."""
+    section = "ensemble"
 
-    def check(self, name: str, trained_seeds: list[int], objective: bool = True) -> None:
-        """PipelineError naming the key for an untrained RM seed, unknown objective, uwo_weight < 0."""
-        where = f"ppo.runs.{name}"
-        if not self.rm_seeds:
-            raise PipelineError(f"{where}.rm_seeds: empty; name at least one of rm.seeds {trained_seeds}")
-        missing = [s for s in self.rm_seeds if s not in trained_seeds]
-        if missing:
-            raise PipelineError(f"{where}.rm_seeds: RM seed(s) {missing} are not trained (rm.seeds = {trained_seeds})")
-        if objective:
-            from .reward.ensemble import canonical_objective
-
-            try:
-                canonical_objective(self.objective)
-            except PipelineError as e:
-                raise PipelineError(f"{where}.objective: {e}") from None
-        if self.uwo_weight < 0:
-            raise PipelineError(f"{where}.uwo_weight: {self.uwo_weight} < 0; it must be >= 0")
-
-    def ppo_settings(self, shared: dict[str, Any]) -> dict[str, Any]:
-        """The PPOConfig dict of this run (shared hparams, run overrides, run seed)."""
-        settings = {**shared, **self.hparams}
-        if self.seed is not None:
-            settings["seed"] = self.seed
-        elif len(self.rm_seeds) == 1:
-            settings["seed"] = self.rm_seeds[0]
-        return settings
+    rm_seeds: list[int] = setting(min_items=1, unique=True, help="Proxy RM members (their rm.seeds values) whose "
+                                  "scores are combined.")
+    objective: str = setting("mean", choices=OBJECTIVES, help="How members combine (case-insensitive): mean, "
+                             "worst case (WCO) or uncertainty-weighted (UWO); with one member all equal its score.")
+    uwo_weight: float = setting(0.1, ge=0, help="UWO's lambda: mean - uwo_weight * variance over members "
+                                "(variance divides by K).")
 
 
-def load_runs(ppo_section: dict[str, Any], trained_seeds: list[int], objective: bool = True) -> dict[str, PPORun]:
-    """Parse and check every run of a ``ppo`` config section (``objective=False``: skip the
-    objective-name check, which imports torch; the config schema checks it too)."""
-    runs = {}
-    for name, spec in (ppo_section.get("runs") or {}).items():
-        run = section_from_dict(PPORun, spec, f"ppo.runs.{name}")
-        run.check(name, trained_seeds, objective=objective)
-        runs[name] = run
-    return runs
+@dataclass
+class PPORun(Ensemble):
+    """One entry of ``ppo.runs``: what the YAML says about a run."""
+
+    section = "ppo.runs.<run>"
+
+    seed: int | None = setting(None, help="PPO seed; null: the RM's seed for single-RM runs, else ppo.hparams.seed.")
+    hparams: dict[str, Any] = setting(default_factory=dict, help="PPOConfig overrides for this run only "
+                                      "(same keys as ppo.hparams).")
+
+
+@dataclass
+class RunSettings(Section):
+    """Settings of the ppo stage besides the ensemble and the PPO hyperparameters."""
+
+    standardize: bool = setting(True, help="z-score each proxy RM member with the mean/std saved at RM training time.")
+    reward_batch_size: int = setting(64, ge=1, help="Texts per reward-model forward pass.")
+    n_eval_prompts: int = setting(64, ge=1, help="Held-out prompts PPO evaluates on (the first N of the test split).")
+
+
+@dataclass
+class PPORunConfig(RunSettings, Ensemble):
+    """Everything the ``ppo`` stage needs to know about one run: its one ``--config``."""
+
+    section = "ppo run"
+
+    hparams: PPOConfig = setting(default_factory=PPOConfig, help="The run's PPO hyperparameters.")
+
+
+@dataclass
+class PPOSection(RunSettings):
+    """The ``ppo`` config section: shared hyperparameters and run settings, and the named runs."""
+
+    section = "ppo"
+
+    hparams: PPOConfig = setting(default_factory=PPOConfig, help="PPOConfig settings shared by every run.")
+    runs: dict[str, PPORun] = setting(default_factory=dict, help="Named runs: results/ppo/{run}/...")
+
+    def check(self, where: str) -> None:
+        for name in self.runs:
+            self.run_config(name, where)  # every run resolves to a valid PPORunConfig
+
+    def run_config(self, name: str, where: str = "ppo") -> PPORunConfig:
+        """The resolved, validated config of run ``name`` (errors name ``ppo.runs.<name>...``)."""
+        run = self.runs[name]
+        at = join(where, f"runs.{name}")
+        check_keys(PPOConfig, run.hparams, f"{at}.hparams")
+        hparams = {**self.hparams.to_dict(), **run.hparams}
+        if run.seed is not None:
+            hparams["seed"] = run.seed
+        elif len(run.rm_seeds) == 1:
+            hparams["seed"] = run.rm_seeds[0]
+        shared = {f.name: getattr(self, f.name) for f in fields(RunSettings)}
+        ensemble = {f.name: getattr(run, f.name) for f in fields(Ensemble)}
+        return PPORunConfig.from_dict({**ensemble, **shared, "hparams": PPOConfig.from_dict(hparams, f"{at}.hparams")},
+                                      at)
+
+    def check_members(self, trained_seeds: list[int], where: str = "ppo") -> None:
+        """Every run's members are trained RM seeds."""
+        for name, run in self.runs.items():
+            missing = [s for s in run.rm_seeds if s not in trained_seeds]
+            if missing:
+                bad(join(where, f"runs.{name}.rm_seeds"), run.rm_seeds, f"seeds from rm.seeds {trained_seeds} "
+                    f"(RM seed(s) {missing} are not trained)")

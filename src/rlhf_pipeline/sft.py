@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import section_from_dict
+from .config import Section, bad, setting
 from .errors import PipelineError
 from .io import atomic_dir, read_jsonl, write_json
 from .models import join_text, load_causal_lm, load_tokenizer
@@ -25,38 +25,47 @@ from .trainer_checkpoints import checkpoint_args, remove_checkpoints, train_resu
 
 
 @dataclass
-class SFTConfig:
+class TinyLlamaConfig(Section):
+    """Sizes of the from-scratch Llama policy (``sft.tiny``), used when ``sft.model`` is null."""
+
+    section = "sft.tiny"
+
+    hidden_size: int = setting(128, ge=1, help="Width of the residual stream.")
+    intermediate_size: int = setting(256, ge=1, help="Width of the MLP.")
+    num_hidden_layers: int = setting(2, ge=1, help="Transformer blocks.")
+    num_attention_heads: int = setting(4, ge=1, help="Attention heads (hidden_size must divide by it).")
+    num_key_value_heads: int | None = setting(None, ge=1, help="Key/value heads (grouped-query attention); "
+                                              "null = num_attention_heads.")
+    max_position_embeddings: int = setting(256, ge=1, help="Longest sequence the model can read.")
+
+    def check(self, where: str) -> None:
+        if self.hidden_size % self.num_attention_heads:
+            bad(f"{where}.num_attention_heads", self.num_attention_heads,
+                f"a divisor of hidden_size={self.hidden_size}")
+        kv = self.num_key_value_heads
+        if kv is not None and self.num_attention_heads % kv:
+            bad(f"{where}.num_key_value_heads", kv, f"a divisor of num_attention_heads={self.num_attention_heads}")
+
+
+@dataclass
+class SFTConfig(Section):
     """Settings of the ``sft`` config section."""
 
-    model: str | None = None
-    """Hub id or local path of the base model; ``None`` builds a tiny Llama from ``tiny``."""
-    tiny: dict[str, Any] = field(default_factory=lambda: {
-        "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4})
-    """Llama config overrides for the from-scratch model (ignored when ``model`` is set)."""
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    """LoRA adapters (merged into the saved model so later stages load a plain model)."""
-    epochs: float = 3
-    """Passes over the training split."""
-    learning_rate: float = 1.0e-3
-    """Peak learning rate (linear decay)."""
-    batch_size: int = 32
-    """Per-device batch size."""
-    grad_accum: int = 1
-    """Gradient accumulation steps."""
-    max_length: int = 64
-    """Truncate prompt+response to this many tokens."""
-    bf16: bool = False
-    """bf16 mixed precision (GPU only)."""
-    seed: int = 0
-    """Seed for model init and data order."""
+    section = "sft"
 
-    def __post_init__(self):
-        if isinstance(self.lora, dict):
-            self.lora = section_from_dict(LoraSettings, self.lora, "sft.lora")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "SFTConfig":
-        return section_from_dict(cls, d, "sft")
+    model: str | None = setting(None, help="Hub id or local model directory of the base model; null builds a "
+                                "tiny Llama from `tiny`.")
+    tiny: TinyLlamaConfig = setting(default_factory=TinyLlamaConfig,
+                                    help="Sizes of the from-scratch model (ignored when `model` is set).")
+    lora: LoraSettings = setting(default_factory=LoraSettings,
+                                 help="LoRA adapters (merged into the saved model so later stages load a plain model).")
+    epochs: float = setting(3, gt=0, help="Passes over the training split.")
+    learning_rate: float = setting(1.0e-3, gt=0, help="Peak learning rate (linear decay).")
+    batch_size: int = setting(32, ge=1, help="Per-device batch size.")
+    grad_accum: int = setting(1, ge=1, help="Gradient accumulation steps.")
+    max_length: int = setting(64, ge=1, help="Truncate prompt+response to this many tokens.")
+    bf16: bool = setting(False, help="bf16 mixed precision (GPU only).")
+    seed: int = setting(0, help="Seed for model init and data order.")
 
 
 def _sft_rows(path: str | Path) -> list[dict[str, str]]:
@@ -88,7 +97,7 @@ def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_p
     train_rows, val_rows = _sft_rows(train_path), _sft_rows(val_path)
     tok = load_tokenizer(tokenizer_name, padding_side="right")
     set_seed(cfg.seed)
-    model = load_causal_lm(cfg.model, tok, tiny=cfg.tiny, seed=cfg.seed)
+    model = load_causal_lm(cfg.model, tok, tiny=cfg.tiny.to_dict(), seed=cfg.seed)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
 
@@ -151,4 +160,4 @@ def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_p
     return metrics
 
 
-__all__ = ["LoraSettings", "SFTConfig", "train_sft"]
+__all__ = ["LoraSettings", "SFTConfig", "TinyLlamaConfig", "train_sft"]

@@ -1,17 +1,18 @@
-# Helpers shared by the rule files: config validation, config sections as rule params, per-stage
-# code hashes, resources and the paths rules hand to each other. No training logic here.
+# Helpers shared by the rule files (typed config, config sections as params, per-stage code hashes,
+# resources, the paths rules hand to each other, the container image). No training logic here.
 
 import hashlib
 import json
 import re
-import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from rlhf_pipeline.config import validate_config
+from rlhf_pipeline.codegraph import stage_hashes
 from rlhf_pipeline.errors import PipelineError
+from rlhf_pipeline.models import model_ref
+from rlhf_pipeline.workflow_config import apply_hub_mode, interpreter_first_on_path, load_workflow_config
 
 # Snakemake merges --configfile/--config into config/config.yaml key by key. For the named PPO runs
 # that would mix the default's runs into an experiment's own set, so a command-line config that
@@ -20,15 +21,17 @@ _cli_runs = (workflow.config_settings.overwrite_config or {}).get("ppo", {}).get
 if _cli_runs is not None:
     config["ppo"]["runs"] = _cli_runs
 
-try:  # one line naming the key and the allowed values, before any job is planned
-    validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+# Every key of every section, the cross-field rules and every configured model path are checked
+# here, before any job is planned: one line naming the key and what is allowed. The typed config
+# (src/rlhf_pipeline/workflow_config.py) is the single definition of every setting and its default.
+try:
+    CFG = load_workflow_config(config)
 except PipelineError as e:
     raise WorkflowError(str(e)) from None
-validate(config, schema="../schemas/config.schema.yaml")  # fills in schema defaults
+config.update(CFG.to_dict())  # every default filled in, from the dataclasses
+apply_hub_mode(CFG)  # hub_offline: HF_HUB_OFFLINE=1 here and in every job started from here
 
 SRC = Path(workflow.basedir) / "src" / "rlhf_pipeline"
-
-from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 
 def deploys_with(*methods):
@@ -36,51 +39,39 @@ def deploys_with(*methods):
     return bool(set(methods) & set(workflow.deployment_settings.deployment_method))
 
 
-# Jobs run the CLI with the interpreter that runs Snakemake (the project's venv), so no PATH or
-# PYTHONPATH set-up is needed; inside a container (--sdm apptainer/conda) the image's `python`.
-CLI = ("python -m rlhf_pipeline" if deploys_with(DeploymentMethod.APPTAINER, DeploymentMethod.CONDA)
-       else f"{sys.executable} -m rlhf_pipeline")
+# Rules run `python -m rlhf_pipeline <stage>`: outside a container, the interpreter running Snakemake
+# (the project's venv, activated or not); inside one (--sdm apptainer/conda), the image's / env's own.
+if not deploys_with(DeploymentMethod.APPTAINER, DeploymentMethod.CONDA):
+    interpreter_first_on_path()
 
-# The package source each stage runs. Its hash is a rule param, so editing a stage's own code marks
-# that stage (and what depends on it) stale; Snakemake alone only tracks params, inputs and shell.
-# Shared plumbing (cli.py, io.py, config.py, errors.py, provenance.py) is deliberately left out, so
-# touching it does not invalidate every result.
-STAGE_CODE = {
-    "prepare_data": ["data"],
-    "sft": ["sft.py", "models"],
-    "gold_rm_train": ["reward/gold.py", "reward/config.py", "reward/heads.py", "data/synthetic.py", "models"],
-    "label_preferences": ["preferences.py", "models", "reward/gold.py", "reward/heads.py"],
-    "rm_train": ["reward/train.py", "reward/config.py", "reward/heads.py", "models"],
-    "rm_summary": ["reward/summary.py"],
-    "ppo": ["ppo", "reward/ensemble.py", "reward/heads.py", "runs.py", "models"],
-    "gold_eval": ["evaluation/gold_eval.py", "evaluation/plots.py", "reward/gold.py", "reward/heads.py"],
-    "bon_sample": ["evaluation/bon.py", "reward/ensemble.py", "reward/gold.py", "reward/heads.py", "models"],
-    "bon": ["evaluation/bon.py", "reward/ensemble.py", "runs.py"],
-    "plots": ["evaluation/plots.py"],
-}
+# Each stage's package source, from the import graph of its CLI handler cmd_<stage>
+# (rlhf_pipeline/codegraph.py): every module it imports, transitively, plus the handler's own text.
+# Its hash is a rule param, so editing code a stage runs marks that stage (and what depends on it)
+# stale; Snakemake alone only tracks params, inputs and shell. A new module is covered by importing it.
+try:
+    STAGE_HASHES = stage_hashes(SRC)
+except ValueError as e:  # a broken intra-package import, or a renamed excluded file
+    raise WorkflowError(f"stage code hashes: {e}") from None
 
 
 def code_hash(stage):
-    """sha256 over the stage's source files (path + content), short."""
-    h = hashlib.sha256()
-    for entry in STAGE_CODE[stage]:
-        p = SRC / entry
-        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
-        for f in files:
-            h.update(str(f.relative_to(SRC)).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    """Short hash of the package source the stage runs (see rlhf_pipeline.codegraph)."""
+    return STAGE_HASHES[stage]
+
+
+def as_json(value):
+    """Compact, key-sorted JSON: a stage's --config, and a tracked rule param."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def section(name, exclude=()):
-    """A config section as compact JSON: the stage's --config, and a tracked rule param."""
-    value = {k: v for k, v in config[name].items() if k not in exclude}
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """A config section as compact JSON (without the ``exclude`` keys)."""
+    return as_json({k: v for k, v in config[name].items() if k not in exclude})
 
 
 def dataset_section(wildcards):
     """The dataset section for the dataset named by the output path."""
-    return json.dumps({**config["dataset"], "name": wildcards.dataset}, sort_keys=True)
+    return as_json({**config["dataset"], "name": wildcards.dataset})
 
 
 def _per_attempt(base):
@@ -89,14 +80,15 @@ def _per_attempt(base):
 
 
 def _configured_resources(rule_name):
-    res = dict(config["resources"].get("default", {}))
-    res.update(config["resources"].get(rule_name, {}))
-    return {k: v for k, v in res.items() if v not in (None, 0, "")}
+    """config.resources.default updated by config.resources.<rule> (unset values inherit)."""
+    res = {}
+    for entry in ("default", rule_name):
+        res.update({k: v for k, v in config["resources"].get(entry, {}).items() if v not in (None, 0, "")})
+    return res
 
 
 def resources(rule_name):
-    """Cluster resources for a rule: config.resources.default updated by config.resources.<rule>;
-    memory and time grow with the retry attempt."""
+    """Cluster resources for a rule; memory and time grow with the retry attempt."""
     res = _configured_resources(rule_name)
     return {k: _per_attempt(v) if k in ("mem_mb", "runtime") else v for k, v in res.items()}
 
@@ -114,23 +106,26 @@ def data_file(split):
     return f"results/data/{DATASET}/{split}.jsonl"
 
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def gold_rm_path():
-    """The gold RM: trained here (embedded default) or an existing local dir / hub id."""
-    path = config["gold_rm"]["path"]
-    if path is None:
-        return "results/gold_rm/model"
-    if not Path(path).exists() and not _HUB_ID.match(path):
-        raise WorkflowError(f"gold_rm.path: {path} does not exist (give an existing model directory or a hub id)")
-    return path
+TRAINED_GOLD_RM = "results/gold_rm/model"
 
 
 def gold_rm_input():
-    """Inputs that make the gold RM a dependency: only when it is a file the workflow can see."""
-    path = gold_rm_path()
-    return [path] if (config["gold_rm"]["path"] is None or Path(path).exists()) else []
+    """The gold RM as an input: the trained one, or a configured local directory; [] for a hub id."""
+    path = config["gold_rm"]["path"]
+    if path is None:
+        return [TRAINED_GOLD_RM]
+    ref = model_ref(path)
+    return [ref.path] if ref.local else []
+
+
+def gold_rm_arg(wildcards, input):
+    """What the gold-RM CLI argument gets: the input directory, else the configured hub id."""
+    gold = [input.gold] if isinstance(input.gold, str) else list(input.gold)
+    return gold[0] if gold else config["gold_rm"]["path"]
+
+
+def alpacafarm_flag():
+    return "--is-alpacafarm-rm" if config["gold_rm"]["is_alpacafarm_rm"] else ""
 
 
 def rm_dirs(seeds):
@@ -140,39 +135,36 @@ def rm_dirs(seeds):
 
 # --- PPO runs ------------------------------------------------------------------------------------
 
-from rlhf_pipeline.runs import load_runs
+PPO_RUNS = list(CFG.ppo.runs)
 
-try:
-    PPO_RUNS = load_runs(config["ppo"], config["rm"]["seeds"], objective=False)
-except PipelineError as e:
-    raise WorkflowError(str(e)) from None
 
-wildcard_constraints:
-    run="|".join(map(re.escape, PPO_RUNS)) or "^$",
+def run_config(run):
+    """The run's resolved PPORunConfig (src/rlhf_pipeline/runs.py) as a dict."""
+    return CFG.ppo.run_config(run).to_dict()
 
 
 def ppo_rm_dirs(wildcards):
-    return rm_dirs(PPO_RUNS[wildcards.run].rm_seeds)
+    return rm_dirs(CFG.ppo.runs[wildcards.run].rm_seeds)
 
 
-def _ppo_settings(run):
-    return PPO_RUNS[run].ppo_settings(config["ppo"]["hparams"])
+def ppo_run_config(wildcards):
+    """The ppo stage's one --config (a tracked param: changing it reruns only this run)."""
+    return as_json(run_config(wildcards.run))
 
 
-def ppo_settings(wildcards):
-    """The run's PPOConfig as JSON (a tracked param: changing it reruns only this run)."""
-    return json.dumps(_ppo_settings(wildcards.run), sort_keys=True, separators=(",", ":"))
+def run_ensemble(wildcards):
+    """The run's members and objective (the bon stage's --ensemble): rm_seeds, objective, uwo_weight."""
+    run = run_config(wildcards.run)
+    return as_json({k: run[k] for k in ("rm_seeds", "objective", "uwo_weight")})
 
 
 def ppo_checkpoint_dir(wildcards):
     """The PPO run's resumable checkpoints (see checkpoint_dir)."""
-    run = PPO_RUNS[wildcards.run]
-    settings = [_ppo_settings(wildcards.run), run.rm_seeds, run.objective.lower(), run.uwo_weight,
-                config["ppo"]["standardize"]]
-    return checkpoint_dir("ppo", wildcards.run, settings)
+    return checkpoint_dir("ppo", wildcards.run, run_config(wildcards.run))
 
 
 # --- resumable checkpoints -----------------------------------------------------------------------
+
 
 def _training_settings(stage):
     """The config a stage's result depends on (rm.seeds only says which members exist)."""
@@ -211,5 +203,62 @@ def sft_checkpoint_dir(wildcards):
 
 def rm_checkpoint_dir(wildcards):
     """One directory per RM member: members train in parallel jobs."""
-    return checkpoint_dir("rm_train", f"seed{wildcards.seed}",
-                          [_training_settings("rm_train"), int(wildcards.seed)])
+    return checkpoint_dir("rm_train", f"seed{wildcards.seed}", [_training_settings("rm_train"), int(wildcards.seed)])
+
+
+# --- the Apptainer image ------------------------------------------------------------------------
+# The Apptainer image the stages run in on a cluster (container.smk builds it).
+# Only `--sdm apptainer` runs (the SLURM profile sets it) use the image; elsewhere the `container:`
+# directives are ignored, image_input() is empty, and nothing is built. Settings: config `container:`.
+
+IMAGE_DEF = "singularity/rlhf-pipeline.def"
+# What goes into the image's environment; editing any of them names a new image. src/ is copied into the
+# image too but left out on purpose: runs take the code from the checkout (see the .def's header).
+IMAGE_SOURCES = [IMAGE_DEF, "requirements.lock", "pyproject.toml"]
+# A CUDA torch install needs far more than a training stage's default; config resources.build_image wins.
+IMAGE_BUILD_RESOURCES = {"mem_mb": 16000, "runtime": 120, "cpus_per_task": 4, "disk_mb": 30000}
+
+
+def container_config():
+    return config["container"]
+
+
+def image_hash():
+    """sha256 over the image's sources (path + content), short; it names the image file."""
+    h = hashlib.sha256()
+    for rel in IMAGE_SOURCES:
+        h.update(rel.encode())
+        h.update((Path(workflow.basedir) / rel).read_bytes())
+    return h.hexdigest()[:12]
+
+
+BUILT_IMAGE = f"singularity/rlhf-pipeline-{image_hash()}.sif"
+
+
+def container_image():
+    """The image for `container:` directives: config container.image, else the one build_image makes."""
+    return container_config()["image"] or BUILT_IMAGE
+
+
+def uses_apptainer():
+    """True when this run deploys software with Apptainer (`--sdm apptainer`, set by the SLURM profile)."""
+    return deploys_with(DeploymentMethod.APPTAINER)
+
+
+def image_input():
+    """`[image]` for the input of every containerised rule under --sdm apptainer, else `[]`.
+
+    A rule-built image is no dependency of the rules that name it in `container:` (Snakemake issue 848),
+    so each of them lists it as an input too. ancient(): the file name carries the content hash, so its
+    modification time says nothing about staleness. Remote URIs are pulled by Snakemake itself.
+    """
+    image = container_image()
+    if not uses_apptainer() or "://" in image:
+        return []
+    return [ancient(image)]
+
+
+def image_build_resources():
+    """IMAGE_BUILD_RESOURCES updated by config resources.build_image (unset values inherit)."""
+    own = config["resources"].get("build_image", {})
+    return {**IMAGE_BUILD_RESOURCES, **{k: v for k, v in own.items() if v not in (None, 0, "")}}

@@ -6,18 +6,18 @@ rule prepare_data:
         val="results/data/{dataset}/val.jsonl",
         test="results/data/{dataset}/test.jsonl",
         manifest="results/data/{dataset}/manifest.json",
-    params:
-        cfg=dataset_section,
-        seed=config["seed"],
-        code=code_hash("prepare_data"),
     log:
         "results/logs/prepare_data/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_data/{dataset}.tsv"
-    resources:
-        **resources("prepare_data"),
     container:
         container_image()
+    resources:
+        **resources("prepare_data"),
+    params:
+        cfg=dataset_section,
+        seed=config["seed"],
+        code=code_hash("prepare_data"),
     shell:
-        "{CLI} prepare-data --config {params.cfg:q} --seed {params.seed} "
+        "python -m rlhf_pipeline prepare-data --config {params.cfg:q} --seed {params.seed} "
         "--out-dir results/data/{wildcards.dataset} --manifest {output.manifest} > {log} 2>&1"

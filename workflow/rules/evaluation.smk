@@ -4,27 +4,29 @@ rule gold_eval:
         gold=gold_rm_input(),
         image=image_input(),
     output:
-        csv=report("results/ppo/{run}/gold_eval.csv", category="PPO", subcategory="{run}",
-                   caption="../report/gold_eval.rst"),
-        png=report("results/ppo/{run}/gold_vs_kl.png", category="PPO", subcategory="{run}",
-                   caption="../report/gold_eval.rst"),
+        csv=report(
+            "results/ppo/{run}/gold_eval.csv", category="PPO", subcategory="{run}", caption="../report/gold_eval.rst"
+        ),
+        png=report(
+            "results/ppo/{run}/gold_vs_kl.png", category="PPO", subcategory="{run}", caption="../report/gold_eval.rst"
+        ),
         manifest="results/ppo/{run}/gold_eval_manifest.json",
-    params:
-        gold=gold_rm_path(),
-        alpacafarm="--is-alpacafarm-rm" if config["gold_rm"]["is_alpacafarm_rm"] else "",
-        batch_size=config["gold_eval"]["batch_size"],
-        code=code_hash("gold_eval"),
     log:
         "results/logs/gold_eval/{run}.log",
     benchmark:
         "results/benchmarks/gold_eval/{run}.tsv"
+    container:
+        container_image()
     threads: threads("gold_eval")
     resources:
         **resources("gold_eval"),
-    container:
-        container_image()
+    params:
+        gold=gold_rm_arg,
+        alpacafarm=alpacafarm_flag(),
+        batch_size=config["gold_eval"]["batch_size"],
+        code=code_hash("gold_eval"),
     shell:
-        "{CLI} gold-eval {input.eval} {params.gold:q} --batch-size {params.batch_size} {params.alpacafarm} "
+        "python -m rlhf_pipeline gold-eval {input.eval} {params.gold:q} --batch-size {params.batch_size} {params.alpacafarm} "
         "--out {output.csv} --plot {output.png} --manifest {output.manifest} > {log} 2>&1"
 
 
@@ -38,23 +40,23 @@ rule bon_sample:
     output:
         samples="results/bon/samples.jsonl",
         manifest="results/bon/manifest.json",
-    params:
-        cfg=section("bon"),
-        seeds=config["rm"]["seeds"],
-        gold=gold_rm_path(),
-        alpacafarm="--is-alpacafarm-rm" if config["gold_rm"]["is_alpacafarm_rm"] else "",
-        code=code_hash("bon_sample"),
     log:
         "results/logs/bon_sample.log",
     benchmark:
         "results/benchmarks/bon_sample.tsv"
+    container:
+        container_image()
     threads: threads("bon_sample")
     resources:
         **resources("bon_sample"),
-    container:
-        container_image()
+    params:
+        cfg=section("bon"),
+        seeds=config["rm"]["seeds"],
+        gold=gold_rm_arg,
+        alpacafarm=alpacafarm_flag(),
+        code=code_hash("bon_sample"),
     shell:
-        "{CLI} bon-sample --config {params.cfg:q} --policy {input.policy} --rm-dirs {input.rms} "
+        "python -m rlhf_pipeline bon-sample --config {params.cfg:q} --policy {input.policy} --rm-dirs {input.rms} "
         "--member-ids {params.seeds} --gold-rm {params.gold:q} {params.alpacafarm} "
         "--prompts {input.prompts} --out {output.samples} --manifest {output.manifest} > {log} 2>&1"
 
@@ -65,21 +67,19 @@ rule bon:
         image=image_input(),
     output:
         csv=report("results/bon/{run}/bon.csv", category="Best-of-n", caption="../report/bon.rst"),
-    params:
-        members=lambda wc: PPO_RUNS[wc.run].rm_seeds,
-        objective=lambda wc: PPO_RUNS[wc.run].objective,
-        uwo_weight=lambda wc: PPO_RUNS[wc.run].uwo_weight,
-        ns=config["bon"]["ns"],
-        standardize="" if config["bon"]["standardize"] else "--no-standardize",
-        code=code_hash("bon"),
     log:
         "results/logs/bon/{run}.log",
     localrule: True
     container:
         container_image()
+    params:
+        ensemble=run_ensemble,
+        ns=config["bon"]["ns"],
+        standardize="" if config["bon"]["standardize"] else "--no-standardize",
+        code=code_hash("bon"),
     shell:
-        "{CLI} bon --samples {input.samples} --members {params.members} --objective {params.objective} "
-        "--uwo-weight {params.uwo_weight} --ns {params.ns} {params.standardize} --out {output.csv} > {log} 2>&1"
+        "python -m rlhf_pipeline bon --samples {input.samples} --ensemble {params.ensemble:q} --ns {params.ns} "
+        "{params.standardize} --out {output.csv} > {log} 2>&1"
 
 
 rule plot_overoptimization:
@@ -88,16 +88,17 @@ rule plot_overoptimization:
         bon=expand("results/bon/{run}/bon.csv", run=PPO_RUNS),
         image=image_input(),
     output:
-        report("results/plots/overoptimization.png", category="Overoptimization",
-               caption="../report/overoptimization.rst"),
-    params:
-        gold=[f"{run}=results/ppo/{run}/gold_eval.csv" for run in PPO_RUNS],
-        bon=[f"{run}=results/bon/{run}/bon.csv" for run in PPO_RUNS],
-        code=code_hash("plots"),
+        report(
+            "results/plots/overoptimization.png", category="Overoptimization", caption="../report/overoptimization.rst"
+        ),
     log:
         "results/logs/plot_overoptimization.log",
     localrule: True
     container:
         container_image()
+    params:
+        gold=[f"{run}=results/ppo/{run}/gold_eval.csv" for run in PPO_RUNS],
+        bon=[f"{run}=results/bon/{run}/bon.csv" for run in PPO_RUNS],
+        code=code_hash("plot_overoptimization"),
     shell:
-        "{CLI} plot-overoptimization --gold-evals {params.gold} --bons {params.bon} --out {output} > {log} 2>&1"
+        "python -m rlhf_pipeline plot-overoptimization --gold-evals {params.gold} --bons {params.bon} --out {output} > {log} 2>&1"

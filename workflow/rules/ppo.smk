@@ -1,3 +1,7 @@
+wildcard_constraints:
+    run="|".join(map(re.escape, PPO_RUNS)) or "^$",
+
+
 rule ppo:
     input:
         policy="results/sft/model",
@@ -10,28 +14,20 @@ rule ppo:
         model=directory("results/ppo/{run}/model"),
         train_log="results/ppo/{run}/train_log.csv",
         manifest="results/ppo/{run}/manifest.json",
-    params:
-        cfg=ppo_settings,
-        objective=lambda wc: PPO_RUNS[wc.run].objective,
-        uwo_weight=lambda wc: PPO_RUNS[wc.run].uwo_weight,
-        standardize="" if config["ppo"]["standardize"] else "--no-standardize",
-        n_eval=config["ppo"]["n_eval_prompts"],
-        reward_batch_size=config["ppo"]["reward_batch_size"],
-        ckpt=ppo_checkpoint_dir,
-        code=code_hash("ppo"),
     log:
         "results/logs/ppo/{run}.log",
     benchmark:
         "results/benchmarks/ppo/{run}.tsv"
+    container:
+        container_image()
     threads: threads("ppo")
     resources:
         **resources("ppo"),
-    container:
-        container_image()
+    params:
+        cfg=ppo_run_config,
+        ckpt=ppo_checkpoint_dir,
+        code=code_hash("ppo"),
     shell:
-        "exec {CLI} ppo --config {params.cfg:q} --policy {input.policy} --rm-dirs {input.rms} "
-        "--objective {params.objective} --uwo-weight {params.uwo_weight} {params.standardize} "
-        "--reward-batch-size {params.reward_batch_size} "
+        "exec python -m rlhf_pipeline ppo --config {params.cfg:q} --policy {input.policy} --rm-dirs {input.rms} "
         "--train-prompts {input.train_prompts} --eval-prompts {input.eval_prompts} "
-        "--n-eval-prompts {params.n_eval} --out-dir results/ppo/{wildcards.run} "
-        "--ckpt-dir {params.ckpt} --manifest {output.manifest} > {log} 2>&1"
+        "--out-dir results/ppo/{wildcards.run} --ckpt-dir {params.ckpt} --manifest {output.manifest} > {log} 2>&1"

@@ -9,20 +9,20 @@ rule gold_rm_train:
         model=directory("results/gold_rm/model"),
         metrics="results/gold_rm/metrics.json",
         manifest="results/gold_rm/manifest.json",
-    params:
-        cfg=section("gold_rm"),
-        code=code_hash("gold_rm_train"),
     log:
         "results/logs/gold_rm_train.log",
     benchmark:
         "results/benchmarks/gold_rm_train.tsv"
+    container:
+        container_image()
     threads: threads("gold_rm_train")
     resources:
         **resources("gold_rm_train"),
-    container:
-        container_image()
+    params:
+        cfg=section("gold_rm"),
+        code=code_hash("gold_rm_train"),
     shell:
-        "{CLI} gold-rm-train --config {params.cfg:q} --out-dir results/gold_rm "
+        "python -m rlhf_pipeline gold-rm-train --config {params.cfg:q} --out-dir results/gold_rm "
         "--manifest {output.manifest} > {log} 2>&1"
 
 
@@ -37,22 +37,22 @@ rule label_preferences:
         train="results/preferences/train.jsonl",
         val="results/preferences/val.jsonl",
         manifest="results/preferences/manifest.json",
-    params:
-        cfg=section("preferences"),
-        gold=gold_rm_path(),
-        alpacafarm="--is-alpacafarm-rm" if config["gold_rm"]["is_alpacafarm_rm"] else "",
-        code=code_hash("label_preferences"),
     log:
         "results/logs/label_preferences.log",
     benchmark:
         "results/benchmarks/label_preferences.tsv"
+    container:
+        container_image()
     threads: threads("label_preferences")
     resources:
         **resources("label_preferences"),
-    container:
-        container_image()
+    params:
+        cfg=section("preferences"),
+        gold=gold_rm_arg,
+        alpacafarm=alpacafarm_flag(),
+        code=code_hash("label_preferences"),
     shell:
-        "{CLI} label-preferences --config {params.cfg:q} --policy {input.policy} "
+        "python -m rlhf_pipeline label-preferences --config {params.cfg:q} --policy {input.policy} "
         "--gold-rm {params.gold:q} {params.alpacafarm} "
         "--train-prompts {input.train_prompts} --val-prompts {input.val_prompts} "
         "--out-train {output.train} --out-val {output.val} --manifest {output.manifest} > {log} 2>&1"
@@ -68,22 +68,22 @@ rule rm_train:
         model=directory("results/rm/seed{seed}/model"),
         metrics="results/rm/seed{seed}/metrics.json",
         manifest="results/rm/seed{seed}/manifest.json",
+    log:
+        "results/logs/rm_train/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/rm_train/seed{seed}.tsv"
+    container:
+        container_image()
+    threads: threads("rm_train")
+    resources:
+        **resources("rm_train"),
     params:
         # `seeds` only says which members exist; leaving it out means adding a member trains only it.
         cfg=section("rm", exclude=["seeds"]),
         code=code_hash("rm_train"),
         ckpt=rm_checkpoint_dir,
-    log:
-        "results/logs/rm_train/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/rm_train/seed{seed}.tsv"
-    threads: threads("rm_train")
-    resources:
-        **resources("rm_train"),
-    container:
-        container_image()
     shell:
-        "exec {CLI} rm-train --config {params.cfg:q} --seed {wildcards.seed} "
+        "exec python -m rlhf_pipeline rm-train --config {params.cfg:q} --seed {wildcards.seed} "
         "--prefs-train {input.train} --prefs-val {input.val} --sft-model {input.sft} "
         "--out-dir results/rm/seed{wildcards.seed} --ckpt-dir {params.ckpt:q} "
         "--manifest {output.manifest} > {log} 2>&1"
@@ -96,12 +96,12 @@ rule rm_summary:
     output:
         csv=report("results/rm/summary.csv", category="Reward models", caption="../report/rm_summary.rst"),
         png=report("results/rm/summary.png", category="Reward models", caption="../report/rm_summary.rst"),
-    params:
-        code=code_hash("rm_summary"),
     log:
         "results/logs/rm_summary.log",
     localrule: True
     container:
         container_image()
+    params:
+        code=code_hash("rm_summary"),
     shell:
-        "{CLI} rm-summary --metrics {input.metrics} --out-csv {output.csv} --out-png {output.png} > {log} 2>&1"
+        "python -m rlhf_pipeline rm-summary --metrics {input.metrics} --out-csv {output.csv} --out-png {output.png} > {log} 2>&1"

@@ -6,21 +6,21 @@ rule sft:
     output:
         model=directory("results/sft/model"),
         manifest="results/sft/manifest.json",
+    log:
+        "results/logs/sft.log",
+    benchmark:
+        "results/benchmarks/sft.tsv"
+    container:
+        container_image()
+    threads: threads("sft")
+    resources:
+        **resources("sft"),
     params:
         cfg=section("sft"),
         tokenizer=config["tokenizer"],
         code=code_hash("sft"),
         ckpt=sft_checkpoint_dir,
-    log:
-        "results/logs/sft.log",
-    benchmark:
-        "results/benchmarks/sft.tsv"
-    threads: threads("sft")
-    resources:
-        **resources("sft"),
-    container:
-        container_image()
     shell:
-        "exec {CLI} sft --config {params.cfg:q} --tokenizer {params.tokenizer:q} "
+        "exec python -m rlhf_pipeline sft --config {params.cfg:q} --tokenizer {params.tokenizer:q} "
         "--train {input.train} --val {input.val} --out {output.model} --ckpt-dir {params.ckpt:q} "
         "--manifest {output.manifest} > {log} 2>&1"

@@ -14,69 +14,41 @@ The top-level ``seed`` is not part of this section; the CLI passes it to
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass
 
-from ..config import check_section_keys
-from ..errors import PipelineError
+from ..config import Section, bad, setting
 
-
-def _check_keys(section: str, d: Any, cls) -> None:
-    check_section_keys(cls, d, section)
-
-
-def _positive_int(key: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        expected = "a positive integer or null" if allow_none else "a positive integer"
-        raise PipelineError(f"config {key}: expected {expected}, got {value!r}")
+DATASET_NAMES = ("synthetic", "alpaca_farm", "anthropic_hh", "imdb")
+"""Registered adapters (:mod:`rlhf_pipeline.data.registry`; a test keeps the two equal)."""
 
 
 @dataclass
-class SyntheticConfig:
+class SyntheticConfig(Section):
     """Sizes of the embedded synthetic dataset (rows per split)."""
 
-    n_train: int = 2000
-    """Rows in ``train.jsonl`` (SFT demonstrations; prompts for preference pairs)."""
-    n_val: int = 200
-    """Rows in ``val.jsonl``."""
-    n_test: int = 200
-    """Rows in ``test.jsonl`` (held-out prompts for evaluation)."""
+    section = "dataset.synthetic"
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "SyntheticConfig":
-        d = {} if d is None else d
-        _check_keys("dataset.synthetic", d, cls)
-        cfg = cls(**d)
-        for f in fields(cls):
-            _positive_int(f"dataset.synthetic.{f.name}", getattr(cfg, f.name))
-        return cfg
+    n_train: int = setting(2000, ge=1, help="Rows in train.jsonl (SFT demonstrations; prompts for preference pairs).")
+    n_val: int = setting(200, ge=1, help="Rows in val.jsonl.")
+    n_test: int = setting(200, ge=1, help="Rows in test.jsonl (held-out prompts for evaluation).")
 
 
 @dataclass
-class DatasetConfig:
+class DatasetConfig(Section):
     """Which dataset to prepare and how much of it."""
 
-    name: str = "synthetic"
-    """Registered adapter: ``synthetic``, ``alpaca_farm``, ``anthropic_hh`` or ``imdb``."""
-    path: str | None = None
-    """Hub name or local path (a ``save_to_disk`` directory, a directory of data files or one data
-    file) for real sets; ``None`` = the adapter's default hub name. Ignored by ``synthetic``."""
-    max_rows: int | None = None
-    """Cap on rows per split (a seeded random subset); ``None`` = all rows."""
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    """Split sizes of the embedded synthetic world (only for ``name: synthetic``)."""
+    section = "dataset"
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "DatasetConfig":
-        d = {} if d is None else dict(d)
-        _check_keys("dataset", d, cls)
-        d["synthetic"] = SyntheticConfig.from_dict(d.get("synthetic"))
-        cfg = cls(**d)
-        if not isinstance(cfg.name, str) or not cfg.name:
-            raise PipelineError(f"config dataset.name: expected a dataset name, got {cfg.name!r}")
-        if cfg.path is not None and (not isinstance(cfg.path, str) or not cfg.path):
-            raise PipelineError(f"config dataset.path: expected a string or null, got {cfg.path!r}")
-        _positive_int("dataset.max_rows", cfg.max_rows, allow_none=True)
-        return cfg
+    name: str = setting("synthetic", choices=DATASET_NAMES, help="Registered dataset adapter.")
+    path: str | None = setting(None, help="Hub name or local path for real sets; null = the adapter's default hub "
+                               "name; ignored by synthetic. A local path is a save_to_disk directory, one data file "
+                               "(the train split) or a folder of data files, one per split, named <split>.<ext> "
+                               "(.jsonl, .json, .csv or .parquet): train/val/test for every real set, sft for "
+                               "alpaca_farm (each adapter's module docstring lists the names it reads).")
+    max_rows: int | None = setting(None, ge=1, help="Cap on rows per split (a seeded random subset); null = all rows.")
+    synthetic: SyntheticConfig = setting(default_factory=SyntheticConfig,
+                                         help="Split sizes of the embedded synthetic world (only for name: synthetic).")
+
+    def check(self, where: str) -> None:
+        if self.path is not None and not self.path.strip():
+            bad(f"{where}.path", self.path, "a hub name, a local path, or null")

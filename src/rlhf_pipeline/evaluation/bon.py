@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..config import section_from_dict
 from ..errors import PipelineError
 from ..io import read_jsonl
+from .config import BestOfNConfig
 from .gold_eval import write_csv
 
 #: Columns of ``bon.csv``, in order.
@@ -45,39 +43,6 @@ BON_COLUMNS = [
 
 #: Fields every row of the best-of-n samples file must carry.
 SAMPLE_FIELDS = ["prompt", "response", "proxy_scores", "gold_reward"]
-
-
-@dataclass
-class BestOfNConfig:
-    """Settings of the best-of-n evaluation (objective and UWO weight come from the PPO run)."""
-
-    ns: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
-    """Values of n to evaluate; each must be <= the N samples drawn per prompt."""
-    standardize: bool = True
-    """Standardise each ensemble member's scores (zero mean, unit variance over all samples)
-    before combining them, so no member dominates the mean/min/variance by its scale."""
-    n_prompts: int = 64
-    """Held-out prompts to sample for (the first ones of the test split)."""
-    n_samples: int = 16
-    """N: responses sampled from the SFT policy per prompt (>= max(ns))."""
-    max_new_tokens: int = 24
-    """Longest sampled response (match PPO's max_new_tokens)."""
-    temperature: float = 1.0
-    """Sampling temperature (match PPO's)."""
-    top_k: int = 0
-    """Top-k sampling (0 = off)."""
-    batch_size: int = 64
-    """Generation and scoring batch size."""
-    seed: int = 0
-    """Sampling seed."""
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> BestOfNConfig:
-        cfg = section_from_dict(cls, d, "bon")
-        _check_ns(cfg.ns, where="bon.ns")
-        if max(cfg.ns) > cfg.n_samples:
-            raise PipelineError(f"bon.ns: max n={max(cfg.ns)} exceeds bon.n_samples={cfg.n_samples}")
-        return cfg
 
 
 def sample_for_bon(cfg: BestOfNConfig, policy_dir: str, rm_model_dirs: Sequence[str],
@@ -178,12 +143,6 @@ def _standardize(scores: np.ndarray) -> np.ndarray:
     return (scores - scores.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
 
 
-def _combine_fn() -> Callable:
-    from ..reward.ensemble import combine
-
-    return combine
-
-
 def best_of_n(
     samples_path: str | os.PathLike,
     objective: str,
@@ -191,7 +150,6 @@ def best_of_n(
     ns: Sequence[int],
     out_csv: str | os.PathLike | None,
     standardize: bool = True,
-    combine: Callable | None = None,
     members: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Best-of-n curve of one objective: expected proxy and gold reward of the pick, per n.
@@ -199,8 +157,7 @@ def best_of_n(
     ``samples_path``: JSONL, N rows per prompt, each ``{prompt, response, proxy_scores: [K],
     gold_reward}`` (other fields are ignored). Member scores are (optionally standardised per
     member, over all samples and then) combined with
-    ``rlhf_pipeline.reward.ensemble.combine(scores[K, B], objective, uwo_weight)``; ``combine``
-    can be passed to use another function with that signature; ``members`` picks the rows of
+    ``rlhf_pipeline.reward.ensemble.combine(scores[K, B], objective, uwo_weight)``; ``members`` picks the rows of
     ``proxy_scores`` (ensemble members) the objective combines (default: all). The reported ``proxy_reward`` is
     that combined objective (on the standardised scale when ``standardize``).
 
@@ -209,6 +166,8 @@ def best_of_n(
     exceeds the number N of samples of a prompt.
     """
     import torch
+
+    from ..reward.ensemble import combine
 
     samples_path = Path(samples_path)
     ns = _check_ns(ns, where="best_of_n ns")
@@ -243,7 +202,6 @@ def best_of_n(
         scores = scores[list(members)]
     if standardize:
         scores = _standardize(scores)
-    combine = combine or _combine_fn()
     proxy = combine(torch.as_tensor(scores), objective, uwo_weight).detach().cpu().numpy()
     proxy = proxy.astype(np.float64)  # [B]
     gold = np.array([r["gold_reward"] for r in rows], dtype=np.float64)  # [B]

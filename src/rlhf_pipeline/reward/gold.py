@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import torch
 
 from ..errors import PipelineError
 from ..io import atomic_dir, write_json
-from ..models import join_text, load_tokenizer, resolve_name
+from ..models import check_model, join_text, load_tokenizer, resolve_name
 from .config import GoldRMConfig
 from .heads import RewardModel, encode_for_reward, encode_texts, padded_batches, score_token_ids
 
@@ -162,7 +162,7 @@ def train_gold_rm(cfg: GoldRMConfig, rows: Sequence[dict[str, Any]], out_dir: st
     feats = _pooled_features(model, tok, ids, cfg.batch_size)
 
     perm = torch.randperm(len(rows), generator=torch.Generator().manual_seed(cfg.seed))
-    n_val = int(round(VAL_FRACTION * len(rows))) if len(rows) >= 10 else 0
+    n_val = round(VAL_FRACTION * len(rows)) if len(rows) >= 10 else 0
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     q_mean, q_std = quality[train_idx].mean(), quality[train_idx].std(unbiased=False).clamp(min=1e-8)
     target = (quality - q_mean) / q_std
@@ -203,37 +203,24 @@ def train_gold_rm(cfg: GoldRMConfig, rows: Sequence[dict[str, Any]], out_dir: st
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_model_path(path: str) -> None:
-    """A local path that does not exist -> PipelineError. Hub ids look like ``org/name`` where no
-    local directory ``org`` exists."""
-    if Path(path).exists():
-        return
-    slashes = path.count("/")
-    if path.startswith(("/", ".", "~")) or slashes > 1 or (slashes == 1 and Path(path).parent.exists()):
-        raise PipelineError(f"gold RM path {path!r} does not exist")
-
-
 class GoldScorer:
     """Score (prompt, response) pairs with a sequence-classification reward model.
 
     ``path``: a :class:`RewardModel` dir (e.g. ``results/gold_rm/model``) or any hub id / local dir
     loadable by ``AutoModelForSequenceClassification`` (reward = ``logits[:, 0]``, or ``rewards``
-    when the model's output has it). Text: ``format_fn(prompt, response)``; default
-    :func:`~rlhf_pipeline.models.join_text`, or :func:`alpacafarm_format` when
+    when the model's output has it). Text: :func:`~rlhf_pipeline.models.join_text`, or :func:`alpacafarm_format` when
     ``is_alpacafarm_rm``. Our RewardModels get the EOS appended (as in training); other models get
     their tokenizer's own special tokens only.
     """
 
     def __init__(self, path: str | os.PathLike, is_alpacafarm_rm: bool = False, batch_size: int = 32,
-                 device: str | torch.device | None = None,
-                 format_fn: Callable[[str, str], str] | None = None, max_length: int | None = None):
+                 device: str | torch.device | None = None):
         from transformers import AutoModelForSequenceClassification
 
-        path = str(path)
-        _check_model_path(path)
+        path = check_model("gold RM path", str(path)).path
         self.path = path
         self.batch_size = batch_size
-        self.format_fn = format_fn or (alpacafarm_format if is_alpacafarm_rm else join_text)
+        self.format_fn = alpacafarm_format if is_alpacafarm_rm else join_text
         self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         try:
             self.tokenizer = load_tokenizer(path)
@@ -245,12 +232,11 @@ class GoldScorer:
         if getattr(self.model.config, "pad_token_id", None) is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.ours = isinstance(self.model, RewardModel)
-        if max_length is None:
-            if self.ours:
-                max_length = self.model.config.reward_max_length
-            elif self.tokenizer.model_max_length < 100_000:
-                max_length = self.tokenizer.model_max_length
-        self.max_length = max_length
+        self.max_length = None
+        if self.ours:
+            self.max_length = self.model.config.reward_max_length
+        elif self.tokenizer.model_max_length < 100_000:
+            self.max_length = self.tokenizer.model_max_length
 
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """Gold rewards, float32 array of shape (N,)."""

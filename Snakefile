@@ -21,7 +21,7 @@ include: "workflow/rules/evaluation.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/rm/summary.csv",
         "results/plots/overoptimization.png",
-    default_target: True

@@ -135,7 +135,7 @@ PIDFILES = {
 
 
 def _start_munged() -> bool:
-    if _pid_alive(PIDFILES["munged"]) or MUNGE_SOCKET.exists() and _run(["munge", "-n"]).returncode == 0:
+    if _pid_alive(PIDFILES["munged"]) or (MUNGE_SOCKET.exists() and _run(["munge", "-n"]).returncode == 0):
         return False
     MUNGE_SOCKET.parent.mkdir(parents=True, exist_ok=True)
     shutil.chown(MUNGE_SOCKET.parent, "munge", "munge")

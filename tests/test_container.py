@@ -18,10 +18,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from slurm_harness import REPO, copy_workflow
 from spython.main.parse.parsers import SingularityParser
 
 import rlhf_pipeline
-from slurm_harness import REPO, copy_workflow
 
 DEF = REPO / "singularity" / "rlhf-pipeline.def"
 MAKEFILE = (REPO / "Makefile").read_text()

@@ -16,8 +16,9 @@ from rlhf_pipeline.ppo import PPOConfig, train_ppo
 
 torch.set_num_threads(1)
 
-WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india kilo lima mike november oscar "
-         "papa quebec romeo sierra tango uniform victor whiskey yankee zulu").split()
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "kilo", "lima", "mike",
+         "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango", "uniform", "victor", "whiskey", "yankee",
+         "zulu"]
 TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
         "num_key_value_heads": 2}
 
@@ -91,7 +92,7 @@ def test_ppo_learns_and_writes_the_file_contract(policy_dir, tmp_path):
 
     evals = sorted(p.name for p in (out / "eval").iterdir())
     assert evals == ["step000000.jsonl", "step000005.jsonl", "step000010.jsonl", "step000012.jsonl"]
-    rows0 = [json.loads(line) for line in open(out / "eval" / "step000000.jsonl")]
+    rows0 = [json.loads(line) for line in (out / "eval" / "step000000.jsonl").read_text().splitlines()]
     assert [r["prompt"] for r in rows0] == EVAL_PROMPTS
     assert set(rows0[0]) == {"step", "prompt", "response", "proxy_scores", "proxy_reward",
                              "ensemble_variance", "kl", "response_length"}
@@ -104,11 +105,12 @@ def test_ppo_learns_and_writes_the_file_contract(policy_dir, tmp_path):
     log = read_log(out / "train_log.csv")
     assert [int(r["step"]) for r in log] == list(range(1, 13))
     assert int(log[-1]["episodes"]) == 12 * 16
-    assert float(log[0]["lr"]) == pytest.approx(3e-3) and float(log[-1]["lr"]) == pytest.approx(3e-3 / 12)  # linear decay
+    assert float(log[0]["lr"]) == pytest.approx(3e-3)
+    assert float(log[-1]["lr"]) == pytest.approx(3e-3 / 12)  # linear decay
     first = sum(float(r["score"]) for r in log[:3]) / 3
     last = sum(float(r["score"]) for r in log[-3:]) / 3
     assert last > first + 0.2, (first, last)
-    final_eval = [json.loads(line) for line in open(out / "eval" / "step000012.jsonl")]
+    final_eval = [json.loads(line) for line in (out / "eval" / "step000012.jsonl").read_text().splitlines()]
     assert sum(r["kl"] for r in final_eval) > 0          # the policy moved away from the reference
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -166,7 +168,7 @@ def test_nan_score_aborts_with_the_batch_saved(policy_dir, tmp_path):
     with pytest.raises(PipelineError, match=r"PPO step 2: non-finite score"):
         train_ppo(small_cfg(), policy_dir, NanAtStep2(), PROMPTS, EVAL_PROMPTS,
                   tmp_path / "out", tmp_path / "ckpt")
-    bad = [json.loads(line) for line in open(tmp_path / "ckpt" / "nan_batch_step2.jsonl")]
+    bad = [json.loads(line) for line in (tmp_path / "ckpt" / "nan_batch_step2.jsonl").read_text().splitlines()]
     assert len(bad) == 8 and {"prompt", "response", "score"} <= set(bad[0])
     assert (tmp_path / "ckpt" / "step000001").is_dir()
     assert not (tmp_path / "out" / "model").exists()
@@ -269,7 +271,7 @@ def test_lora_policy_and_value_from_a_reward_model_dir(policy_dir, tmp_path):
     cfg = small_cfg(total_episodes=2 * 8, lora={"enabled": True, "r": 4, "alpha": 8},
                     value_init="reward", value_init_path=policy_dir)
     train_ppo(cfg, policy_dir, FirstHalfReward(), PROMPTS, EVAL_PROMPTS, tmp_path / "out", tmp_path / "ckpt")
-    step0 = [json.loads(line) for line in open(tmp_path / "out" / "eval" / "step000000.jsonl")]
+    step0 = [json.loads(line) for line in (tmp_path / "out" / "eval" / "step000000.jsonl").read_text().splitlines()]
     assert all(abs(r["kl"]) < 1e-5 for r in step0)  # reference = base with adapters disabled
     merged = load_file(tmp_path / "out" / "model" / "model.safetensors")
     assert not any("lora" in k for k in merged)      # adapters merged into a plain causal LM

@@ -104,7 +104,8 @@ def test_save_load_round_trip(tok, backbones, tmp_path, head):
         loaded = loader.from_pretrained(tmp_path).eval()
         assert isinstance(loaded, RewardModel)
         assert loaded.config.head == head and loaded.config.reward_std == 2.0
-        assert torch.allclose(_rewards(loaded, tok, "left"), ref, atol=1e-6, rtol=0), (_rewards(loaded, tok, "left") - ref).abs().max()
+        got = _rewards(loaded, tok, "left")
+        assert torch.allclose(got, ref, atol=1e-6, rtol=0), (got - ref).abs().max()
 
 
 def test_attention_head_learns_layer_weights_and_clips_layers(tok, backbones):

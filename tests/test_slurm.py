@@ -19,10 +19,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from slurm_harness import REPO, copy_workflow, slurm_cluster  # noqa: F401  (slurm_cluster: fixture)
 from snakemake.profiles import ProfileConfigFileParser
 from snakemake.resources import Resources
-
-from slurm_harness import REPO, copy_workflow, slurm_cluster  # noqa: F401  (slurm_cluster: fixture)
 from test_container import rules_under_apptainer
 
 PROFILE = REPO / "slurm" / "config.yaml"
@@ -107,7 +106,7 @@ def job_info(jobid: str) -> str:
 
 
 @pytest.mark.slurm
-def test_sbatch_wrap_completes(slurm_cluster, tmp_path):
+def test_sbatch_wrap_completes(slurm_cluster, tmp_path):  # noqa: F811  (pytest fixture imported above)
     out = tmp_path / "hello.out"
     jobid = subprocess.run(["sbatch", "--parsable", "-o", str(out), "--wrap", "echo hello from $SLURM_JOB_ID"],
                            capture_output=True, text=True, check=True).stdout.strip().split(";")[0]
@@ -146,7 +145,7 @@ SLURM_RULES = {"prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_
 
 
 @pytest.mark.slurm
-def test_ppo_target_runs_through_slurm_profile(slurm_cluster, tmp_path):
+def test_ppo_target_runs_through_slurm_profile(slurm_cluster, tmp_path):  # noqa: F811  (pytest fixture imported above)
     """The done-when of issue 4: the plain profile command on the PPO target, every rule a SLURM job."""
     wf = copy_workflow(tmp_path / "wf")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PWD": str(wf)}
@@ -275,6 +274,7 @@ def test_coste2023_plan_under_profile(tmp_path, fake_apptainer):
     for rule in gpu_rules:
         flags = sbatch_flags(rule, jobs[rule]["resources"]).split()
         assert f"--gpus={cfg[rule]['gpu']}" in flags, (rule, flags)
-        assert f"--cpus-per-task={cfg[rule]['cpus_per_task']}" in flags and f"--mem" in flags, (rule, flags)
+        assert f"--cpus-per-task={cfg[rule]['cpus_per_task']}" in flags and "--mem" in flags, (rule, flags)
         assert ("--signal=TERM@600" in flags) == (rule in ("sft", "rm_train", "ppo")), (rule, flags)
-    assert not any(f.startswith("--gpus") for f in sbatch_flags("prepare_data", jobs["prepare_data"]["resources"]).split())
+    prepare_flags = sbatch_flags("prepare_data", jobs["prepare_data"]["resources"]).split()
+    assert not any(f.startswith("--gpus") for f in prepare_flags)

@@ -236,7 +236,7 @@ class _Package:
         source, tree = self.parse(rel)
         defs = _top_level_defs(tree)
         if not isinstance(defs.get(function), (ast.FunctionDef, ast.AsyncFunctionDef)):
-            raise ValueError(f"{self.dir / rel}: no top-level function {function}")  # noqa: TRY004
+            raise ValueError(f"{self.dir / rel}: no top-level function {function}")
         bindings: dict[str, _Import] = {}
         for stmt in _runtime_import_nodes(tree.body, into_scopes=False):
             bindings.update(_bindings(stmt))

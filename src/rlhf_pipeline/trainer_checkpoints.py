@@ -246,7 +246,7 @@ def latest_valid_checkpoint(ckpt_dir: str | Path) -> Path | None:
         try:
             check_checkpoint(path)
             return path
-        except Exception as e:  # noqa: BLE001 - any failure means "not a valid checkpoint"
+        except Exception as e:
             warnings.warn(f"skipping invalid checkpoint {path}: {e}; removing it", stacklevel=2)
             shutil.rmtree(path, ignore_errors=True)
     return None

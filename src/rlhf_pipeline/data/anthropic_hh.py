@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 def split_pair(chosen: str, rejected: str) -> tuple[str, str, str] | None:
     """``(prompt, chosen_response, rejected_response)`` of two transcripts, or None if the shared
     prefix has no assistant turn."""
-    shared = os.path.commonprefix([chosen, rejected])
+    shared = os.path.commonprefix([chosen, rejected])  # noqa: RUF071  (char-wise intended; cut at last ASSISTANT)
     cut = shared.rfind(ASSISTANT)
     if cut < 0:
         return None

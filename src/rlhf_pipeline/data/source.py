@@ -144,7 +144,7 @@ def _load_file(name: str, split: str, file: Path) -> Dataset:
     _check_data_file(name, file)
     try:
         return datasets.load_dataset(builder, data_files={split: str(file)}, split=split)
-    except Exception as e:  # noqa: BLE001 - datasets/pyarrow format errors come in many types
+    except Exception as e:
         raise PipelineError(f"dataset {name}: {file}: cannot load ({_one_line(e)})") from None
 
 
@@ -155,7 +155,7 @@ def _load_with_datasets(name: str, source: str, load: Callable[[], Any]) -> Data
 
     try:
         dsd = load()
-    except Exception as e:  # noqa: BLE001 - hub/network/format errors come in many types
+    except Exception as e:
         if Path(source).is_dir():
             _check_no_empty_file(name, Path(source))
         raise PipelineError(f"dataset {name}: cannot load {source!r} ({_one_line(e)})") from None
@@ -228,7 +228,7 @@ def read_splits(dsd: DatasetDict, origin: Origin, layout: Layout) -> dict[str, s
         src = _pick_split(dsd, origin, names, required=split != layout.optional)
         if src is not None:
             picked[split] = src
-    require_columns(dsd, origin.name, origin.label, {src: layout.columns for src in picked.values()})
+    require_columns(dsd, origin.name, origin.label, dict.fromkeys(picked.values(), layout.columns))
     for src in picked.values():
         check_text(dsd[src], src, origin, layout.required, layout.nullable)
     return picked

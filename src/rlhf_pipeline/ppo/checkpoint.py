@@ -100,6 +100,6 @@ def load_latest_checkpoint(ckpt_dir: str | os.PathLike) -> dict[str, Any] | None
     for path in reversed(list_checkpoints(ckpt_dir)):
         try:
             return load_checkpoint(path)
-        except Exception as e:  # noqa: BLE001 - any failure means "not a valid checkpoint"
+        except Exception as e:
             warnings.warn(f"skipping invalid checkpoint {path}: {type(e).__name__}: {e}", stacklevel=2)
     return None

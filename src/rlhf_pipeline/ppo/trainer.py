@@ -49,11 +49,25 @@ from ..trainer_checkpoints import Preempted, stop_on_signals
 from . import checkpoint as ckpt
 from .config import PPOConfig
 from .kl import kl_k1, kl_k3, make_kl_controller
-from .losses import (compute_gae, entropy_from_logits, masked_mean, masked_whiten,
-                     per_token_rewards, policy_loss, value_loss)
-from .rollout import (apply_missing_eos_penalty, generate_responses, logprobs_of,
-                      response_logits, response_values, score_responses, tokenize_prompts,
-                      truncate_after_eos)
+from .losses import (
+    compute_gae,
+    entropy_from_logits,
+    masked_mean,
+    masked_whiten,
+    per_token_rewards,
+    policy_loss,
+    value_loss,
+)
+from .rollout import (
+    apply_missing_eos_penalty,
+    generate_responses,
+    logprobs_of,
+    response_logits,
+    response_values,
+    score_responses,
+    tokenize_prompts,
+    truncate_after_eos,
+)
 from .value import ValueModel, load_value_backbone
 
 log = logging.getLogger(__name__)
@@ -364,7 +378,8 @@ class _Run:
         self.acc.wait_for_everyone()
 
     def _bad_path(self, step: int, kind: str = "batch") -> Path:
-        """``nan_batch_step{N}.jsonl`` (a training batch) or ``nan_eval_batch_step{N}.jsonl`` next to the checkpoints."""
+        """``nan_batch_step{N}.jsonl`` (a training batch) or ``nan_eval_batch_step{N}.jsonl`` next to the
+        checkpoints."""
         return self.ckpt_dir / f"nan_{kind}_step{step}.jsonl"
 
     def _save_bad_batch(self, step, prompts, texts, scores, kind: str = "batch", extra=None) -> Path:

@@ -36,8 +36,10 @@ def load_value_backbone(value_init: str, policy_dir: str, value_init_path: str |
     policy's vocabulary; otherwise PipelineError names ``ppo.value_init_path``.
     """
     from transformers import AutoConfig, AutoModel
-    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
 
     path = policy_dir if value_init == "policy" else value_init_path
     try:

@@ -232,7 +232,7 @@ def slurm_cluster():
 
 # Files of the repo a workflow run needs: src/ for the per-stage code hashes (the code that runs is the
 # installed package), singularity/ + lock + pyproject for the image hash once container.smk is included.
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "slurm", "src", "singularity", "pyproject.toml",
+WORKFLOW_FILES = ("Snakefile", "workflow", "profiles", "config", "slurm", "src", "singularity", "pyproject.toml",
                   "requirements.lock", "README.md")
 
 

@@ -10,6 +10,7 @@ The profile tests ask Snakemake's own argument parser what a run gets from profi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -129,10 +130,8 @@ def start(workdir: Path, *args: str, log: Path) -> subprocess.Popen:
 
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the process group and wait until every member is gone (the PPO process included)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=30)
     deadline = time.monotonic() + 30
     while True:

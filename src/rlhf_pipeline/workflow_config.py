@@ -19,6 +19,7 @@ from typing import Any
 
 from .config import Section, bad, join, json_schema, setting
 from .data.config import DatasetConfig
+from .debate.config import DebateSection
 from .evaluation.config import BestOfNConfig
 from .preferences import PreferencesConfig
 from .reward.config import GoldRMConfig, RMConfig
@@ -91,6 +92,7 @@ class WorkflowConfig(Section):
     ppo: PPOSection = setting(default_factory=PPOSection, help="PPO runs against the proxy RMs.")
     bon: BestOfNConfig = setting(default_factory=BestOfNConfig, help="Best-of-n on the SFT policy.")
     gold_eval: GoldEvalConfig = setting(default_factory=GoldEvalConfig, help="Offline gold evaluation.")
+    debate: DebateSection = setting(default_factory=DebateSection, help="Debate tournaments (results/debate/).")
     container: ContainerConfig = setting(default_factory=ContainerConfig, help="Apptainer image.")
     resources: dict[str, ResourcesConfig] = setting(default_factory=dict, help="Per-rule cluster resources; "
                                                     "`default` applies to every rule, a rule's entry overrides it.")

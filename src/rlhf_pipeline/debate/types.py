@@ -210,6 +210,9 @@ class RoundRecord:
     status: str = "ok"
     error: str | None = None
     seconds: float = 0.0
+    seed: int = 0
+    """The seed the judge got (``JudgeContext.seed``): re-judging passes it again, so a seeded judge
+    reproduces its verdict."""
 
     def to_row(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

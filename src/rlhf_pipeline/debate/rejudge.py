@@ -1,0 +1,121 @@
+"""Offline re-judging: a new judge decides saved rounds again, without generating any speech.
+
+For every ok round of a tournament's transcripts, :func:`rejudge` rebuilds what the judge saw
+(:func:`judge_context`: the question and answers, the recorded answer order, the speeches as shown
+with their quote checks, the round's id and seed; the passage is empty, as judges never read it),
+asks the new judge, and maps its verdict back onto the record (:func:`reapply_verdict`). Failed
+rounds stay failed (their speeches may be incomplete), and stay counted. The re-judged transcripts
+and the statistics of :func:`rlhf_pipeline.debate.ratings.summarize` are written under ``out_dir``:
+
+    out_dir/transcripts/chunk{k}.jsonl   the re-judged records, by their original chunk
+    out_dir/rounds.csv, ratings.csv, judge.csv, calibration.csv, win_matrix.png, calibration.png
+
+``out_dir`` is then itself a tournament directory (the ``offline`` backends can replay it). With the
+unchanged judge, ``rounds.csv`` is the original byte for byte.
+
+:func:`probs_by_answer` / :func:`reapply_verdict` are the one place where a verdict (probabilities by
+*shown position*) becomes probabilities by *answer index*: the rounds module uses them too, so judging
+and re-judging map verdicts (and check them) identically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import PipelineError
+from ..io import atomic_dir, write_jsonl
+from .types import JudgeContext, Question, RoundRecord, Verdict
+
+if TYPE_CHECKING:
+    import os
+
+    from .config import ModelConfig
+    from .types import Judge
+
+PROB_TOLERANCE = 1e-6
+"""How far a verdict's two probabilities may sum from 1."""
+
+
+def probs_by_answer(answer_order: Sequence[int], verdict: Verdict, where: str) -> list[float]:
+    """The verdict's probabilities re-indexed by answer: ``probs[answer_order[k]] = verdict.probs[k]``
+    (values unchanged, so a replayed verdict gives identical floats). PipelineError naming ``where``
+    unless the order is a permutation of [0, 1] and the verdict two finite probabilities in [0, 1]
+    summing to 1."""
+    if sorted(answer_order) != [0, 1]:
+        raise PipelineError(f"{where}: answer_order must be [0, 1] or [1, 0], got {list(answer_order)!r}")
+    p = verdict.probs
+    if (not isinstance(p, list | tuple) or len(p) != 2
+            or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in p)
+            or not all(math.isfinite(x) and 0 <= x <= 1 for x in p) or abs(p[0] + p[1] - 1) > PROB_TOLERANCE):
+        raise PipelineError(f"{where}: the judge returned probabilities {p!r}; expected two finite numbers in "
+                            f"[0, 1] summing to 1 (by shown position)")
+    probs = [0.0, 0.0]
+    for k, i in enumerate(answer_order):
+        probs[i] = float(p[k])
+    return probs
+
+
+def reapply_verdict(record: RoundRecord, verdict: Verdict) -> RoundRecord:
+    """A copy of ``record`` decided by ``verdict`` (pure): ``probs`` by answer index (via
+    :func:`probs_by_answer` and the record's ``answer_order``), ``has_probabilities``, ``judge_raw``;
+    ``status`` ok, no error. The judge's name and provenance are the caller's to set."""
+    probs = probs_by_answer(record.answer_order, verdict, f"round {record.round_id!r}")
+    return dataclasses.replace(record, probs=probs, has_probabilities=bool(verdict.has_probabilities),
+                               judge_raw=verdict.raw, status="ok", error=None)
+
+
+def judge_context(record: RoundRecord) -> JudgeContext:
+    """What the judge saw in a saved round: question and answers (passage empty: judges never read
+    it), the recorded answer order and speeches as shown, the round id and seed."""
+    question = Question(id=record.question_id, story_id=record.story_id, passage="", question=record.question,
+                        answers=list(record.answers), correct_index=record.correct_index, source="")
+    return JudgeContext(question=question, format=record.format, answer_order=list(record.answer_order),
+                        speeches=list(record.speeches), round_id=record.round_id, seed=record.seed)
+
+
+def rejudge_record(record: RoundRecord, judge: Judge, provenance: dict[str, Any]) -> RoundRecord:
+    """``record`` decided again by ``judge`` (whose ``provenance()`` is given); a failed record is
+    returned unchanged; an error of the judge makes the round failed (probabilities None, the error
+    recorded), so one bad answer loses nothing else."""
+    if record.status != "ok":
+        return record
+    models = {k: v for k, v in record.provenance.items() if k != record.judge or k in record.debaters.values()}
+    models[judge.name] = provenance
+    base = dataclasses.replace(record, judge=judge.name, provenance=models)
+    try:
+        return reapply_verdict(base, judge.judge(judge_context(record)))
+    except Exception as e:  # a judge error fails this round only, like a round's own judging
+        return dataclasses.replace(base, probs=None, judge_raw="", status="failed",
+                                   error=f"re-judging: {type(e).__name__}: {e}")
+
+
+def rejudge(records: Iterable[RoundRecord], judge_name: str, judge_cfg: ModelConfig, prompts: dict[str, Any],
+            out_dir: str | os.PathLike, bootstrap: int, seed: int) -> dict[str, Any]:
+    """Re-judge saved rounds with the judge ``judge_name`` (``judge_cfg``, built by
+    :func:`~rlhf_pipeline.debate.backends.build_judge`); write the re-judged transcripts and the
+    tables of :func:`~rlhf_pipeline.debate.ratings.summarize` into ``out_dir``; return its headline
+    numbers plus ``judge``, ``rejudged`` (rounds decided again), ``failed_before`` and
+    ``failed_after``."""
+    from tqdm.auto import tqdm
+
+    from .backends import build_judge
+    from .ratings import rounds_table, summarize
+
+    records = list(records)
+    rounds_table(records)  # the contract (and unique round ids) is checked before any judging
+    judge = build_judge(judge_name, judge_cfg, prompts)
+    provenance = judge.provenance()
+    new = [rejudge_record(r, judge, provenance) for r in tqdm(records, desc=f"re-judging with {judge_name}",
+                                                               unit="round")]
+    out = Path(out_dir)
+    with atomic_dir(out / "transcripts") as tmp:  # whole: no chunk file of an earlier re-judging survives
+        for chunk in sorted({r.chunk for r in new}):
+            write_jsonl(tmp / f"chunk{chunk}.jsonl", [r.to_row() for r in new if r.chunk == chunk])
+    summary = summarize(new, out, bootstrap, seed)
+    return {**summary, "judge": judge_name, "rejudged": sum(r.status == "ok" for r in records),
+            "failed_before": sum(r.status != "ok" for r in records),
+            "failed_after": sum(r.status != "ok" for r in new)}

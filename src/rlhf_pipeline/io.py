@@ -134,6 +134,23 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None
             f.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
 
 
+def append_jsonl(path: str | os.PathLike, row: dict[str, Any]) -> None:
+    """Append one row as a JSON line and make it durable (flush + fsync) before returning: a
+    resumable log that a kill leaves with at most a truncated last line (read it back with
+    ``read_jsonl(..., allow_truncated_tail=True)``). Same rules as :func:`write_jsonl`: secrets
+    redacted, a non-finite number refused (PipelineError naming the file and key; nothing written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        row = _finite(redact(row), "", "raise")
+    except _NonFinite as e:
+        raise PipelineError(f"{path}: {e}; refusing to write invalid JSON") from None
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write pretty JSON atomically; secrets redacted, non-finite numbers written as null."""
     path = Path(path)

@@ -1,0 +1,300 @@
+"""Rounds: one question played in one format, from the first speech to the judge's verdict.
+
+:func:`play_round` turns a :class:`Match` (what the schedule says: question, format, who defends
+which answer, the seed) into a :class:`~rlhf_pipeline.debate.types.RoundRecord`. Formats
+(:data:`~rlhf_pipeline.debate.config.FORMATS`), with ``n = TournamentConfig.rounds`` turns:
+
+- ``debate``: ``debater_a`` (slot a) and ``debater_b`` (slot b) defend ``sides["a"]`` and
+  ``sides["b"]``; in each turn both speak. Simultaneous: in turn t each sees every speech of turns
+  < t (both sides) but not the other's turn-t speech. Sequential: a speaks first and b also sees
+  a's turn-t speech. The judge sees a's then b's speech within each turn, turn by turn.
+- ``consultancy``: one ``consultant`` (slot a) gives n speeches for its side, each seeing its own
+  earlier ones.
+- ``double_consultancy``: ``consultant_a`` defends ``sides["a"]``, ``consultant_b`` the other
+  answer, each in its own transcript (neither sees the other); the judge sees all of a's speeches,
+  then all of b's.
+- ``empty``: no speeches; the judge answers from the question alone (the baseline).
+
+Every speech is the backend's raw text, checked by :func:`~rlhf_pipeline.debate.quotes.verify_quotes`
+(``shown``, what the judge sees, and ``quotes``), with its wall time. The judge sees the answers in
+a per-round random order (``answer_order``, drawn from the round's seed); its probabilities, by
+shown position, are mapped back to answer indices (``RoundRecord.probs[i]`` is for ``answers[i]``).
+
+**Best-of-N** (``best_of_n.n > 1``): each speech is chosen among n candidates (candidate c has seed
+``speech_seed(round seed, role, turn, c)``; candidate 0 is the speech n = 1 would give). A
+candidate's score is the judge's probability for the speaker's side on the transcript so far plus
+the candidate plus one sampled opponent speech of the same turn, for each of ``opponent_n`` opponent
+samples, combined by ``aggregate`` (min or mean). Opponent samples come from the real opponent's
+backend (``opponent: real``) or from the speaker's own backend arguing the other side (``self``):
+
+- simultaneous debate: the opponent does not see the candidate, so the same ``opponent_n`` samples
+  (seeds ``derive_seed(round seed, role, turn, "opponent", j)``) score every candidate;
+- sequential debate, debater a: the opponent answers each candidate (it sees it), seeds
+  ``derive_seed(round seed, role, turn, c, "opponent", j)``;
+- sequential debate, debater b, and both consultancies: no opponent speaks after the candidate
+  this turn (b's opponent already has; consultants have none), so a candidate is scored once, on
+  the speaker's transcript so far plus the candidate (for double consultancy the judge sees that
+  consultant's transcript alone, as format ``consultancy``).
+
+The highest score wins (the first on ties); every candidate is kept in ``Speech.alternatives`` as
+``{"raw", "score", "selected"}``. Judge calls for scoring use seeds ``derive_seed(round seed,
+"judge", role, turn, c, j)``; the final verdict uses ``derive_seed(round seed, "judge")``.
+
+Every seed is a pure function of (tournament seed, round id, role, turn, candidate index), never of
+the chunk or the clock, so a round replays identically wherever and whenever it runs.
+
+**Failures**: any exception (``Exception``) from a debater or the judge, or a malformed answer (a
+speech that is not a string, a verdict that is not two probabilities summing to 1), ends the round
+with ``status="failed"``, ``error`` = one line ``"<ExceptionType>: <message>"``, ``probs`` None and
+the speeches completed so far kept. ``KeyboardInterrupt``/``SystemExit`` are not caught.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import PipelineError
+from .config import BestOfNSettings, TournamentConfig
+from .quotes import verify_quotes
+from .types import Debater, Judge, JudgeContext, Question, RoundRecord, Speech, SpeechContext, Verdict
+
+SLOTS = ("a", "b")
+ERROR_CHARS = 500
+"""Longest ``error`` text kept in a failed round (API errors can carry whole HTML pages)."""
+PROB_TOLERANCE = 1e-6
+"""How far a judge's two probabilities may sum from 1."""
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Match:
+    """One scheduled round: everything that decides its content (see
+    :func:`rlhf_pipeline.debate.tournament.schedule`)."""
+
+    round_id: str
+    """Readable and unique in its tournament, e.g. ``debate/weak-vs-strong/q0012/a0``."""
+    format: str
+    question: Question
+    debaters: dict[str, str] = field(default_factory=dict)
+    """Slot (``a``/``b``) -> debater name; empty for the empty round."""
+    sides: dict[str, int] = field(default_factory=dict)
+    """Slot -> answer index it defends."""
+    seed: int = 0
+    """The round's seed: :func:`derive_seed` of the tournament seed and the round id."""
+
+
+# --------------------------------------------------------------------------------------- seeds
+
+
+def derive_seed(*parts: Any) -> int:
+    """A seed in [0, 2**32) that is a pure function of ``parts`` (SHA-256 of their ``str`` joined by
+    ``/``): stable across processes, machines and Python versions, unlike ``hash()``."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def speech_seed(round_seed: int, role: str, turn: int, candidate: int = 0) -> int:
+    """The seed of candidate ``candidate`` of ``role``'s speech in ``turn``."""
+    return derive_seed(round_seed, role, turn, candidate)
+
+
+def answer_order(round_seed: int) -> list[int]:
+    """The order the judge sees the two answers in (``[0, 1]`` or ``[1, 0]``), from the round's seed."""
+    return [0, 1] if random.Random(derive_seed(round_seed, "answer_order")).random() < 0.5 else [1, 0]
+
+
+def probs_by_answer(shown_probs: list[float], order: list[int]) -> list[float]:
+    """Map probabilities by shown position to probabilities by answer index: ``order[k]`` is the
+    answer shown at position k, so ``result[order[k]] = shown_probs[k]``."""
+    out = [0.0, 0.0]
+    for k, i in enumerate(order):
+        out[i] = shown_probs[k]
+    return out
+
+
+def aggregate(scores: list[float], how: str) -> float:
+    """Combine one candidate's scores against the opponent samples: ``min`` or ``mean``."""
+    if how == "min":
+        return min(scores)
+    if how == "mean":
+        return statistics.fmean(scores)
+    raise PipelineError(f"best_of_n.aggregate: got {how!r}, expected 'min' or 'mean'")
+
+
+# ------------------------------------------------------------------------------ speaking order
+
+
+def speaking_order(fmt: str, n_turns: int) -> list[tuple[str, str, int]]:
+    """``(slot, role, turn)`` of every speech of a round in the order they are produced, which is
+    also the order the judge reads them in."""
+    if fmt == "debate":
+        return [(slot, f"debater_{slot}", t) for t in range(n_turns) for slot in SLOTS]
+    if fmt == "consultancy":
+        return [("a", "consultant", t) for t in range(n_turns)]
+    if fmt == "double_consultancy":
+        return [(slot, f"consultant_{slot}", t) for slot in SLOTS for t in range(n_turns)]
+    if fmt == "empty":
+        return []
+    raise PipelineError(f"round format: got {fmt!r}, expected one of debate, consultancy, double_consultancy, empty")
+
+
+def visible_to(fmt: str, simultaneous: bool, role: str, turn: int, speeches: list[Speech]) -> list[Speech]:
+    """The speeches (of those produced so far, in order) that ``role`` may see when it gives its
+    ``turn``-th speech (see the module docstring)."""
+    if fmt == "debate":
+        return [s for s in speeches if s.turn < turn or (not simultaneous and s.turn == turn
+                                                         and s.role == "debater_a" and role == "debater_b")]
+    return [s for s in speeches if s.role == role and s.turn < turn]
+
+
+def _judge_sorted(speeches: list[Speech]) -> list[Speech]:
+    """Debate speeches in the judge's order: turn by turn, debater a before b."""
+    return sorted(speeches, key=lambda s: (s.turn, s.role != "debater_a"))
+
+
+def error_line(e: BaseException) -> str:
+    """``"<ExceptionType>: <message>"`` on one line, at most :data:`ERROR_CHARS` characters."""
+    message = _SPACE.sub(" ", str(e)).strip()
+    text = f"{type(e).__name__}: {message}" if message else type(e).__name__
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+
+
+def check_verdict(verdict: Any, judge: str) -> Verdict:
+    """The verdict, with its probabilities as floats; PipelineError naming the judge unless it is a
+    :class:`Verdict` with two finite probabilities in [0, 1] summing to 1 (within 1e-6)."""
+    if not isinstance(verdict, Verdict):
+        raise PipelineError(f"judge {judge}: judge() returned {type(verdict).__name__}, expected a Verdict")
+    p = verdict.probs
+    ok = (isinstance(p, list | tuple) and len(p) == 2
+          and all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and 0 <= x <= 1
+                  for x in p)
+          and abs(p[0] + p[1] - 1) <= PROB_TOLERANCE)
+    if not ok:
+        raise PipelineError(f"judge {judge}: probabilities {p!r} are not two finite numbers in [0, 1] summing to 1")
+    return Verdict([float(x) for x in p], bool(verdict.has_probabilities), str(verdict.raw))
+
+
+# ---------------------------------------------------------------------------------------- round
+
+
+class _Round:
+    """One round in progress: the match, its backends and the speeches completed so far."""
+
+    def __init__(self, match: Match, cfg: TournamentConfig, debaters: Mapping[str, Debater], judge: Judge,
+                 threshold: float, clock: Callable[[], float]):
+        self.m, self.cfg, self.backends, self.judge = match, cfg, debaters, judge
+        self.threshold, self.clock = threshold, clock
+        self.order = answer_order(match.seed)
+        self.speeches: list[Speech] = []
+        self.opponents: dict[tuple, Speech] = {}
+        """Simultaneous best-of-N opponent samples, generated once and shared by the candidates."""
+
+    def backend(self, name: str) -> Debater:
+        if name not in self.backends:
+            raise PipelineError(f"round {self.m.round_id}: no backend for debater {name!r}")
+        return self.backends[name]
+
+    def generate(self, speaker: str, role: str, side: int, turn: int, visible: list[Speech], seed: int) -> Speech:
+        """One speech from ``speaker``'s backend, its quotes verified."""
+        m = self.m
+        ctx = SpeechContext(question=m.question, side=side, role=role, format=m.format, turn=turn,
+                            n_turns=self.cfg.rounds, visible=list(visible), round_id=m.round_id, seed=seed)
+        raw = self.backend(speaker).speak(ctx)
+        if not isinstance(raw, str):
+            raise PipelineError(f"debater {speaker}: speak() returned {type(raw).__name__}, expected str")
+        shown, quotes = verify_quotes(raw, m.question.passage, self.threshold)
+        return Speech(role=role, speaker=speaker, side=side, turn=turn, raw=raw, shown=shown, quotes=quotes)
+
+    def verdict(self, fmt: str, speeches: list[Speech], seed: int) -> tuple[list[float], Verdict]:
+        """The judge on ``speeches``: (probabilities by answer index, the checked verdict)."""
+        ctx = JudgeContext(question=self.m.question, format=fmt, answer_order=list(self.order),
+                           speeches=list(speeches), round_id=self.m.round_id, seed=seed)
+        v = check_verdict(self.judge.judge(ctx), self.judge.name)
+        return probs_by_answer(v.probs, self.order), v
+
+    def speak(self, slot: str, role: str, turn: int) -> Speech:
+        """The speech of ``slot`` in ``turn`` (best of n candidates when ``best_of_n.n > 1``)."""
+        m, bon = self.m, self.cfg.best_of_n
+        start = self.clock()
+        speaker, side = m.debaters[slot], m.sides[slot]
+        visible = visible_to(m.format, self.cfg.simultaneous, role, turn, self.speeches)
+        seeds = [speech_seed(m.seed, role, turn, c) for c in range(bon.n)]
+        candidates = [self.generate(speaker, role, side, turn, visible, s) for s in seeds]
+        if bon.n == 1:
+            speech = candidates[0]
+        else:
+            scores = [self.score(c, cand, slot, visible, bon) for c, cand in enumerate(candidates)]
+            best = max(range(bon.n), key=lambda c: (scores[c], -c))
+            speech = candidates[best]
+            speech.alternatives = [{"raw": cand.raw, "score": score, "selected": c == best}
+                                   for c, (cand, score) in enumerate(zip(candidates, scores))]
+        speech.seconds = round(self.clock() - start, 3)
+        return speech
+
+    def score(self, c: int, cand: Speech, slot: str, visible: list[Speech], bon: BestOfNSettings) -> float:
+        """Candidate ``c``'s best-of-N score (see the module docstring)."""
+        m = self.m
+        role, turn, side = cand.role, cand.turn, cand.side
+        judge_seed = [m.seed, "judge", role, turn, c]
+        answered = m.format == "debate" and (self.cfg.simultaneous or slot == "a")
+        if not answered:
+            fmt = "debate" if m.format == "debate" else "consultancy"
+            return self.verdict(fmt, [*visible, cand], derive_seed(*judge_seed, 0))[0][side]
+        other = "b" if slot == "a" else "a"
+        opp_role = f"debater_{other}"
+        opp_speaker = m.debaters[other] if bon.opponent == "real" else cand.speaker
+        scores = []
+        for j in range(bon.opponent_n):
+            if self.cfg.simultaneous:  # the opponent has not seen the candidate: one set of samples for all
+                opp_seed = derive_seed(m.seed, role, turn, "opponent", j)
+                if (opp_speaker, opp_seed) not in self.opponents:
+                    self.opponents[opp_speaker, opp_seed] = self.generate(opp_speaker, opp_role, 1 - side, turn,
+                                                                          visible, opp_seed)
+                opp = self.opponents[opp_speaker, opp_seed]
+            else:  # sequential, debater a: the opponent answers this candidate
+                opp_seed = derive_seed(m.seed, role, turn, c, "opponent", j)
+                opp = self.generate(opp_speaker, opp_role, 1 - side, turn, [*visible, cand], opp_seed)
+            shown = _judge_sorted([*visible, cand, opp])
+            scores.append(self.verdict("debate", shown, derive_seed(*judge_seed, j))[0][side])
+        return aggregate(scores, bon.aggregate)
+
+
+def play_round(match: Match, cfg: TournamentConfig, debaters: Mapping[str, Debater], judge: Judge, *,
+               tournament: str, chunk: int = 0, threshold: float = 90.0,
+               clock: Callable[[], float] = time.perf_counter) -> RoundRecord:
+    """Play one round (see the module docstring); never raises for a backend failure.
+
+    ``debaters``: debater name -> backend (at least the names in ``match.debaters``); ``cfg``
+    supplies ``rounds`` (turns), ``simultaneous`` and ``best_of_n``; ``threshold``: the fuzzy quote
+    threshold (``debate.quote_fuzzy_threshold``); ``clock``: the timer of the ``seconds`` fields
+    (inject a constant one for byte-identical transcripts)."""
+    start = clock()
+    r = _Round(match, cfg, debaters, judge, threshold, clock)
+    q = match.question
+    rec = RoundRecord(round_id=match.round_id, tournament=tournament, chunk=chunk, question_id=q.id,
+                      story_id=q.story_id, question=q.question, answers=list(q.answers), format=match.format,
+                      debaters=dict(match.debaters), sides=dict(match.sides), correct_index=q.correct_index,
+                      answer_order=list(r.order), speeches=r.speeches, judge=judge.name, probs=None,
+                      has_probabilities=False, judge_raw="", provenance={})
+    try:
+        for name in dict.fromkeys(match.debaters.values()):
+            rec.provenance[name] = dict(r.backend(name).provenance())
+        rec.provenance[judge.name if judge.name not in rec.provenance else f"judge/{judge.name}"] = \
+            dict(judge.provenance())
+        for slot, role, turn in speaking_order(match.format, cfg.rounds):
+            r.speeches.append(r.speak(slot, role, turn))
+        probs, v = r.verdict(match.format, r.speeches, derive_seed(match.seed, "judge"))
+        rec.probs, rec.has_probabilities, rec.judge_raw = probs, v.has_probabilities, v.raw
+    except Exception as e:  # any backend failure: record it, lose nothing else
+        rec.status, rec.error, rec.probs = "failed", error_line(e), None
+    rec.speeches = list(r.speeches)
+    rec.seconds = round(clock() - start, 3)
+    return rec

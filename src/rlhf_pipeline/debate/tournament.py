@@ -146,7 +146,8 @@ def _fingerprint(tournament: str, section: DebateSection, cfg: TournamentConfig,
     """A hash of everything that shapes chunk ``k``'s rounds (state from another one is stale)."""
     names = sorted({d for m in matches for d in m.debaters.values()})
     return config_hash({
-        "tournament": tournament, "chunk": k, "config": cfg.to_dict(),
+        "tournament": tournament, "chunk": k,
+        "config": {key: v for key, v in cfg.to_dict().items() if key != "bootstrap"},  # bootstrap: ratings only
         "debaters": {n: section.debaters[n].to_dict() for n in names},
         "judge": section.judges[cfg.judge].to_dict(), "prompts": prompts,
         "threshold": section.quote_fuzzy_threshold,

@@ -116,8 +116,9 @@ def _in_hub_cache(repo_id: str, kind: str) -> bool:
         return False
 
 
-def load_tokenizer(name_or_path: str, padding_side: str = "left"):
-    """Load a tokenizer and give it the special tokens causal-LM training and generation need.
+def load_tokenizer(name_or_path: str, padding_side: str = "left", revision: str | None = None):
+    """Load a tokenizer and give it the special tokens causal-LM training and generation need
+    (``revision``: a hub commit, tag or branch; None = the default branch).
 
     The MiniLM (BERT WordPiece) tokenizer has no EOS/BOS: EOS becomes ``[SEP]`` and BOS ``[CLS]``.
     Tokenizers without a pad token get ``pad = eos``.
@@ -126,7 +127,7 @@ def load_tokenizer(name_or_path: str, padding_side: str = "left"):
 
     path = resolve_name(name_or_path)
     try:
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = AutoTokenizer.from_pretrained(path, revision=revision)
     except OSError as e:
         raise PipelineError(f"tokenizer {name_or_path!r}: cannot be loaded ({e})") from None
     if tok.eos_token is None and tok.sep_token is not None:

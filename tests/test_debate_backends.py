@@ -357,6 +357,10 @@ def test_openai_judge_falls_back_to_the_text_without_logprobs(httpserver, key):
     assert v.probs == [0.0, 1.0] and not v.has_probabilities and "no log-probabilities" in v.raw
     v = judge.judge(jctx([], (0, 1), "empty"))
     assert v.probs == [1.0, 0.0] and not v.has_probabilities and "neither letter" in v.raw
+    httpserver.clear()
+    httpserver.expect_request("/v1/chat/completions").respond_with_json(completion("Maybe"))
+    with pytest.raises(PipelineError, match=r"the judge's reply names neither \(A\) nor \(B\): 'Maybe'"):
+        judge.judge(jctx([], (0, 1), "empty"))
     replies = ("A", " (B).", "B)", "The answer is (A) because", "Answer: B", "Aha", "(A) or (B)", "a")
     assert [parse_letter(t) for t in replies] == ["A", "B", "B", "A", "B", None, None, None]
 

@@ -35,9 +35,10 @@
     answer_A), cos(question, answer_B)])``; both answers of a well-made question are plausible from
     the question alone, so this baseline is near chance.
 
-Embeddings are computed one text at a time (no padding, so a text's embedding does not depend on
-what it was batched with; re-judging reproduces the same numbers on the same machine) and cached per
-process: the model once, each text once.
+Embeddings are computed one text at a time on one CPU thread (no padding, and no thread-dependent
+summation order, so a text's embedding depends neither on what it was batched with nor on the job's
+thread count: re-judging reproduces the same bits on the same hardware and library versions) and
+cached per process: the model once, each text once.
 """
 
 from __future__ import annotations
@@ -82,12 +83,25 @@ def embed(texts: list[str]) -> Any:
     if missing:
         if len(_EMBEDDINGS) + len(missing) > _CACHE_LIMIT:
             _EMBEDDINGS.clear()
-        vecs = minilm().encode(missing, batch_size=1, normalize_embeddings=True, convert_to_numpy=True,
-                               show_progress_bar=False)
+        vecs = _encode_single_threaded(missing)
         _EMBEDDINGS.update(zip(missing, vecs))
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
     return np.stack([_EMBEDDINGS[t] for t in texts])
+
+
+def _encode_single_threaded(texts: list[str]) -> Any:
+    """MiniLM embeddings of ``texts``, one at a time on one CPU thread: the numbers then do not depend
+    on the batch or on the process's thread count (re-judging in another job gives the same bits)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return minilm().encode(texts, batch_size=1, normalize_embeddings=True, convert_to_numpy=True,
+                               show_progress_bar=False)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def cosine(query: str, texts: list[str]) -> list[float]:

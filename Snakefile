@@ -18,6 +18,7 @@ include: "workflow/rules/sft.smk"
 include: "workflow/rules/reward.smk"
 include: "workflow/rules/ppo.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/debate.smk"
 
 
 rule all:

@@ -49,8 +49,8 @@ def _merged(base: dict, over: dict) -> dict:
 def test_default_tiny_and_experiment_configs_are_valid(cfg):
     load_workflow_config(cfg)
     load_workflow_config(_merged(cfg, yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())))
-    for path in sorted((ROOT / "config/experiments").glob("*.yaml")):
-        load_workflow_config(_merged(cfg, yaml.safe_load(path.read_text())))
+    for path in sorted((ROOT / "config/experiments").glob("*.yaml")):  # paths: the plan-under-profile tests
+        load_workflow_config(_merged(cfg, yaml.safe_load(path.read_text())), check_paths=False)
 
 
 def _error(cfg, mutate) -> str:
@@ -99,6 +99,29 @@ def _error(cfg, mutate) -> str:
 ])
 def test_bad_config_names_the_key_before_any_job(cfg, mutate, expected):
     assert expected in _error(cfg, mutate)
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: d["judges"].update(j2={"type": "oracle"}), "config debate.judges.j2.type: got 'oracle'"),
+    (lambda d: d["debaters"].update(api={"type": "openai_compatible", "model": "m"}),
+     "config debate.debaters.api.base_url: got None, expected the server's base URL"),
+    (lambda d: d["tournaments"]["default"].update(debaters=["weak", "nobody"]),
+     "config debate.tournaments.default.debaters: got ['weak', 'nobody'], expected names from debate.debaters"),
+    (lambda d: d["tournaments"]["default"].update(formats=["debate", "duel"]),
+     "config debate.tournaments.default.formats[1]: got 'duel', expected one of"),
+    (lambda d: (d["judges"].update(claude={"type": "anthropic", "model": "c", "api_key_env": "ANTHROPIC_KEY"}),
+                d["tournaments"]["default"].update(judge="claude"),
+                d["debaters"]["strong"].update(best_of_n={"n": 4})),
+     "config debate.tournaments.default.judge: got 'claude', expected a judge with probabilities"),
+    (lambda d: (d["judges"].update(gpt={"type": "openai_compatible", "model": "g", "base_url": "http://x/v1",
+                                        "api_key_env": "RLHF_TEST_UNSET_KEY"}),
+                d["tournaments"]["default"].update(judge="gpt")),
+     "config debate.judges.gpt.api_key_env: got 'RLHF_TEST_UNSET_KEY', expected the name of a set environment"),
+    (lambda d: d.update(prompts="no/such/prompts.yaml"), "no/such/prompts.yaml: prompts file not found"),
+])
+def test_bad_debate_config_names_the_key(cfg, mutate, expected, monkeypatch):
+    monkeypatch.delenv("RLHF_TEST_UNSET_KEY", raising=False)
+    assert expected in _error(cfg, lambda c: mutate(c["debate"]))
 
 
 def test_objective_spelling_is_canonical(cfg):

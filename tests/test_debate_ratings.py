@@ -329,8 +329,8 @@ def test_reapply_verdict_maps_shown_positions_to_answers():
     new = reapply_verdict(rec, Verdict([0.8, 0.2], True, "raw"))
     assert new.probs == [0.2, 0.8] and new.judge_raw == "raw" and new.status == "ok"
     assert rec.probs is None  # pure: the input is unchanged
-    with pytest.raises(PipelineError, match=r"round 'debate/x-vs-y/q1/a0': the judge returned probabilities "
-                       r"\[0.8, 0.5\]; expected two finite numbers in \[0, 1\] summing to 1"):
+    with pytest.raises(PipelineError, match=r"\(round 'debate/x-vs-y/q1/a0'\): probabilities \[0.8, 0.5\] are not two "
+                       r"finite numbers in \[0, 1\] summing to 1"):
         reapply_verdict(rec, Verdict([0.8, 0.5]))
 
 

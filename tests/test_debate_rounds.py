@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import pytest
 
+from rlhf_pipeline.debate import backends
 from rlhf_pipeline.debate.backends import simple
 from rlhf_pipeline.debate.config import DebateSection, TournamentConfig
 from rlhf_pipeline.debate.rounds import (
@@ -436,7 +437,7 @@ class Counting(simple.DeterministicDebater):
 @pytest.fixture
 def counting(monkeypatch):
     """``type: deterministic`` debaters built by run_chunk are :class:`Counting` ones."""
-    monkeypatch.setattr(simple, "DeterministicDebater", Counting)
+    monkeypatch.setitem(backends._DEBATERS, "deterministic", Counting)
     monkeypatch.setattr(Counting, "calls", {})
     monkeypatch.setattr(Counting, "fail_on", None)
     return Counting
@@ -493,6 +494,7 @@ def test_same_config_gives_an_identical_transcript(tmp_path):
 
 KILLER = """
 import json, os, signal, sys
+from rlhf_pipeline.debate import backends
 from rlhf_pipeline.debate.backends import simple
 from rlhf_pipeline.debate.config import DebateSection
 from rlhf_pipeline.debate.tournament import run_chunk
@@ -511,7 +513,7 @@ class Killed(simple.DeterministicDebater):
         return super().speak(ctx)
 
 
-simple.DeterministicDebater = Killed
+backends._DEBATERS["deterministic"] = Killed
 run_chunk("t", DebateSection.from_dict(spec["section"]), [Question(**q) for q in spec["questions"]], 0,
           spec["out"], spec["state"], {}, clock=lambda: 0.0)
 """
@@ -570,3 +572,19 @@ def test_append_jsonl_redacts_and_refuses_nan(tmp_path):
     with pytest.raises(PipelineError, match=r"log.jsonl: probs\[0\] is nan; refusing to write invalid JSON"):
         append_jsonl(path, {"probs": [float("nan"), 1.0]})
     assert len(read_jsonl(path)) == 2
+
+
+def test_a_debater_s_own_best_of_n_overrides_the_tournament_s(tmp_path):
+    sec = DebateSection.from_dict({
+        "debaters": {"det": {"type": "deterministic"}, "rnd": {"type": "random", "seed": 3, "best_of_n": {"n": 3}}},
+        "judges": {"dj": {"type": "deterministic"}},
+        "tournaments": {"t": {"debaters": ["det", "rnd"], "judge": "dj", "rounds": 2, "formats": ["debate"]}}})
+    run_chunk("t", sec, QUESTIONS[:2], 0, tmp_path / "t.jsonl", tmp_path / "state", {}, clock=clock)
+    speeches = [s for r in read_jsonl(tmp_path / "t.jsonl") for s in r["speeches"]]
+    assert {len(s["alternatives"]) for s in speeches if s["speaker"] == "rnd"} == {3}
+    assert {len(s["alternatives"]) for s in speeches if s["speaker"] == "det"} == {0}
+    for s in speeches:
+        if s["alternatives"]:
+            best = max(a["score"] for a in s["alternatives"])
+            chosen = [a for a in s["alternatives"] if a["selected"]]
+            assert len(chosen) == 1 and chosen[0]["raw"] == s["raw"] and chosen[0]["score"] == best

@@ -278,3 +278,29 @@ def test_coste2023_plan_under_profile(tmp_path, fake_apptainer):
         assert ("--signal=TERM@600" in flags) == (rule in ("sft", "rm_train", "ppo")), (rule, flags)
     prepare_flags = sbatch_flags("prepare_data", jobs["prepare_data"]["resources"]).split()
     assert not any(f.startswith("--gpus") for f in prepare_flags)
+
+
+DEBATE_QUALITY = REPO / "config/experiments/debate_quality.yaml"
+
+
+def test_debate_quality_plan_under_profile(tmp_path, fake_apptainer):
+    """Issue 8's real scale: `snakemake -n --profile slurm --configfile debate_quality.yaml <target>` plans the
+    QuALITY data, 8 chunk jobs on GPUs (the HF judge) and the summary (QuALITY is a local file the user provides:
+    an empty stand-in here, as a dry run reads nothing)."""
+    wf = copy_workflow(tmp_path / "wf")
+    exp = yaml.safe_load(DEBATE_QUALITY.read_text())
+    data = wf / exp["debate"]["dataset"]["path"]
+    data.mkdir(parents=True)
+    (data / "QuALITY.v1.0.1.htmlstripped.dev").write_text("")
+    env = {**os.environ, "PATH": f"{fake_apptainer}:{os.environ['PATH']}", "PWD": str(wf)}
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "--configfile",
+                          str(DEBATE_QUALITY.relative_to(REPO)), "--", "results/debate/quality_rr/judge.csv"],
+                         cwd=wf, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    jobs = plan_jobs(run.stdout)
+    n_chunks = exp["debate"]["tournaments"]["quality_rr"]["n_chunks"]
+    assert n_chunks >= 8 and run.stdout.count("rule debate_chunk:") == n_chunks
+    assert {"build_image", "debate_data", "debate_chunk", "debate_summary"} <= set(jobs), sorted(jobs)
+    cfg = exp["resources"]["debate_chunk"]
+    flags = sbatch_flags("debate_chunk", jobs["debate_chunk"]["resources"]).split()
+    assert f"--gpus={cfg['gpu']}" in flags and f"--cpus-per-task={cfg['cpus_per_task']}" in flags, flags

@@ -183,6 +183,54 @@ def cmd_plot_overoptimization(args) -> None:
     plot_overoptimization(named(args.gold_evals), named(args.bons), args.out)
 
 
+def cmd_debate_data(args) -> None:
+    from .debate.config import DebateDatasetConfig
+    from .debate.data import prepare_debate_data
+
+    cfg = DebateDatasetConfig.from_dict(load_config_arg(args.config))
+    counts = prepare_debate_data(cfg, args.out_dir)
+    _manifest(args, "debate-data", cfg.to_dict(), seed=cfg.seed, extra={"rows": counts})
+
+
+def cmd_debate_chunk(args) -> None:
+    from .debate.config import TournamentRun
+    from .debate.data import load_questions
+    from .debate.prompts import load_prompts
+    from .debate.tournament import run_chunk
+
+    run = TournamentRun.from_dict(load_config_arg(args.config))
+    if not 0 <= args.chunk < run.tournament.n_chunks:
+        raise PipelineError(f"--chunk {args.chunk}: expected 0..{run.tournament.n_chunks - 1} "
+                            f"(tournament {run.name} has n_chunks={run.tournament.n_chunks})")
+    prompts = load_prompts(run.prompts)
+    questions = load_questions(args.questions)
+    counts = run_chunk(run.name, run.section_view(), questions, args.chunk, args.out, args.state_dir, prompts)
+    _manifest(args, "debate-chunk", run.to_dict(), seed=run.tournament.seed, extra={"chunk": args.chunk, **counts})
+
+
+def cmd_debate_summary(args) -> None:
+    from .debate.backends.simple import load_records
+    from .debate.ratings import summarize
+
+    _need_paths(*args.transcripts)
+    records = [r for path in args.transcripts for r in load_records(path)]
+    summarize(records, args.out_dir, args.bootstrap, args.seed)
+
+
+def cmd_debate_rejudge(args) -> None:
+    from .debate.backends.simple import load_records
+    from .debate.config import ModelConfig
+    from .debate.prompts import load_prompts
+    from .debate.rejudge import rejudge
+
+    _need_paths(*args.transcripts)
+    cfg = ModelConfig.from_dict(load_config_arg(args.config), f"debate.judges.{args.judge}")
+    records = [r for path in args.transcripts for r in load_records(path)]
+    rejudge(records, args.judge, cfg, load_prompts(args.prompts), args.out_dir, args.bootstrap, args.seed)
+    _manifest(args, "debate-rejudge", cfg.to_dict(), seed=args.seed, extra={"judge": args.judge,
+                                                                            "transcripts": args.transcripts})
+
+
 def cmd_schema(args) -> None:
     import yaml
 
@@ -208,6 +256,7 @@ ALPACAFARM_HELP = "the gold RM is an AlpacaFarm RM: format its inputs with the A
 
 def build_parser() -> argparse.ArgumentParser:
     from .data.config import DatasetConfig
+    from .debate.config import DebateDatasetConfig, ModelConfig, TournamentRun
     from .evaluation.config import BestOfNConfig
     from .preferences import PreferencesConfig
     from .reward.config import GoldRMConfig, RMConfig
@@ -315,6 +364,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--gold-evals", nargs="*", help="RUN=gold_eval.csv ...")
     sp.add_argument("--bons", nargs="*", help="RUN=bon.csv ...")
     sp.add_argument("--out", required=True, help="PNG to write")
+
+    sp = stage("debate-data", cmd_debate_data, "Write the debate questions {train,val,test}.jsonl (synthetic or "
+               "QuALITY).", DebateDatasetConfig)
+    sp.add_argument("--out-dir", required=True, help="directory for the split files")
+
+    sp = stage("debate-chunk", cmd_debate_chunk, "Play one chunk of a tournament's rounds; resumes a stopped chunk "
+               "without replaying finished rounds.", TournamentRun)
+    sp.add_argument("--chunk", type=int, required=True, help="which chunk (0-based, < the tournament's n_chunks)")
+    sp.add_argument("--questions", required=True, help="debate questions JSONL (debate-data output)")
+    sp.add_argument("--out", required=True, help="transcripts JSONL to write (one round per line)")
+    sp.add_argument("--state-dir", required=True, help="where finished rounds are appended while the chunk runs "
+                    "(outside declared outputs); a rerun resumes from it")
+
+    def summary_args(sp):
+        sp.add_argument("--transcripts", nargs="+", required=True, help="transcripts chunk*.jsonl files")
+        sp.add_argument("--out-dir", required=True, help="writes rounds.csv, ratings.csv, judge.csv and the plots")
+        sp.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples over questions")
+        sp.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
+    sp = stage("debate-summary", cmd_debate_summary, "Merge a tournament's chunks into rounds.csv, ratings.csv "
+               "(Bradley-Terry), judge.csv and plots.")
+    summary_args(sp)
+
+    sp = stage("debate-rejudge", cmd_debate_rejudge, "Re-judge saved transcripts with another judge (no speech is "
+               "generated) and write the same tables.", ModelConfig)
+    summary_args(sp)
+    sp.add_argument("--judge", required=True, help="the new judge's name (debate.judges key)")
+    sp.add_argument("--prompts", default="config/debate/prompts.yaml", help="prompts file (LM judges)")
 
     sp = stage("schema", cmd_schema, "Print the workflow config's JSON Schema, generated from the config dataclasses.")
     sp.add_argument("--out", help="write it here instead of stdout (workflow/schemas/config.schema.yaml)")

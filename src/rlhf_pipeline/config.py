@@ -265,8 +265,9 @@ def json_schema(cls: type[Section]) -> dict[str, Any]:
         prop = _type_schema(hints[f.name])
         meta = f.metadata
         if "choices" in meta:
-            prop.pop("type", None)
-            prop["enum"] = list(meta["choices"]) + ([None] if _optional(hints[f.name])[1] else [])
+            target = prop["items"] if prop.get("type") == "array" else prop
+            target.pop("type", None)
+            target["enum"] = list(meta["choices"]) + ([None] if _optional(hints[f.name])[1] else [])
         for key, word in (("ge", "minimum"), ("gt", "exclusiveMinimum"), ("le", "maximum"),
                           ("lt", "exclusiveMaximum")):
             if key in meta:

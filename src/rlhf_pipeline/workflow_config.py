@@ -118,9 +118,47 @@ class WorkflowConfig(Section):
             hp = self.ppo.run_config(name).hparams
             if hp.value_init == "reward":
                 check_model(f"config ppo.runs.{name}.hparams.value_init_path", hp.value_init_path, offline=offline)
-        ds = self.dataset
-        if ds.name != "synthetic" and ds.path is not None and model_ref(ds.path).local and not Path(ds.path).exists():
-            bad("dataset.path", ds.path, "an existing file or directory, or a hub dataset name")
+        for key, path in (("dataset.path", self.dataset.path if self.dataset.name != "synthetic" else None),
+                          ("debate.dataset.path", self.debate.dataset.path)):
+            if path is not None and model_ref(path).local and not Path(path).exists():
+                bad(key, path, "an existing file or directory, or a hub dataset name")
+        self._check_debate(check_model)
+
+    def _check_debate(self, check_model) -> None:
+        """Models, prompts and API-key variables of the tournaments that are configured."""
+        debate = self.debate
+        if not debate.tournaments:
+            return
+        from .debate.prompts import load_prompts
+
+        prompts = load_prompts(debate.prompts)  # PipelineError naming the file and the missing key
+        used = {("debaters", d) for t in debate.tournaments.values() for d in t.debaters}
+        used |= {("judges", j) for j in debate.judges}  # any judge can re-judge a tournament
+        for group, name in sorted(used):
+            m = getattr(debate, group)[name]
+            where = f"config debate.{group}.{name}"
+            if m.type == "hf":
+                check_model(f"{where}.model", m.model, offline=self.hub_offline)
+            if m.type in ("hf", "openai_compatible", "anthropic") and m.prompt not in prompts:
+                bad(f"debate.{group}.{name}.prompt", m.prompt, f"a prompt set of {debate.prompts}: {sorted(prompts)}")
+        debate.check_environment()
+
+
+SHIPPED_FILES = (("debate", "prompts"),)
+"""Config keys that name files shipped with the workflow (``config/...``)."""
+
+
+def resolve_shipped_files(raw: dict[str, Any], basedir: str | Path) -> None:
+    """A relative path under one of :data:`SHIPPED_FILES` that does not exist in the working directory
+    but does in the workflow's directory (``basedir``) is made absolute there, so ``--directory``
+    runs find the prompts the repo ships; a path that exists in neither stays as it is (and fails
+    the plan-time check)."""
+    for section, key in SHIPPED_FILES:
+        value = (raw.get(section) or {}).get(key)
+        if isinstance(value, str) and not Path(value).is_absolute() and not Path(value).exists():
+            shipped = Path(basedir) / value
+            if shipped.exists():
+                raw[section][key] = str(shipped)
 
 
 def load_workflow_config(raw: dict[str, Any], check_paths: bool = True) -> WorkflowConfig:
@@ -154,4 +192,11 @@ def workflow_schema() -> dict[str, Any]:
     }
 
 
-__all__ = ["WorkflowConfig", "apply_hub_mode", "interpreter_first_on_path", "load_workflow_config", "workflow_schema"]
+__all__ = [
+    "WorkflowConfig",
+    "apply_hub_mode",
+    "interpreter_first_on_path",
+    "load_workflow_config",
+    "resolve_shipped_files",
+    "workflow_schema",
+]

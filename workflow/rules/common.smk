@@ -12,7 +12,12 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from rlhf_pipeline.codegraph import stage_hashes
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.models import model_ref
-from rlhf_pipeline.workflow_config import apply_hub_mode, interpreter_first_on_path, load_workflow_config
+from rlhf_pipeline.workflow_config import (
+    apply_hub_mode,
+    interpreter_first_on_path,
+    load_workflow_config,
+    resolve_shipped_files,
+)
 
 # Snakemake merges --configfile/--config into config/config.yaml key by key. For the named PPO runs
 # that would mix the default's runs into an experiment's own set, so a command-line config that
@@ -24,6 +29,7 @@ if _cli_runs is not None:
 # Every key of every section, the cross-field rules and every configured model path are checked
 # here, before any job is planned: one line naming the key and what is allowed. The typed config
 # (src/rlhf_pipeline/workflow_config.py) is the single definition of every setting and its default.
+resolve_shipped_files(config, workflow.basedir)  # e.g. debate.prompts under --directory
 try:
     CFG = load_workflow_config(config)
 except PipelineError as e:
@@ -262,3 +268,49 @@ def image_build_resources():
     """IMAGE_BUILD_RESOURCES updated by config resources.build_image (unset values inherit)."""
     own = config["resources"].get("build_image", {})
     return {**IMAGE_BUILD_RESOURCES, **{k: v for k, v in own.items() if v not in (None, 0, "")}}
+
+
+# --- debate tournaments --------------------------------------------------------------------------
+
+DEBATE = CFG.debate
+DEBATE_TOURNAMENTS = list(DEBATE.tournaments)
+DEBATE_JUDGES = list(DEBATE.judges)
+DEBATE_DATASET = DEBATE.dataset.name
+
+
+def debate_questions():
+    """The dataset split every tournament debates."""
+    return f"results/data/debate/{DEBATE_DATASET}/{DEBATE.dataset.split}.jsonl"
+
+
+def tournament_run(wildcards):
+    """The debate-chunk stage's --config: the tournament and only the models it uses (a tracked param)."""
+    return as_json(DEBATE.tournament_run(wildcards.tournament).to_dict())
+
+
+def debate_chunks(wildcards):
+    """Every transcript chunk of the tournament."""
+    n = DEBATE.tournaments[wildcards.tournament].n_chunks
+    return [f"results/debate/{wildcards.tournament}/transcripts/chunk{k}.jsonl" for k in range(n)]
+
+
+def debate_state_dir(wildcards):
+    """Where a chunk appends its finished rounds while it runs (outside declared outputs), keyed by
+    everything that shapes the rounds, so a changed setting never resumes stale rounds."""
+    settings = [DEBATE.tournament_run(wildcards.tournament).to_dict(), DEBATE.dataset.to_dict()]
+    key = json.dumps([settings, code_hash("debate_chunk")], sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return f"{config['checkpoint_dir']}/debate/{wildcards.tournament}/{digest}"
+
+
+def tournament_bootstrap(wildcards):
+    return DEBATE.tournaments[wildcards.tournament].bootstrap
+
+
+def tournament_seed(wildcards):
+    return DEBATE.tournaments[wildcards.tournament].seed
+
+
+def rejudge_config(wildcards):
+    """The new judge's ModelConfig (a tracked param)."""
+    return as_json(DEBATE.judges[wildcards.judge].to_dict())

@@ -1,3 +1,7 @@
+wildcard_constraints:
+    dataset=r"[^/]+",
+
+
 rule prepare_data:
     input:
         image=image_input(),

@@ -2,7 +2,7 @@
 judges, one schema with a ``type`` that picks the backend), prompts, and named tournaments.
 
     debate:
-      dataset: {name: synthetic, split: test, max_questions: 48}
+      dataset: {name: synthetic, split: test}
       prompts: config/debate/prompts.yaml
       debaters:
         weak:   {type: extractive, quotes: 1, retrieval: lexical}
@@ -63,8 +63,6 @@ class DebateDatasetConfig(Section):
                                    "setup).")
     exclude_stories: list[str] = setting(default_factory=list, help="quality: story ids to leave out.")
     split: str = setting("test", choices=("train", "val", "test"), help="The split tournaments debate on.")
-    max_questions: int | None = setting(None, ge=1, help="Debate at most this many questions (the first ones of the "
-                                        "split in file order); null = all.")
     seed: int = setting(0, help="Seed of the generator and of the story-level split.")
     synthetic: SyntheticDebateConfig = setting(default_factory=SyntheticDebateConfig,
                                                help="Size of the synthetic passages (only for name: synthetic).")
@@ -75,6 +73,20 @@ class DebateDatasetConfig(Section):
         s = self.synthetic
         if s.val_fraction + s.test_fraction >= 1:
             bad(join(where, "synthetic.test_fraction"), s.test_fraction, f"< 1 - val_fraction={s.val_fraction}")
+
+
+@dataclass
+class BestOfNSettings(Section):
+    """Best-of-N speech selection (``...best_of_n``)."""
+
+    section = "debate.tournaments.<t>.best_of_n"
+
+    n: int = setting(1, ge=1, help="Candidate speeches per turn (1 = off).")
+    opponent_n: int = setting(1, ge=1, help="Opponent speeches each candidate is judged against.")
+    opponent: str = setting("real", choices=("real", "self"), help="Whose speeches the opponents are: the real "
+                            "opponent's model, or the debater's own model arguing the other side.")
+    aggregate: str = setting("min", choices=("min", "mean"), help="How a candidate's scores against the opponent "
+                             "speeches combine.")
 
 
 @dataclass
@@ -111,6 +123,9 @@ class ModelConfig(Section):
     transcripts: str | None = setting(None, help="offline: a tournament directory (or transcript JSONL) whose "
                                       "saved speeches / verdicts are replayed.")
     seed: int = setting(0, help="Seed of sampling (LM backends, extractive misquotes, random).")
+    best_of_n: BestOfNSettings | None = setting(None, help="Debaters: best-of-N speech selection for this debater "
+                                                "(a 'best-of-4' variant of a model is a debater of its own); null: "
+                                                "the tournament's best_of_n.")
 
     def check(self, where: str) -> None:
         if self.type in LM_TYPES and not self.model:
@@ -127,20 +142,6 @@ class ModelConfig(Section):
         if self.api_key_env and not os.environ.get(self.api_key_env):
             bad(join(where, "api_key_env"), self.api_key_env, f"the name of a set environment variable "
                 f"(${self.api_key_env} is not set)")
-
-
-@dataclass
-class BestOfNSettings(Section):
-    """Best-of-N speech selection (``...best_of_n``)."""
-
-    section = "debate.tournaments.<t>.best_of_n"
-
-    n: int = setting(1, ge=1, help="Candidate speeches per turn (1 = off).")
-    opponent_n: int = setting(1, ge=1, help="Opponent speeches each candidate is judged against.")
-    opponent: str = setting("real", choices=("real", "self"), help="Whose speeches the opponents are: the real "
-                            "opponent's model, or the debater's own model arguing the other side.")
-    aggregate: str = setting("min", choices=("min", "mean"), help="How a candidate's scores against the opponent "
-                             "speeches combine.")
 
 
 @dataclass
@@ -161,7 +162,8 @@ class TournamentConfig(Section):
                                  "other's speech of the current round); false: debater A speaks first.")
     questions: int | None = setting(None, ge=1, help="Questions per pairing (null = all of the dataset split).")
     questions_per_pair: int = setting(8, ge=1, help="capped_round_robin: questions per pair.")
-    best_of_n: BestOfNSettings = setting(default_factory=BestOfNSettings, help="Best-of-N speech selection.")
+    best_of_n: BestOfNSettings = setting(default_factory=BestOfNSettings, help="Best-of-N speech selection of "
+                                         "debaters that set none of their own.")
     n_chunks: int = setting(1, ge=1, help="Jobs the tournament is split into (rounds are assigned to chunks by a "
                             "pure function of the config and seed).")
     bootstrap: int = setting(200, ge=0, help="Bootstrap resamples (over questions) for rating intervals.")
@@ -199,9 +201,19 @@ class DebateSection(Section):
             if t.judge not in self.judges:
                 bad(f"{at}.judge", t.judge, f"a name from debate.judges {sorted(self.judges)}")
             judge = self.judges[t.judge]
-            if judge.type == "anthropic" and t.best_of_n.n > 1:
-                bad(f"{at}.best_of_n.n", t.best_of_n.n, "1: best-of-N needs judge probabilities, and the anthropic "
-                    "judge gives a 0/1 verdict")
+            bon_n = max([t.best_of_n.n] + [self.debaters[d].best_of_n.n for d in t.debaters
+                                           if self.debaters[d].best_of_n is not None])
+            if judge.type == "anthropic" and bon_n > 1:
+                bad(f"{at}.judge", t.judge, "a judge with probabilities: best-of-N (n > 1 here) scores candidates by "
+                    "the judge's probability, and the anthropic judge gives a 0/1 verdict")
+
+    def tournament_run(self, name: str) -> TournamentRun:
+        """What one tournament's jobs depend on: the tournament, only the models it uses, the prompts
+        file and the quote threshold (so editing another tournament or an unused model reruns nothing)."""
+        t = self.tournaments[name]
+        return TournamentRun(name=name, tournament=t, debaters={d: self.debaters[d] for d in t.debaters},
+                             judges={t.judge: self.judges[t.judge]}, prompts=self.prompts,
+                             quote_fuzzy_threshold=self.quote_fuzzy_threshold)
 
     def check_environment(self, where: str = "debate") -> None:
         """Plan-time: every API-key variable a used backend names is set."""
@@ -211,3 +223,23 @@ class DebateSection(Section):
             self.debaters[name].check_environment(join(where, f"debaters.{name}"))
         for name in sorted(used_j):
             self.judges[name].check_environment(join(where, f"judges.{name}"))
+
+
+@dataclass
+class TournamentRun(Section):
+    """One tournament with everything its jobs need: the ``debate-chunk`` stage's ``--config``."""
+
+    section = "debate tournament"
+
+    name: str = setting(help="The tournament's name (results/debate/<name>/).")
+    tournament: TournamentConfig = setting(help="Its settings.")
+    debaters: dict[str, ModelConfig] = setting(help="The debaters it uses.")
+    judges: dict[str, ModelConfig] = setting(help="Its judge.")
+    prompts: str = setting("config/debate/prompts.yaml", help="The prompts file.")
+    quote_fuzzy_threshold: float = setting(90.0, ge=0, le=100, help="See debate.quote_fuzzy_threshold.")
+
+    def section_view(self) -> DebateSection:
+        """The same as a DebateSection holding just this tournament."""
+        return DebateSection(prompts=self.prompts, quote_fuzzy_threshold=self.quote_fuzzy_threshold,
+                             debaters=self.debaters, judges=self.judges, tournaments={self.name: self.tournament})
+

@@ -13,21 +13,22 @@ and the statistics of :func:`rlhf_pipeline.debate.ratings.summarize` are written
 ``out_dir`` is then itself a tournament directory (the ``offline`` backends can replay it). With the
 unchanged judge, ``rounds.csv`` is the original byte for byte.
 
-:func:`probs_by_answer` / :func:`reapply_verdict` are the one place where a verdict (probabilities by
-*shown position*) becomes probabilities by *answer index*: the rounds module uses them too, so judging
-and re-judging map verdicts (and check them) identically.
+:func:`reapply_verdict` maps a verdict (probabilities by *shown position*) to probabilities by
+*answer index* with the rounds module's own :func:`~rlhf_pipeline.debate.rounds.check_verdict` and
+:func:`~rlhf_pipeline.debate.rounds.probs_by_answer`, so judging and re-judging check and map
+verdicts identically.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineError
 from ..io import atomic_dir, write_jsonl
+from .rounds import check_verdict, probs_by_answer
 from .types import JudgeContext, Question, RoundRecord, Verdict
 
 if TYPE_CHECKING:
@@ -36,34 +37,15 @@ if TYPE_CHECKING:
     from .config import ModelConfig
     from .types import Judge
 
-PROB_TOLERANCE = 1e-6
-"""How far a verdict's two probabilities may sum from 1."""
-
-
-def probs_by_answer(answer_order: Sequence[int], verdict: Verdict, where: str) -> list[float]:
-    """The verdict's probabilities re-indexed by answer: ``probs[answer_order[k]] = verdict.probs[k]``
-    (values unchanged, so a replayed verdict gives identical floats). PipelineError naming ``where``
-    unless the order is a permutation of [0, 1] and the verdict two finite probabilities in [0, 1]
-    summing to 1."""
-    if sorted(answer_order) != [0, 1]:
-        raise PipelineError(f"{where}: answer_order must be [0, 1] or [1, 0], got {list(answer_order)!r}")
-    p = verdict.probs
-    if (not isinstance(p, list | tuple) or len(p) != 2
-            or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in p)
-            or not all(math.isfinite(x) and 0 <= x <= 1 for x in p) or abs(p[0] + p[1] - 1) > PROB_TOLERANCE):
-        raise PipelineError(f"{where}: the judge returned probabilities {p!r}; expected two finite numbers in "
-                            f"[0, 1] summing to 1 (by shown position)")
-    probs = [0.0, 0.0]
-    for k, i in enumerate(answer_order):
-        probs[i] = float(p[k])
-    return probs
-
-
 def reapply_verdict(record: RoundRecord, verdict: Verdict) -> RoundRecord:
     """A copy of ``record`` decided by ``verdict`` (pure): ``probs`` by answer index (via
     :func:`probs_by_answer` and the record's ``answer_order``), ``has_probabilities``, ``judge_raw``;
     ``status`` ok, no error. The judge's name and provenance are the caller's to set."""
-    probs = probs_by_answer(record.answer_order, verdict, f"round {record.round_id!r}")
+    if sorted(record.answer_order) != [0, 1]:
+        raise PipelineError(f"round {record.round_id!r}: answer_order must be [0, 1] or [1, 0], "
+                            f"got {list(record.answer_order)!r}")
+    verdict = check_verdict(verdict, f"{record.judge} (round {record.round_id!r})")
+    probs = probs_by_answer(verdict.probs, record.answer_order)
     return dataclasses.replace(record, probs=probs, has_probabilities=bool(verdict.has_probabilities),
                                judge_raw=verdict.raw, status="ok", error=None)
 

@@ -20,7 +20,8 @@ Every speech is the backend's raw text, checked by :func:`~rlhf_pipeline.debate.
 a per-round random order (``answer_order``, drawn from the round's seed); its probabilities, by
 shown position, are mapped back to answer indices (``RoundRecord.probs[i]`` is for ``answers[i]``).
 
-**Best-of-N** (``best_of_n.n > 1``): each speech is chosen among n candidates (candidate c has seed
+**Best-of-N** (``n > 1`` in the speaker's ``best_of_n``: its own setting, else the tournament's):
+each speech is chosen among n candidates (candidate c has seed
 ``speech_seed(round seed, role, turn, c)``; candidate 0 is the speech n = 1 would give). A
 candidate's score is the judge's probability for the speaker's side on the transcript so far plus
 the candidate plus one sampled opponent speech of the same turn, for each of ``opponent_n`` opponent
@@ -189,8 +190,9 @@ class _Round:
     """One round in progress: the match, its backends and the speeches completed so far."""
 
     def __init__(self, match: Match, cfg: TournamentConfig, debaters: Mapping[str, Debater], judge: Judge,
-                 threshold: float, clock: Callable[[], float]):
+                 threshold: float, clock: Callable[[], float], best_of_n: Mapping[str, BestOfNSettings]):
         self.m, self.cfg, self.backends, self.judge = match, cfg, debaters, judge
+        self.best_of_n = best_of_n
         self.threshold, self.clock = threshold, clock
         self.order = answer_order(match.seed)
         self.speeches: list[Speech] = []
@@ -222,9 +224,10 @@ class _Round:
 
     def speak(self, slot: str, role: str, turn: int) -> Speech:
         """The speech of ``slot`` in ``turn`` (best of n candidates when ``best_of_n.n > 1``)."""
-        m, bon = self.m, self.cfg.best_of_n
+        m = self.m
         start = self.clock()
         speaker, side = m.debaters[slot], m.sides[slot]
+        bon = self.best_of_n.get(speaker) or self.cfg.best_of_n
         visible = visible_to(m.format, self.cfg.simultaneous, role, turn, self.speeches)
         seeds = [speech_seed(m.seed, role, turn, c) for c in range(bon.n)]
         candidates = [self.generate(speaker, role, side, turn, visible, s) for s in seeds]
@@ -269,21 +272,24 @@ class _Round:
 
 def play_round(match: Match, cfg: TournamentConfig, debaters: Mapping[str, Debater], judge: Judge, *,
                tournament: str, chunk: int = 0, threshold: float = 90.0,
-               clock: Callable[[], float] = time.perf_counter) -> RoundRecord:
+               clock: Callable[[], float] = time.perf_counter,
+               best_of_n: Mapping[str, BestOfNSettings] | None = None) -> RoundRecord:
     """Play one round (see the module docstring); never raises for a backend failure.
 
     ``debaters``: debater name -> backend (at least the names in ``match.debaters``); ``cfg``
-    supplies ``rounds`` (turns), ``simultaneous`` and ``best_of_n``; ``threshold``: the fuzzy quote
+    supplies ``rounds`` (turns), ``simultaneous`` and the default ``best_of_n``; ``best_of_n``: debater
+    name -> its own best-of-N settings (those not named use the tournament's); ``threshold``: the fuzzy quote
     threshold (``debate.quote_fuzzy_threshold``); ``clock``: the timer of the ``seconds`` fields
     (inject a constant one for byte-identical transcripts)."""
     start = clock()
-    r = _Round(match, cfg, debaters, judge, threshold, clock)
+    r = _Round(match, cfg, debaters, judge, threshold, clock, best_of_n or {})
     q = match.question
     rec = RoundRecord(round_id=match.round_id, tournament=tournament, chunk=chunk, question_id=q.id,
                       story_id=q.story_id, question=q.question, answers=list(q.answers), format=match.format,
                       debaters=dict(match.debaters), sides=dict(match.sides), correct_index=q.correct_index,
                       answer_order=list(r.order), speeches=r.speeches, judge=judge.name, probs=None,
-                      has_probabilities=False, judge_raw="", provenance={})
+                      has_probabilities=False, judge_raw="", provenance={},
+                      seed=derive_seed(match.seed, "judge"))
     try:
         for name in dict.fromkeys(match.debaters.values()):
             rec.provenance[name] = dict(r.backend(name).provenance())
@@ -291,7 +297,7 @@ def play_round(match: Match, cfg: TournamentConfig, debaters: Mapping[str, Debat
             dict(judge.provenance())
         for slot, role, turn in speaking_order(match.format, cfg.rounds):
             r.speeches.append(r.speak(slot, role, turn))
-        probs, v = r.verdict(match.format, r.speeches, derive_seed(match.seed, "judge"))
+        probs, v = r.verdict(match.format, r.speeches, rec.seed)
         rec.probs, rec.has_probabilities, rec.judge_raw = probs, v.has_probabilities, v.raw
     except Exception as e:  # any backend failure: record it, lose nothing else
         rec.status, rec.error, rec.probs = "failed", error_line(e), None

@@ -204,9 +204,10 @@ def run_chunk(tournament: str, section: DebateSection, questions: list[Question]
     names = list(dict.fromkeys(d for m in todo for d in m.debaters.values()))
     debaters = {n: build_debater(n, section.debaters[n], prompts) for n in names}
     judge = build_judge(cfg.judge, section.judges[cfg.judge], prompts) if todo else None
+    best_of_n = {n: section.debaters[n].best_of_n for n in names if section.debaters[n].best_of_n is not None}
     for m in tqdm(todo, desc=f"{tournament} chunk {k}", unit="round", initial=len(done), total=len(matches)):
         rec = play_round(m, cfg, debaters, judge, tournament=tournament, chunk=k,
-                         threshold=section.quote_fuzzy_threshold, clock=clock)
+                         threshold=section.quote_fuzzy_threshold, clock=clock, best_of_n=best_of_n)
         if rec.status != "ok":
             log.warning("%s chunk %d: round %s failed: %s", tournament, k, rec.round_id, rec.error)
         append_jsonl(partial, rec.to_row())

@@ -1,0 +1,112 @@
+wildcard_constraints:
+    tournament="|".join(map(re.escape, DEBATE_TOURNAMENTS)) or "^$",
+    judge="|".join(map(re.escape, DEBATE_JUDGES)) or "^$",
+    chunk=r"\d+",
+
+
+rule debate_data:
+    input:
+        image=image_input(),
+    output:
+        train="results/data/debate/{dataset}/train.jsonl",
+        val="results/data/debate/{dataset}/val.jsonl",
+        test="results/data/debate/{dataset}/test.jsonl",
+        manifest="results/data/debate/{dataset}/manifest.json",
+    log:
+        "results/logs/debate_data/{dataset}.log",
+    benchmark:
+        "results/benchmarks/debate_data/{dataset}.tsv"
+    container:
+        container_image()
+    resources:
+        **resources("debate_data"),
+    params:
+        cfg=as_json(DEBATE.dataset.to_dict()),
+        code=code_hash("debate_data"),
+    shell:
+        "python -m rlhf_pipeline debate-data --config {params.cfg:q} --out-dir results/data/debate/{wildcards.dataset} "
+        "--manifest {output.manifest} > {log} 2>&1"
+
+
+rule debate_chunk:
+    input:
+        questions=debate_questions(),
+        prompts=DEBATE.prompts,
+        image=image_input(),
+    output:
+        transcripts="results/debate/{tournament}/transcripts/chunk{chunk}.jsonl",
+        manifest="results/debate/{tournament}/transcripts/chunk{chunk}.manifest.json",
+    log:
+        "results/logs/debate_chunk/{tournament}/chunk{chunk}.log",
+    benchmark:
+        "results/benchmarks/debate_chunk/{tournament}/chunk{chunk}.tsv"
+    container:
+        container_image()
+    threads: threads("debate_chunk")
+    resources:
+        **resources("debate_chunk"),
+    params:
+        cfg=tournament_run,
+        state=debate_state_dir,
+        code=code_hash("debate_chunk"),
+    shell:
+        "exec python -m rlhf_pipeline debate-chunk --config {params.cfg:q} --chunk {wildcards.chunk} "
+        "--questions {input.questions} --out {output.transcripts} --state-dir {params.state:q} "
+        "--manifest {output.manifest} > {log} 2>&1"
+
+
+rule debate_summary:
+    input:
+        transcripts=debate_chunks,
+        image=image_input(),
+    output:
+        rounds=report("results/debate/{tournament}/rounds.csv", category="Debate", subcategory="{tournament}"),
+        ratings=report("results/debate/{tournament}/ratings.csv", category="Debate", subcategory="{tournament}"),
+        judge=report("results/debate/{tournament}/judge.csv", category="Debate", subcategory="{tournament}"),
+        win_matrix=report("results/debate/{tournament}/win_matrix.png", category="Debate", subcategory="{tournament}"),
+        calibration_csv="results/debate/{tournament}/calibration.csv",
+        calibration=report("results/debate/{tournament}/calibration.png", category="Debate", subcategory="{tournament}"),
+    log:
+        "results/logs/debate_summary/{tournament}.log",
+    localrule: True
+    container:
+        container_image()
+    params:
+        bootstrap=tournament_bootstrap,
+        seed=tournament_seed,
+        code=code_hash("debate_summary"),
+    shell:
+        "python -m rlhf_pipeline debate-summary --transcripts {input.transcripts} --out-dir results/debate/{wildcards.tournament} "
+        "--bootstrap {params.bootstrap} --seed {params.seed} > {log} 2>&1"
+
+
+rule debate_rejudge:
+    input:
+        transcripts=debate_chunks,
+        prompts=DEBATE.prompts,
+        image=image_input(),
+    output:
+        rounds="results/debate/{tournament}/rejudge/{judge}/rounds.csv",
+        ratings="results/debate/{tournament}/rejudge/{judge}/ratings.csv",
+        judge="results/debate/{tournament}/rejudge/{judge}/judge.csv",
+        win_matrix="results/debate/{tournament}/rejudge/{judge}/win_matrix.png",
+        calibration_csv="results/debate/{tournament}/rejudge/{judge}/calibration.csv",
+        calibration="results/debate/{tournament}/rejudge/{judge}/calibration.png",
+        transcripts=directory("results/debate/{tournament}/rejudge/{judge}/transcripts"),
+        manifest="results/debate/{tournament}/rejudge/{judge}/manifest.json",
+    log:
+        "results/logs/debate_rejudge/{tournament}/{judge}.log",
+    container:
+        container_image()
+    threads: threads("debate_rejudge")
+    resources:
+        **resources("debate_rejudge"),
+    params:
+        cfg=rejudge_config,
+        bootstrap=tournament_bootstrap,
+        seed=tournament_seed,
+        code=code_hash("debate_rejudge"),
+    shell:
+        "python -m rlhf_pipeline debate-rejudge --transcripts {input.transcripts} --judge {wildcards.judge} "
+        "--config {params.cfg:q} --prompts {input.prompts} --out-dir results/debate/{wildcards.tournament}/rejudge/{wildcards.judge} "
+        "--bootstrap {params.bootstrap} --seed {params.seed} --manifest {output.manifest} > {log} 2>&1"

@@ -64,10 +64,18 @@ def cmd_gold_rm_train(args) -> None:
 
 
 def cmd_label_preferences(args) -> None:
-    from .preferences import PreferencesConfig, label_preferences
+    from .preferences import PreferencesConfig, dataset_preferences, label_preferences
 
     cfg = PreferencesConfig.from_dict(load_config_arg(args.config))
-    _need_paths(args.policy, args.train_prompts, args.val_prompts)
+    _need_paths(args.train_prompts, args.val_prompts)
+    if cfg.source == "dataset":
+        stats = dataset_preferences(cfg, args.train_prompts, args.val_prompts, args.out_train, args.out_val)
+        _manifest(args, "label-preferences", cfg.to_dict(), seed=cfg.seed, extra={"stats": stats})
+        return
+    if not args.policy or not args.gold_rm:
+        raise PipelineError("label-preferences: --policy and --gold-rm are required for preferences.source: "
+                            "policy_samples")
+    _need_paths(args.policy)
     check_model("--gold-rm", args.gold_rm)
     stats = label_preferences(cfg, args.policy, args.gold_rm, args.train_prompts, args.val_prompts,
                               args.out_train, args.out_val, is_alpacafarm_rm=args.is_alpacafarm_rm)
@@ -78,7 +86,7 @@ def cmd_rm_train(args) -> None:
     from .reward.train import RMConfig, train_reward_model
 
     cfg = RMConfig.from_dict(load_config_arg(args.config))
-    _need_paths(args.prefs_train, args.prefs_val, args.sft_model)
+    _need_paths(args.prefs_train, args.prefs_val, *([args.sft_model] if args.sft_model else []))
     metrics = train_reward_model(cfg, args.seed, args.prefs_train, args.prefs_val, args.sft_model, args.out_dir,
                                  ckpt_dir=args.ckpt_dir)
     _manifest(args, "rm-train", cfg.to_dict(), seed=args.seed, extra={"metrics": metrics})
@@ -301,11 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = stage("label-preferences", cmd_label_preferences,
                "Sample response pairs from the SFT policy and label them with the gold RM (+ label noise).",
                PreferencesConfig)
-    sp.add_argument("--policy", required=True, help="SFT model directory")
-    sp.add_argument("--gold-rm", required=True, help="gold RM directory or hub id")
+    sp.add_argument("--policy", help="SFT model directory (source: policy_samples)")
+    sp.add_argument("--gold-rm", help="gold RM directory or hub id (source: policy_samples)")
     sp.add_argument("--is-alpacafarm-rm", action="store_true", help=ALPACAFARM_HELP)
-    sp.add_argument("--train-prompts", required=True, help="JSONL with a 'prompt' field")
-    sp.add_argument("--val-prompts", required=True, help="JSONL with a 'prompt' field")
+    sp.add_argument("--train-prompts", required=True, help="train split JSONL ('prompt'; source: dataset also "
+                    "'chosen', 'rejected')")
+    sp.add_argument("--val-prompts", required=True, help="val split JSONL (as --train-prompts)")
     sp.add_argument("--out-train", required=True, help="train pairs JSONL to write")
     sp.add_argument("--out-val", required=True, help="held-out pairs JSONL to write")
 
@@ -313,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, required=True, help="member seed")
     sp.add_argument("--prefs-train", required=True, help="training pairs JSONL (label-preferences output)")
     sp.add_argument("--prefs-val", required=True, help="held-out pairs JSONL (label-preferences output)")
-    sp.add_argument("--sft-model", required=True, help="SFT model dir (backbone when rm.init is 'sft')")
+    sp.add_argument("--sft-model", help="SFT model dir (the backbone when rm.init is 'sft')")
     sp.add_argument("--out-dir", required=True, help="writes OUT_DIR/model/ and OUT_DIR/metrics.json")
     sp.add_argument("--ckpt-dir", help=CKPT_HELP)
 

@@ -1,4 +1,10 @@
-"""Preference labelling: pairs of SFT-policy samples, labelled by the gold reward model.
+"""Preference pairs for the proxy reward models, from one of two sources (``preferences.source``):
+
+- ``policy_samples`` (the Coste et al. setup, the default): pairs of SFT-policy samples labelled by
+  the gold reward model (below);
+- ``dataset``: the dataset's own human preference pairs (``chosen``/``rejected`` columns of the
+  prepared splits, e.g. Anthropic HH), as they are: no policy and no gold RM involved
+  (``gold_chosen``/``gold_rejected`` are null; ``label_noise`` still flips the configured share).
 
 For each prompt two responses are sampled from the SFT policy and scored by the gold RM; the
 higher-scoring one is ``chosen``. Then exactly ``round(label_noise * n)`` pairs (a seeded random
@@ -25,6 +31,9 @@ class PreferencesConfig(Section):
 
     section = "preferences"
 
+    source: str = setting("policy_samples", choices=("policy_samples", "dataset"),
+                          help="policy_samples: SFT samples labelled by the gold RM; dataset: the dataset's own "
+                          "chosen/rejected pairs (the first n_train / n_val rows of the train / val splits).")
     n_train: int = setting(1500, ge=1, help="Training pairs (sampled on the dataset's train prompts).")
     n_val: int = setting(300, ge=1, help="Held-out pairs (sampled on the dataset's val prompts).")
     max_new_tokens: int = setting(24, ge=1, help="Longest sampled response.")
@@ -112,3 +121,23 @@ def label_preferences(cfg: PreferencesConfig, policy_dir: str | Path, gold_rm: s
     n_flip = sum(p["label_flipped"] for p in train)
     return {"n_train": len(train), "n_val": len(val), "label_noise": cfg.label_noise,
             "train_flipped_fraction": n_flip / len(train)}
+
+
+def dataset_preferences(cfg: PreferencesConfig, train_path: str | Path, val_path: str | Path,
+                        out_train: str | Path, out_val: str | Path) -> dict[str, Any]:
+    """``source: dataset``: the first ``n_train`` / ``n_val`` chosen/rejected rows of the prepared
+    splits as preference files (``label_noise`` flips as for sampled pairs)."""
+    out = {}
+    for name, path, n, seed, dest in (("train", train_path, cfg.n_train, cfg.seed, out_train),
+                                      ("val", val_path, cfg.n_val, cfg.seed + 1, out_val)):
+        rows = read_jsonl(path, required=["prompt", "chosen", "rejected"])[:n]
+        if not rows:
+            raise PipelineError(f"{path}: no preference pairs; preferences.source: dataset needs rows with "
+                                "'prompt', 'chosen' and 'rejected'")
+        pairs = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"],
+                  "gold_chosen": None, "gold_rejected": None} for r in rows]
+        pairs = flip_labels(pairs, cfg.label_noise, seed)
+        write_jsonl(dest, pairs)
+        out[f"n_{name}"] = len(pairs)
+    return {**out, "label_noise": cfg.label_noise, "source": "dataset"}
+

@@ -134,6 +134,34 @@ def alpacafarm_flag():
     return "--is-alpacafarm-rm" if config["gold_rm"]["is_alpacafarm_rm"] else ""
 
 
+def labels_from_policy():
+    """True when preference pairs are SFT samples labelled by the gold RM (not the dataset's own)."""
+    return CFG.preferences.source == "policy_samples"
+
+
+def preference_labellers():
+    """What labelling reads besides the data: the SFT policy and the gold RM, or nothing."""
+    return ["results/sft/model", *gold_rm_input()] if labels_from_policy() else []
+
+
+def labeller_args(wildcards, input):
+    """--policy / --gold-rm of label-preferences (empty for preferences.source: dataset)."""
+    if not labels_from_policy():
+        return ""
+    policy, *gold = input.labellers
+    gold = gold[0] if gold else config["gold_rm"]["path"]  # a hub id is no input
+    return f"--policy {policy} --gold-rm {gold} {alpacafarm_flag()}".strip()
+
+
+def rm_sft_input():
+    """The SFT policy, when the RMs start from its backbone (rm.init: sft)."""
+    return ["results/sft/model"] if CFG.rm.init == "sft" else []
+
+
+def sft_model_arg(wildcards, input):
+    return f"--sft-model {input.sft}" if input.sft else ""
+
+
 def rm_dirs(seeds):
     """Model directories of the proxy RM members with these seeds."""
     return [f"results/rm/seed{s}/model" for s in seeds]

@@ -28,8 +28,7 @@ rule gold_rm_train:
 
 rule label_preferences:
     input:
-        policy="results/sft/model",
-        gold=gold_rm_input(),
+        labellers=preference_labellers(),
         train_prompts=data_file("train"),
         val_prompts=data_file("val"),
         image=image_input(),
@@ -48,12 +47,10 @@ rule label_preferences:
         **resources("label_preferences"),
     params:
         cfg=section("preferences"),
-        gold=gold_rm_arg,
-        alpacafarm=alpacafarm_flag(),
+        labellers=labeller_args,
         code=code_hash("label_preferences"),
     shell:
-        "python -m rlhf_pipeline label-preferences --config {params.cfg:q} --policy {input.policy} "
-        "--gold-rm {params.gold:q} {params.alpacafarm} "
+        "python -m rlhf_pipeline label-preferences --config {params.cfg:q} {params.labellers} "
         "--train-prompts {input.train_prompts} --val-prompts {input.val_prompts} "
         "--out-train {output.train} --out-val {output.val} --manifest {output.manifest} > {log} 2>&1"
 
@@ -62,7 +59,7 @@ rule rm_train:
     input:
         train="results/preferences/train.jsonl",
         val="results/preferences/val.jsonl",
-        sft="results/sft/model",
+        sft=rm_sft_input(),
         image=image_input(),
     output:
         model=directory("results/rm/seed{seed}/model"),
@@ -82,9 +79,10 @@ rule rm_train:
         cfg=section("rm", exclude=["seeds"]),
         code=code_hash("rm_train"),
         ckpt=rm_checkpoint_dir,
+        sft=sft_model_arg,
     shell:
         "exec python -m rlhf_pipeline rm-train --config {params.cfg:q} --seed {wildcards.seed} "
-        "--prefs-train {input.train} --prefs-val {input.val} --sft-model {input.sft} "
+        "--prefs-train {input.train} --prefs-val {input.val} {params.sft} "
         "--out-dir results/rm/seed{wildcards.seed} --ckpt-dir {params.ckpt:q} "
         "--manifest {output.manifest} > {log} 2>&1"
 

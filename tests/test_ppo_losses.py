@@ -145,3 +145,17 @@ def test_config_rejects_unknown_keys_and_bad_ranges():
     with pytest.raises(PipelineError, match=r"ppo.hparams.lora: unknown key\(s\) \[.rank.\]"):
         PPOConfig.from_dict({"lora": {"enabled": True, "rank": 4}})
     assert PPOConfig.from_dict({"lora": {"enabled": True, "r": 4}}).lora.r == 4
+
+
+def test_entropy_bonus_adds_minus_logprob_per_token():
+    from rlhf_pipeline.ppo.losses import per_token_rewards
+
+    logp = torch.tensor([[-1.0, -2.0, -0.5]])
+    ref = torch.tensor([[-1.5, -2.0, -1.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    rewards, kl_pen = per_token_rewards(torch.tensor([2.0]), logp, ref, mask, kl_coef=0.1, entropy_coef=0.01)
+    # token 0: -0.1 * 0.5 + 0.01 * 1.0 = -0.04; token 1: -0.1 * 0 + 0.01 * 2.0 + score 2.0 = 2.02; token 2 masked
+    torch.testing.assert_close(rewards, torch.tensor([[-0.04, 2.02, 0.0]]))
+    torch.testing.assert_close(kl_pen, torch.tensor([[-0.05, 0.0, 0.0]]))
+    no_bonus, _ = per_token_rewards(torch.tensor([2.0]), logp, ref, mask, kl_coef=0.1)
+    torch.testing.assert_close(no_bonus, torch.tensor([[-0.05, 2.0, 0.0]]))

@@ -284,3 +284,112 @@ def test_value_init_from_an_encoder_is_refused(policy_dir, tmp_path):
     cfg = small_cfg(value_init="reward", value_init_path=minilm_path())
     with pytest.raises(PipelineError, match="ppo.value_init_path: .*not a causal decoder"):
         train_ppo(cfg, policy_dir, FirstHalfReward(), PROMPTS, EVAL_PROMPTS, tmp_path / "out", tmp_path / "ckpt")
+
+
+# ---- hooks: reward terms, reward state, rollout hooks (rlhf_pipeline.ppo.hooks) --------------------------
+
+class NoveltyReward:
+    """A stateful reward with terms: first-half fraction minus 0.1 per earlier response that began with
+    the same word (a history, like red-teaming's novelty terms); evaluation leaves the history alone."""
+
+    def __init__(self):
+        self.calls = 0
+        self.history: dict[str, int] = {}
+
+    def score_batch(self, prompts, responses, training):
+        from rlhf_pipeline.ppo.hooks import ScoredBatch
+
+        self.calls += 1
+        first = FirstHalfReward()(prompts, responses).tolist()
+        keys = [(r.split() or [""])[0] for r in responses]
+        repeat = [self.history.get(k, 0) for k in keys]
+        if training:
+            for k in keys:
+                self.history[k] = self.history.get(k, 0) + 1
+        score = [f - 0.1 * n for f, n in zip(first, repeat)]
+        return ScoredBatch(score, {"first_half": first, "repeat": repeat}, {"shout": [r.upper() for r in responses]})
+
+    def __call__(self, prompts, responses):
+        return self.score_batch(prompts, responses, training=True).score
+
+    def state_dict(self):
+        return {"history": dict(self.history), "calls": self.calls}
+
+    def load_state_dict(self, state):
+        self.history, self.calls = dict(state["history"]), state["calls"]
+
+
+class RecordingHook:
+    """Keeps every rollout and a per-step file; on_resume drops the steps a resumed run redoes."""
+
+    def __init__(self, path):
+        self.path, self.rollouts, self.resumed_at = path, [], []
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_resume(self, step):
+        self.resumed_at.append(step)
+        kept = [line for line in (self.path.read_text().splitlines() if self.path.exists() else [])
+                if json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def on_rollout(self, rollout):
+        self.rollouts.append(rollout)
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": rollout.step, "responses": rollout.responses, "score": rollout.score}) + "\n")
+
+    def on_checkpoint(self, step):
+        pass
+
+
+def test_reward_terms_extras_and_rollout_hooks(policy_dir, tmp_path):
+    cfg = small_cfg(adaptive_kl=False, kl_coef=0.1, whiten_rewards=False, missing_eos_penalty=None)
+    hook = RecordingHook(tmp_path / "rollouts.jsonl")
+    train_ppo(cfg, policy_dir, NoveltyReward(), PROMPTS, EVAL_PROMPTS, tmp_path / "out", tmp_path / "ckpt",
+              hooks=[hook])
+    log = read_log(tmp_path / "out" / "train_log.csv")
+    assert list(log[0])[-2:] == ["term_first_half", "term_repeat"]
+    assert hook.resumed_at == [0] and [r.step for r in hook.rollouts] == [1, 2, 3, 4]
+    for r, row in zip(hook.rollouts, log):
+        assert len(r.responses) == 8 and len(r.terms["repeat"]) == 8 and r.extras["shout"] == [x.upper()
+                                                                                              for x in r.responses]
+        assert float(row["term_repeat"]) == pytest.approx(sum(r.terms["repeat"]) / 8)
+        assert float(row["score"]) == pytest.approx(sum(r.score) / 8, abs=1e-6)
+        for i in range(8):
+            n = len(r.response_ids[i])
+            assert n >= 1 and len(r.logprobs[i]) == len(r.ref_logprobs[i]) == len(r.values[i]) == len(r.kl[i]) == n
+            assert r.kl[i] == pytest.approx([a - b for a, b in zip(r.logprobs[i], r.ref_logprobs[i])], abs=1e-6)
+            shaped = [-0.1 * k for k in r.kl[i]]
+            shaped[-1] += r.penalized_score[i]
+            assert r.rewards[i] == pytest.approx(shaped, abs=1e-5)  # KL penalty per token, score at the last
+    assert any(x > 0 for r in hook.rollouts[1:] for x in r.terms["repeat"])  # the history is used
+    rows = [json.loads(line) for line in (tmp_path / "out" / "eval" / "step000004.jsonl").read_text().splitlines()]
+    assert {"term_first_half", "term_repeat", "shout"} <= set(rows[0])
+
+
+def test_stateful_reward_and_hooks_resume_exactly(policy_dir, tmp_path):
+    cfg = small_cfg()
+    straight = tmp_path / "straight"
+    train_ppo(cfg, policy_dir, NoveltyReward(), PROMPTS, EVAL_PROMPTS, straight / "out", straight / "ckpt",
+              hooks=[RecordingHook(straight / "rollouts.jsonl")])
+
+    class CrashAtStep3(NoveltyReward):
+        def score_batch(self, prompts, responses, training):
+            if training and len(self.history) and self.calls == 4:  # eval 0, steps 1-2, eval 2, step 3
+                raise RuntimeError("simulated crash")
+            return super().score_batch(prompts, responses, training)
+
+    run = tmp_path / "resumed"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_ppo(cfg, policy_dir, CrashAtStep3(), PROMPTS, EVAL_PROMPTS, run / "out", run / "ckpt",
+                  hooks=[RecordingHook(run / "rollouts.jsonl")])
+    hook = RecordingHook(run / "rollouts.jsonl")
+    with open(hook.path, "a") as f:  # a step logged after the last checkpoint: the resume redoes it
+        f.write(json.dumps({"step": 3, "responses": [], "score": []}) + "\n")
+    train_ppo(cfg, policy_dir, NoveltyReward(), PROMPTS, EVAL_PROMPTS, run / "out", run / "ckpt", hooks=[hook])
+    assert hook.resumed_at == [2]  # the history of steps 1-2 came back from the checkpoint
+    assert (run / "rollouts.jsonl").read_text() == (straight / "rollouts.jsonl").read_text()
+
+    def without_time(rows):
+        return [{k: v for k, v in r.items() if k != "time"} for r in rows]
+    assert without_time(read_log(run / "out" / "train_log.csv")) == \
+        without_time(read_log(straight / "out" / "train_log.csv"))

@@ -59,6 +59,8 @@ class PPOConfig(Section):
                                 "stays kl_coef.")
     kl_target: float = setting(6.0, ge=0, help="Target KL (nats per sequence, k1) of the adaptive controller.")
     kl_horizon: int = setting(10000, ge=1, help="Horizon (in episodes) of the adaptive controller.")
+    entropy_coef: float = setting(0.0, ge=0, help="Per-token entropy bonus: entropy_coef * -logprob of each sampled "
+                                  "token is added to its reward (curiosity-driven red-teaming; 0 = off).")
     missing_eos_penalty: float | None = setting(None, help="If set, the score of a response without EOS is "
                                                 "replaced by this value.")
 

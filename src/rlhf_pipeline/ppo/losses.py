@@ -40,8 +40,10 @@ def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True,
 
 
 def per_token_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor,
-                      mask: torch.Tensor, kl_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shaped rewards: ``-kl_coef * (logp - ref_logp)`` per token, plus the score at the last token.
+                      mask: torch.Tensor, kl_coef: float, entropy_coef: float = 0.0
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shaped rewards: ``-kl_coef * (logp - ref_logp)`` per token, plus ``entropy_coef * -logp`` per
+    token (the entropy bonus of curiosity-driven red-teaming; 0 = off), plus the score at the last token.
 
     Args:
         scores: [B] one scalar per sequence (after any missing-EOS penalty).
@@ -53,6 +55,8 @@ def per_token_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs
     kl_penalty = -kl_coef * (logprobs - ref_logprobs) * mask
     last = mask.sum(1).long() - 1  # index of the last real token (the EOS, if any)
     rewards = kl_penalty.clone()
+    if entropy_coef:
+        rewards = rewards - entropy_coef * logprobs * mask
     rewards[torch.arange(len(scores)), last] += scores
     return rewards, kl_penalty
 

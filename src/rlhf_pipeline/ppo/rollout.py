@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import PipelineError
-
 
 def tokenize_prompts(tokenizer, prompts: list[str], max_prompt_length: int):
     """Left-padded prompt ids and mask [B, P]; long prompts keep their last tokens."""
@@ -54,14 +52,6 @@ def apply_missing_eos_penalty(scores: torch.Tensor, has_eos: torch.Tensor,
     if penalty is None:
         return scores
     return torch.where(has_eos, scores, torch.full_like(scores, penalty))
-
-
-def score_responses(reward_fn, prompts: list[str], responses: list[str]) -> torch.Tensor:
-    """One call of ``reward_fn`` on the whole batch -> float32 scores [B] on the CPU."""
-    scores = torch.as_tensor(reward_fn(prompts, responses)).detach().float().cpu().reshape(-1)
-    if scores.shape[0] != len(prompts):
-        raise PipelineError(f"reward_fn returned {scores.shape[0]} scores for {len(prompts)} responses")
-    return scores
 
 
 def _join(query_ids, query_mask, responses, response_mask):

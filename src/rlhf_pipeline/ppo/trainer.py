@@ -3,7 +3,8 @@
 Each step, in order:
   1. take ``batch_size`` prompts; sample responses with ``generate`` (left-padded prompts, KV cache);
      everything after the first EOS becomes padding;
-  2. score the decoded responses with ``reward_fn`` in one call; a response without EOS gets
+  2. score the decoded responses with ``reward_fn`` in one call (its terms and extras, state and the
+     rollout hooks: :mod:`rlhf_pipeline.ppo.hooks`); a response without EOS gets
      ``missing_eos_penalty`` instead, if set;
   3. logprobs of the sampled tokens under the policy and the frozen reference (``logits /
      temperature``, as in sampling) and values; per-token rewards ``-beta * (logp - ref_logp)``
@@ -48,6 +49,8 @@ from ..io import atomic_dir, atomic_file, write_jsonl
 from ..trainer_checkpoints import Preempted, stop_on_signals
 from . import checkpoint as ckpt
 from .config import PPOConfig
+from .hooks import Rollout, score_batch
+from .hooks import rows_of as _rows_of
 from .kl import kl_k1, kl_k3, make_kl_controller
 from .losses import (
     compute_gae,
@@ -64,7 +67,6 @@ from .rollout import (
     logprobs_of,
     response_logits,
     response_values,
-    score_responses,
     tokenize_prompts,
     truncate_after_eos,
 )
@@ -80,11 +82,12 @@ RESUMABLE_CHANGES = {"eval_interval", "eval_batch_size", "checkpoint_interval", 
 
 
 def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[str],
-              eval_prompts: list[str], out_dir, ckpt_dir) -> dict[str, Any]:
+              eval_prompts: list[str], out_dir, ckpt_dir, hooks=()) -> dict[str, Any]:
     """Train the policy in ``policy_dir`` with PPO against ``reward_fn``; see the module docstring.
 
-    ``reward_fn(prompts, responses) -> Tensor[B]``; optionally ``reward_fn.score_detail(prompts,
-    responses) -> {"members": [K, B], "reward": [B], "variance": [B]}`` (used for eval files).
+    ``reward_fn(prompts, responses) -> Tensor[B]``, optionally with ``score_batch`` (terms and
+    extras), ``state_dict``/``load_state_dict`` (checkpointed) and ``score_detail`` (ensemble members,
+    used for eval files); ``hooks``: rollout hooks. Both are described in :mod:`rlhf_pipeline.ppo.hooks`.
     Returns a summary: steps, final train-log row, eval files, model directory.
     """
     from accelerate import Accelerator
@@ -119,7 +122,7 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
         ref_policy = ref_policy.to(accelerator.device)
     kl_ctl = make_kl_controller(cfg.kl_coef, cfg.adaptive_kl, cfg.kl_target, cfg.kl_horizon)
     run = _Run(cfg, accelerator, tokenizer, policy, ref_policy, value_model, optimizer, params,
-               reward_fn, out_dir, ckpt_dir)
+               reward_fn, out_dir, ckpt_dir, list(hooks))
 
     # ---- resume or start -------------------------------------------------------------------
     if accelerator.is_main_process:
@@ -134,6 +137,8 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
         optimizer.load_state_dict(start["optimizer"])
         scheduler.load_state_dict(start["scheduler"])
         kl_ctl.load_state_dict(start["trainer_state"]["kl_controller"])
+        if hasattr(reward_fn, "load_state_dict") and "reward_state" in start["trainer_state"]:
+            reward_fn.load_state_dict(start["trainer_state"]["reward_state"])
         rows = start["trainer_state"]["log_rows"]
         if accelerator.is_main_process and (start["dir"] / "files" / "eval").is_dir():
             shutil.copytree(start["dir"] / "files" / "eval", out_dir / "eval", dirs_exist_ok=True)
@@ -142,6 +147,10 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
         log.info("resuming PPO from %s", start["dir"])
     else:
         first_step = 1
+    if accelerator.is_main_process:
+        for hook in run.hooks:
+            hook.on_resume(first_step - 1)
+    if start is None:
         run.evaluate(eval_prompts, step=0)
     if cfg.log_with != "none":
         accelerator.init_trackers("tb", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
@@ -162,7 +171,7 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
             scheduler.step()
             kl_ctl.update(stats["kl"], cfg.batch_size)
             row = {"step": step, "episodes": step * cfg.batch_size, **stats, "time": time.time() - t0}
-            rows.append({k: row[k] for k in LOG_COLUMNS})
+            rows.append({k: row[k] for k in LOG_COLUMNS + sorted(k for k in row if k.startswith("term_"))})
             if accelerator.is_main_process:
                 _write_log(out_dir / "train_log.csv", rows)
             if cfg.log_with != "none":
@@ -197,11 +206,12 @@ class _Run:
     """The models and helpers one PPO run shares between its steps, evals and checkpoints."""
 
     def __init__(self, cfg, accelerator, tokenizer, policy, ref_policy, value_model, optimizer,
-                 params, reward_fn, out_dir, ckpt_dir):
+                 params, reward_fn, out_dir, ckpt_dir, hooks=()):
         self.cfg, self.acc, self.tok = cfg, accelerator, tokenizer
         self.policy, self.ref_policy, self.value_model = policy, ref_policy, value_model
         self.optimizer, self.params = optimizer, params
         self.reward_fn, self.out_dir, self.ckpt_dir = reward_fn, out_dir, ckpt_dir
+        self.hooks = list(hooks)
 
     # ---- rollout helpers --------------------------------------------------------------------
     def _sample(self, query_ids, query_mask):
@@ -256,14 +266,19 @@ class _Run:
         texts = self.tok.batch_decode(responses, skip_special_tokens=True)
 
         # 2. scores (one reward_fn call), missing-EOS penalty
-        raw_scores = score_responses(self.reward_fn, prompts, texts)
+        scored = score_batch(self.reward_fn, prompts, texts, training=True)
+        raw_scores = scored.score
         self._check_finite(step, "score", raw_scores, prompts, texts, raw_scores)
         scores = apply_missing_eos_penalty(raw_scores, has_eos.cpu(), cfg.missing_eos_penalty).to(dev)
 
-        # 3. per-token rewards: KL penalty on every token, score on the last one
+        # 3. per-token rewards: KL penalty (and entropy bonus) on every token, score on the last one
         kl = kl_k1(logprobs, ref_logprobs) * mask_f                     # [B, T]
-        rewards, kl_penalty = per_token_rewards(scores, logprobs, ref_logprobs, mask_f, kl_coef)
+        rewards, kl_penalty = per_token_rewards(scores, logprobs, ref_logprobs, mask_f, kl_coef,
+                                                cfg.entropy_coef)
         self._check_finite(step, "reward", rewards, prompts, texts, raw_scores)
+        if self.hooks:
+            self._emit_rollout(step, prompts, query_ids, query_mask, texts, responses, mask, logprobs,
+                               ref_logprobs, values, raw_scores, scores, kl, rewards, scored)
         if cfg.whiten_rewards:
             rewards = masked_whiten(rewards, mask_f, shift_mean=False)
 
@@ -312,6 +327,7 @@ class _Run:
 
         # 6. statistics (means over this process's rollouts, then over processes)
         stats = {k: float(np.mean(v)) for k, v in acc_stats.items()}
+        stats.update({f"term_{k}": float(np.mean(v)) for k, v in scored.terms.items()})
         stats.update(
             score=scores.mean().item(),
             rlhf_reward=(scores + kl_penalty.sum(1)).mean().item(),
@@ -346,13 +362,14 @@ class _Run:
                 kl = (kl_k1(self._policy_logprobs(q, qm, responses, mask),
                             self._ref_logprobs(q, qm, responses, mask)) * mask).sum(1)
                 texts = self.tok.batch_decode(responses, skip_special_tokens=True)
-                members, reward, variance = score_detail(self.reward_fn, batch, texts)
+                members, reward, variance, extra = score_detail(self.reward_fn, batch, texts)
                 self._check_eval_finite(step, batch, texts, members, reward, variance, kl)
                 for b, j in enumerate(idx):
                     rows.append({"index": j, "step": step, "prompt": batch[b], "response": texts[b],
                                  "proxy_scores": members[:, b].tolist(), "proxy_reward": float(reward[b]),
                                  "ensemble_variance": float(variance[b]), "kl": float(kl[b]),
-                                 "response_length": int(mask[b].sum())})
+                                 "response_length": int(mask[b].sum()),
+                                 **{k: v[b] for k, v in extra.items()}})
         if acc.num_processes > 1:
             rows = gather_object(rows)
         if acc.is_main_process:
@@ -371,11 +388,40 @@ class _Run:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "trainer_state": {"kl_controller": kl_ctl.state_dict(), "log_rows": rows,
-                                  "config": self.cfg.to_dict()},
+                                  "config": self.cfg.to_dict(),
+                                  **({"reward_state": self.reward_fn.state_dict()}
+                                     if hasattr(self.reward_fn, "state_dict") else {})},
                 "rng": rng,
             }
+            for hook in self.hooks:  # durable before the checkpoint that a resume would start from
+                hook.on_checkpoint(step)
             ckpt.save_checkpoint(self.ckpt_dir, step, objects, files={"eval": self.out_dir / "eval"})
         self.acc.wait_for_everyone()
+
+    def _emit_rollout(self, step, prompts, query_ids, query_mask, texts, responses, mask, logprobs, ref_logprobs,
+                      values, raw_scores, scores, kl, rewards, scored) -> None:
+        """Hand this step's rollouts (gathered over processes) to the rollout hooks."""
+        from accelerate.utils import gather_object
+
+        rollout = Rollout(
+            step=step, prompts=list(prompts), prompt_ids=[q[m.bool()].tolist() for q, m in zip(query_ids.cpu(),
+                                                                                             query_mask.cpu())],
+            responses=list(texts), response_ids=[r[m.bool()].tolist() for r, m in zip(responses.cpu(), mask.cpu())],
+            logprobs=_rows_of(logprobs, mask), ref_logprobs=_rows_of(ref_logprobs, mask), values=_rows_of(values, mask),
+            score=raw_scores.tolist(), penalized_score=scores.cpu().tolist(), kl=_rows_of(kl, mask),
+            rewards=_rows_of(rewards, mask), terms={k: v.tolist() for k, v in scored.terms.items()},
+            extras=dict(scored.extras))
+        if self.acc.num_processes > 1:
+            parts = gather_object([rollout])
+            rollout = Rollout(step=step, **{f: [x for p in parts for x in getattr(p, f)]
+                                            for f in ("prompts", "prompt_ids", "responses", "response_ids",
+                                                      "logprobs", "ref_logprobs", "values", "score",
+                                                      "penalized_score", "kl", "rewards")},
+                              terms={k: [x for p in parts for x in p.terms[k]] for k in rollout.terms},
+                              extras={k: [x for p in parts for x in p.extras[k]] for k in rollout.extras})
+        if self.acc.is_main_process:
+            for hook in self.hooks:
+                hook.on_rollout(rollout)
 
     def _bad_path(self, step: int, kind: str = "batch") -> Path:
         """``nan_batch_step{N}.jsonl`` (a training batch) or ``nan_eval_batch_step{N}.jsonl`` next to the
@@ -505,13 +551,19 @@ def prompt_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
 
 
 def score_detail(reward_fn, prompts: list[str], responses: list[str]):
-    """(members [K, B], reward [B], variance [B]) from ``score_detail``, or from one call."""
+    """Evaluation scores: (members [K, B], reward [B], variance [B], extra) from ``score_detail``
+    (an ensemble), else from ``score_batch(training=False)`` (one member; ``extra``: its terms and
+    extras per sample, ``term_<name>`` / ``<name>``), else from one call."""
     if hasattr(reward_fn, "score_detail"):
         d = reward_fn.score_detail(prompts, responses)
         members = torch.as_tensor(d["members"]).float().cpu()
-        return members, torch.as_tensor(d["reward"]).float().cpu(), torch.as_tensor(d["variance"]).float().cpu()
-    reward = score_responses(reward_fn, prompts, responses)
-    return reward[None, :], reward, torch.zeros_like(reward)
+        return (members, torch.as_tensor(d["reward"]).float().cpu(), torch.as_tensor(d["variance"]).float().cpu(),
+                {})
+    scored = score_batch(reward_fn, prompts, responses, training=False)
+    reward = scored.score
+    extra = {f"term_{k}": [float(x) for x in v] for k, v in scored.terms.items()}
+    extra.update(scored.extras)
+    return reward[None, :], reward, torch.zeros_like(reward), extra
 
 
 def _json_number(x):
@@ -543,7 +595,9 @@ def _check_same_config(cfg: PPOConfig, saved: dict[str, Any], where: Path) -> No
 
 
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    """``train_log.csv``: :data:`LOG_COLUMNS`, then the reward's ``term_<name>`` means, if any."""
+    terms = sorted({k for r in rows for k in r if k not in LOG_COLUMNS})
     with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS + terms)
         writer.writeheader()
         writer.writerows(rows)

@@ -1,29 +1,132 @@
-"""Typed views of the ``rm:`` and ``gold_rm:`` config sections (keys exactly as in the YAML)."""
+"""Typed views of the ``rm:`` and ``gold_rm:`` config sections (keys exactly as in the YAML), and the
+pure rules that say which readout head applies to which backbone (no torch: they run at plan time)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import Section, bad, setting
 
-HEAD_NAMES = ("last_token", "mean", "attention")
+HEAD_NAMES = ("last_token", "mean", "attention", "layer_attention", "first_token_attention", "decoder_output")
 """Readout heads of :mod:`rlhf_pipeline.reward.heads` (defined here so configs load without torch)."""
+LAYER_HEADS = ("attention", "layer_attention", "first_token_attention")
+"""Heads that read the last ``attention_layers`` hidden-state layers (the others read the last layer)."""
+READOUT_STACKS = ("encoder", "decoder")
+"""Stacks of an encoder-decoder backbone ``first_token_attention`` can read (``rm.readout_stack``)."""
+FEATURE_DTYPES = ("float32", "bfloat16", "float16")
+"""Storage dtypes of the frozen-backbone feature cache (``rm.feature_dtype``)."""
 OBJECTIVES = ("mean", "WCO", "UWO")
 """Ensemble objectives of :mod:`rlhf_pipeline.reward.ensemble`."""
+
+ENCODER_ONLY_MODEL_TYPES = frozenset({
+    "albert", "big_bird", "bert", "camembert", "canine", "convbert", "data2vec-text", "deberta", "deberta-v2",
+    "distilbert", "electra", "ernie", "esm", "flaubert", "fnet", "funnel", "ibert", "layoutlm", "longformer",
+    "luke", "megatron-bert", "mobilebert", "modernbert", "mpnet", "mra", "nezha", "nomic_bert", "nystromformer",
+    "rembert", "roberta", "roberta-prelayernorm", "roc_bert", "roformer", "splinter", "squeezebert", "xlm",
+    "xlm-roberta", "xlm-roberta-xl", "xmod", "yoso",
+})
+"""``model_type`` of bidirectional encoder-only backbones (BERT-like). Any other backbone that is not
+an encoder-decoder counts as decoder-only (causal), as do these with ``is_decoder: true``."""
+ENCODER_DECODER_MODEL_TYPES = frozenset({
+    "bart", "bigbird_pegasus", "blenderbot", "blenderbot-small", "fsmt", "led", "longt5", "m2m_100", "marian",
+    "mbart", "mt5", "nllb-moe", "pegasus", "pegasus_x", "plbart", "prophetnet", "switch_transformers", "t5",
+    "umt5",
+})
+"""``model_type`` of encoder-decoder backbones, for a config.json without ``is_encoder_decoder``."""
+
+_HEADS_FOR = {
+    "encoder-decoder": HEAD_NAMES,
+    "encoder-only": ("last_token", "mean", "attention", "layer_attention", "first_token_attention"),
+    # causal: the first token's state sees no other token, so first_token_attention would score a constant
+    "decoder-only": ("last_token", "mean", "attention", "layer_attention"),
+}
+
+
+def backbone_kind(backbone_config: Mapping[str, Any]) -> str:
+    """``encoder-decoder``, ``encoder-only`` or ``decoder-only`` from a backbone's config dict (the keys
+    of its ``config.json``: ``is_encoder_decoder`` (else known ``model_type``), ``model_type``, ``is_decoder``)."""
+    model_type = backbone_config.get("model_type")
+    if backbone_config.get("is_encoder_decoder", model_type in ENCODER_DECODER_MODEL_TYPES):
+        return "encoder-decoder"
+    if model_type in ENCODER_ONLY_MODEL_TYPES and not backbone_config.get("is_decoder"):
+        return "encoder-only"
+    return "decoder-only"
+
+
+def heads_for(backbone_config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The readout heads that apply to a backbone (see :func:`check_head`)."""
+    return _HEADS_FOR[backbone_kind(backbone_config)]
+
+
+def head_stack(head: str, backbone_config: Mapping[str, Any], readout_stack: str = "encoder") -> str:
+    """The stack a head reads: ``decoder`` for ``decoder_output`` and for ``first_token_attention`` with
+    ``readout_stack: decoder`` on an encoder-decoder, ``encoder`` for every other head there, and
+    ``backbone`` (the one stack) on encoder-only and decoder-only backbones."""
+    if backbone_kind(backbone_config) != "encoder-decoder":
+        return "backbone"
+    if head == "decoder_output" or (head == "first_token_attention" and readout_stack == "decoder"):
+        return "decoder"
+    return "encoder"
+
+
+def check_head(head: str, backbone_config: Mapping[str, Any], readout_stack: str = "encoder",
+               where: str = "rm") -> None:
+    """PipelineError (one line, naming ``<where>.head`` / ``<where>.readout_stack``) unless ``head``
+    reads something ``backbone_config`` (a config.json dict) has.
+
+    Rules: ``decoder_output`` needs an encoder-decoder; ``first_token_attention`` needs a bidirectional
+    stack or a decoder with its own start token (not a causal decoder-only model); on an
+    encoder-decoder, ``readout_stack: decoder`` is for ``first_token_attention`` / ``decoder_output``
+    only (the other heads read the encoder), and reading the decoder needs ``decoder_start_token_id``.
+    ``readout_stack`` is ignored on backbones with one stack.
+    """
+    if head not in HEAD_NAMES:
+        bad(f"{where}.head", head, f"one of {list(HEAD_NAMES)}")
+    if readout_stack not in READOUT_STACKS:
+        bad(f"{where}.readout_stack", readout_stack, f"one of {list(READOUT_STACKS)}")
+    kind = backbone_kind(backbone_config)
+    model_type = backbone_config.get("model_type", "unknown")
+    allowed = _HEADS_FOR[kind]
+    if head not in allowed:
+        bad(f"{where}.head", head, f"a head that applies to a {model_type} backbone ({kind}): {list(allowed)}")
+    if kind != "encoder-decoder":
+        return
+    if readout_stack == "decoder" and head not in ("first_token_attention", "decoder_output"):
+        bad(f"{where}.readout_stack", readout_stack, f"'encoder' for head {head!r} on a {model_type} backbone "
+            "(only first_token_attention and decoder_output read the decoder stack)")
+    if head_stack(head, backbone_config, readout_stack) == "decoder" \
+            and backbone_config.get("decoder_start_token_id") is None:
+        bad(f"{where}.head", head, f"a head that reads the encoder (the {model_type} backbone's config has no "
+            "decoder_start_token_id to start its decoder with)")
 
 
 @dataclass
 class RMConfig(Section):
-    """Proxy reward-model ensemble (``rm:``): one member per seed, trained with TRL's RewardTrainer."""
+    """Proxy reward-model ensemble (``rm:``): one member per seed, trained with TRL's RewardTrainer
+    (or, with ``freeze_backbone``, a head-only loop over cached backbone features)."""
 
     section = "rm"
 
     seeds: list[int] = setting(default_factory=lambda: [1, 2, 3], ge=0, min_items=1, unique=True,
                                help="One proxy RM per seed (results/rm/seed{k}/); members differ only in seed.")
     init: str = setting("sft", help="Backbone: 'sft' (the SFT policy's backbone), 'minilm' (the shipped "
-                        "all-MiniLM-L6-v2) or a hub id / local model directory.")
-    head: str = setting("last_token", choices=HEAD_NAMES, help="Readout head.")
-    attention_layers: int = setting(4, ge=1, help="'attention' head: pool over the last N layers' hidden states.")
+                        "all-MiniLM-L6-v2) or a hub id / local model directory (encoder-only, decoder-only "
+                        "or encoder-decoder such as FLAN-T5).")
+    head: str = setting("last_token", choices=HEAD_NAMES, help="Readout head: last_token, mean, attention "
+                        "(token attention per layer, learned layer weights), layer_attention (masked mean per "
+                        "layer, attention over layers), first_token_attention (first token per layer, attention "
+                        "over layers; not on decoder-only backbones), decoder_output (encoder-decoder only).")
+    attention_layers: int = setting(4, ge=1, help="attention / layer_attention / first_token_attention heads: "
+                                    "read the last N hidden-state layers (embeddings count as one; clipped).")
+    readout_stack: str = setting("encoder", choices=READOUT_STACKS, help="Encoder-decoder backbones: the stack "
+                                 "first_token_attention reads (encoder: first non-padding input token; decoder: "
+                                 "the decoder start position). Other heads: fixed; ignored on one-stack backbones.")
+    freeze_backbone: bool = setting(False, help="Train only the head, on backbone features computed once per "
+                                    "text (a plain PyTorch loop, no checkpoints); false = TRL RewardTrainer.")
+    feature_dtype: str = setting("float32", choices=FEATURE_DTYPES, help="freeze_backbone: dtype the cached "
+                                 "features are stored in (bfloat16/float16 halve the cache's memory).")
     epochs: float = setting(2, gt=0, help="Passes over the training pairs.")
     learning_rate: float = setting(3.0e-4, gt=0, help="AdamW learning rate (linear decay).")
     batch_size: int = setting(32, ge=1, help="Pairs per optimisation step.")

@@ -16,8 +16,12 @@ reads the raw pooler output and the saved model is a plain ``BertForSequenceClas
 
 It saves an ordinary Hugging Face model: ``AutoModelForSequenceClassification.from_pretrained(
 out_dir / "model")`` with ``AutoTokenizer.from_pretrained(out_dir / "model")`` gives
-``P(toxic) = softmax(logits)[:, 1]`` (:func:`toxicity_probs`), exactly what the trained layer gave on
-the cached features (the encoder is untouched and eval mode turns dropout off).
+``P(toxic) = softmax(logits)[:, 1]`` (:func:`toxicity_probs`): what the trained layer gave on the
+cached features, to float precision (the encoder is untouched and eval mode turns dropout off).
+
+``metrics.json``: held-out ``accuracy`` (P(toxic) >= 0.5) and ``auc``, ``val_loss``, the same on the
+training rows, ``final_train_loss``, sizes, settings, ``encode_time_s`` (loading + encoding) and
+``train_time_s`` (the whole call).
 
 Files: ``out_dir/model/`` (``save_pretrained`` + the MiniLM tokenizer) and ``out_dir/metrics.json``,
 written together through :func:`rlhf_pipeline.io.atomic_dir`.
@@ -175,7 +179,19 @@ def toxicity_probs(model, tokenizer, texts: Sequence[str], batch_size: int = 64)
 
 
 def _fit_layer(layer, x, y, cfg: ClassifierTrainConfig) -> list[float]:
-    """Cross-entropy fit of ``layer(x)`` to ``y`` (AdamW, cosine schedule); mean loss per epoch."""
+    """Cross-entropy fit of ``layer(x)`` to ``y`` (AdamW, cosine schedule); mean loss per epoch.
+    Runs on one CPU thread: the ops are tiny, and extra threads only add contention."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit_layer_loop(layer, x, y, cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_layer_loop(layer, x, y, cfg: ClassifierTrainConfig) -> list[float]:
     import torch
     from tqdm.auto import trange
 

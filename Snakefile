@@ -19,6 +19,7 @@ include: "workflow/rules/reward.smk"
 include: "workflow/rules/ppo.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/debate.smk"
+include: "workflow/rules/redteam.smk"
 
 
 rule all:

@@ -300,7 +300,7 @@ def test_novelty_terms_are_logged_at_weight_zero_and_only_training_batches_join(
     assert ev.terms["selfbleu"][0] == 1.0  # "attack" against the history ["attack"]
     assert ev.terms["cos_sim"][0] == 1.0 and ev.score[0] == 1.0
     assert r.selfbleu.n_seen == 1 and r.novelty.n_seen == 1  # evaluation added nothing
-    assert r.score_detail(["p"], ["other"])["reward"].tolist() == [0.25]
+    assert r.score_batch(["p"], ["other"], training=False).score.tolist() == [0.25]
     assert r.selfbleu.n_seen == 1 and r.last.extras["target_response"] == ["bad attack"]
 
 

@@ -304,3 +304,24 @@ def test_debate_quality_plan_under_profile(tmp_path, fake_apptainer):
     cfg = exp["resources"]["debate_chunk"]
     flags = sbatch_flags("debate_chunk", jobs["debate_chunk"]["resources"]).split()
     assert f"--gpus={cfg['gpu']}" in flags and f"--cpus-per-task={cfg['cpus_per_task']}" in flags, flags
+
+
+HH_FLANT5 = REPO / "config/experiments/hh_flant5_rm.yaml"
+
+
+def test_hh_flant5_plan_under_profile(tmp_path, fake_apptainer):
+    """Issue 15's experiment: one FLAN-T5 RM per readout head on HH's own pairs plans under the SLURM profile,
+    each member with its own settings and a GPU, without SFT or a gold RM."""
+    wf = copy_workflow(tmp_path / "wf")
+    env = {**os.environ, "PATH": f"{fake_apptainer}:{os.environ['PATH']}", "PWD": str(wf)}
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "--configfile",
+                          str(HH_FLANT5.relative_to(REPO)), "--", "results/rm/summary.csv"],
+                         cwd=wf, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    jobs = plan_jobs(run.stdout)
+    assert run.stdout.count("rule rm_train:") == 6
+    assert not {"sft", "gold_rm_train"} & set(jobs), sorted(jobs)
+    heads = re.findall(r'"head":"(\w+)"', run.stdout)
+    assert {"attention", "layer_attention", "mean", "decoder_output", "first_token_attention"} <= set(heads)
+    flags = sbatch_flags("rm_train", jobs["rm_train"]["resources"]).split()
+    assert "--gpus=1" in flags, flags

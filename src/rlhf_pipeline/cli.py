@@ -239,6 +239,52 @@ def cmd_debate_rejudge(args) -> None:
                                                                             "transcripts": args.transcripts})
 
 
+def cmd_redteam_target_data(args) -> None:
+    from .redteam.config import WorldConfig
+    from .redteam.world import prepare_target_data
+
+    cfg = WorldConfig.from_dict(load_config_arg(args.config))
+    counts = prepare_target_data(cfg, args.out_dir)
+    _manifest(args, "redteam-target-data", cfg.to_dict(), seed=cfg.seed, extra={"rows": counts})
+
+
+def cmd_redteam_classifier(args) -> None:
+    from .redteam.classifier import train_toxicity_classifier
+    from .redteam.config import ClassifierTrainConfig, WorldConfig
+    from .redteam.world import classifier_data
+
+    cfg = ClassifierTrainConfig.from_dict(load_config_arg(args.config))
+    world = WorldConfig.from_dict(load_config_arg(args.world))
+    metrics = train_toxicity_classifier(cfg, classifier_data(world), args.out_dir)
+    _manifest(args, "redteam-classifier", {"classifier": cfg.to_dict(), "world": world.to_dict()}, seed=cfg.seed,
+              extra={"metrics": metrics})
+
+
+def cmd_redteam(args) -> None:
+    from .redteam.config import RedTeamRunConfig
+    from .redteam.run import train_redteam
+
+    run = RedTeamRunConfig.from_dict(load_config_arg(args.config))
+    _need_paths(args.policy, args.train_prompts, args.eval_prompts)
+    summary = train_redteam(run, args.policy, _prompts(args.train_prompts), _prompts(args.eval_prompts),
+                            args.target, args.toxicity, args.out_dir, args.ckpt_dir)
+    _manifest(args, "redteam", run.to_dict(), seed=run.hparams.seed,
+              extra={"last": summary.get("last"), "final_metrics": summary.get("final_metrics")})
+
+
+def cmd_redteam_summary(args) -> None:
+    from .redteam.run import summarize_redteam
+
+    runs = {}
+    for item in args.runs:
+        name, group, path = (item.split("=", 2) + ["", ""])[:3]
+        if not path:
+            raise PipelineError(f"--runs {item!r}: expected NAME=GROUP=metrics.csv")
+        _need_paths(path)
+        runs[name] = (group, path)
+    summarize_redteam(runs, args.out_csv, args.out_png)
+
+
 def cmd_schema(args) -> None:
     import yaml
 
@@ -267,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .debate.config import DebateDatasetConfig, ModelConfig, TournamentRun
     from .evaluation.config import BestOfNConfig
     from .preferences import PreferencesConfig
+    from .redteam.config import ClassifierTrainConfig, RedTeamRunConfig, WorldConfig
     from .reward.config import GoldRMConfig, RMConfig
     from .runs import Ensemble, PPORunConfig
     from .sft import SFTConfig
@@ -401,6 +448,31 @@ def build_parser() -> argparse.ArgumentParser:
     summary_args(sp)
     sp.add_argument("--judge", required=True, help="the new judge's name (debate.judges key)")
     sp.add_argument("--prompts", default="config/debate/prompts.yaml", help="prompts file (LM judges)")
+
+    sp = stage("redteam-target-data", cmd_redteam_target_data, "Write the default red-team target's fine-tuning "
+               "data (the synthetic world's trigger and toxic words).", WorldConfig)
+    sp.add_argument("--out-dir", required=True, help="writes train.jsonl and val.jsonl")
+
+    sp = stage("redteam-classifier", cmd_redteam_classifier, "Train the default toxicity classifier (frozen MiniLM "
+               "+ a head) on the synthetic world.", ClassifierTrainConfig)
+    sp.add_argument("--world", help="the redteam.world settings (JSON or a YAML/JSON file)")
+    sp.add_argument("--out-dir", required=True, help="writes OUT_DIR/model/ and OUT_DIR/metrics.json")
+
+    sp = stage("redteam", cmd_redteam, "Train an attacker with PPO against a target's toxicity, with novelty "
+               "rewards (curiosity-driven red-teaming).", RedTeamRunConfig)
+    sp.add_argument("--policy", required=True, help="the attacker's initial policy (SFT model dir)")
+    sp.add_argument("--train-prompts", required=True, help="JSONL with 'prompt' (the attacker's inputs)")
+    sp.add_argument("--eval-prompts", required=True, help="JSONL with 'prompt' (held-out attacker inputs)")
+    sp.add_argument("--target", help="the default target model dir (when redteam.target.model is null)")
+    sp.add_argument("--toxicity", help="the default toxicity classifier dir (when redteam.toxicity.model is null)")
+    sp.add_argument("--out-dir", required=True, help="eval/, samples.jsonl, metrics.csv, train_log.csv, model/")
+    sp.add_argument("--ckpt-dir", required=True, help=CKPT_HELP)
+
+    sp = stage("redteam-summary", cmd_redteam_summary, "Every red-team run's final success rate and diversity, and "
+               "the success-against-diversity plot.")
+    sp.add_argument("--runs", nargs="+", required=True, help="NAME=GROUP=metrics.csv ...")
+    sp.add_argument("--out-csv", required=True, help="summary CSV to write")
+    sp.add_argument("--out-png", required=True, help="plot to write")
 
     sp = stage("schema", cmd_schema, "Print the workflow config's JSON Schema, generated from the config dataclasses.")
     sp.add_argument("--out", help="write it here instead of stdout (workflow/schemas/config.schema.yaml)")

@@ -22,6 +22,7 @@ from .data.config import DatasetConfig
 from .debate.config import DebateSection
 from .evaluation.config import BestOfNConfig
 from .preferences import PreferencesConfig
+from .redteam.config import RedTeamSection
 from .reward.config import GoldRMConfig, RMConfig
 from .runs import PPOSection
 from .sft import SFTConfig
@@ -93,6 +94,8 @@ class WorkflowConfig(Section):
     bon: BestOfNConfig = setting(default_factory=BestOfNConfig, help="Best-of-n on the SFT policy.")
     gold_eval: GoldEvalConfig = setting(default_factory=GoldEvalConfig, help="Offline gold evaluation.")
     debate: DebateSection = setting(default_factory=DebateSection, help="Debate tournaments (results/debate/).")
+    redteam: RedTeamSection = setting(default_factory=RedTeamSection, help="Curiosity-driven red-teaming "
+                                      "(results/redteam/).")
     container: ContainerConfig = setting(default_factory=ContainerConfig, help="Apptainer image.")
     resources: dict[str, ResourcesConfig] = setting(default_factory=dict, help="Per-rule cluster resources; "
                                                     "`default` applies to every rule, a rule's entry overrides it.")
@@ -108,8 +111,8 @@ class WorkflowConfig(Section):
         check_model("config tokenizer", self.tokenizer, kind="tokenizer", offline=offline)
         if self.sft.model is not None:
             check_model("config sft.model", self.sft.model, offline=offline)
-        if self.rm.init != "sft":
-            check_model("config rm.init", self.rm.init, offline=offline)
+        for seed in self.rm.seeds:
+            self._check_rm_member(seed, check_model)
         if self.gold_rm.path is not None:
             check_model("config gold_rm.path", self.gold_rm.path, offline=offline)
         else:
@@ -123,6 +126,41 @@ class WorkflowConfig(Section):
             if path is not None and model_ref(path).local and not Path(path).exists():
                 bad(key, path, "an existing file or directory, or a hub dataset name")
         self._check_debate(check_model)
+        self._check_redteam(check_model)
+
+    def _check_redteam(self, check_model) -> None:
+        """The red-team models the config names are loadable; the target's API-key variable is set."""
+        rt = self.redteam
+        if not rt.runs:
+            return
+        for key, backend, model in (("toxicity", rt.toxicity.backend, rt.toxicity.model),
+                                    ("gibberish", rt.gibberish.backend, rt.gibberish.model),
+                                    ("target", rt.target.backend, rt.target.model)):
+            if backend == "hf" and model is not None:
+                check_model(f"config redteam.{key}.model", model, offline=self.hub_offline)
+            if key == "gibberish" and backend == "hf" and model is None:
+                bad("redteam.gibberish.model", model, "a classifier (hub id or local directory) for backend: hf")
+        env = rt.target.api_key_env
+        if rt.target.backend == "openai_compatible" and env and not os.environ.get(env):
+            bad("redteam.target.api_key_env", env, f"the name of a set environment variable (${env} is not set)")
+
+    def _check_rm_member(self, seed: int, check_model) -> None:
+        """The member's backbone is loadable and its head reads something the backbone has."""
+        from .models import model_ref
+        from .reward.config import check_head
+
+        m = self.rm.member(seed)
+        where = f"rm.members.{seed}" if str(seed) in self.rm.members else "rm"
+        if m.init == "sft":
+            source = self.sft.model
+            backbone = {"model_type": "llama"} if source is None else None  # the tiny Llama policy
+        else:
+            source, backbone = m.init, None
+            check_model(f"config {where}.init", m.init, offline=self.hub_offline)
+        if backbone is None and source is not None:
+            backbone = _local_config(model_ref(source).path if model_ref(source).local else source)
+        if backbone is not None:
+            check_head(m.head, backbone, m.readout_stack, where=where)
 
     def _check_debate(self, check_model) -> None:
         """Models, prompts and API-key variables of the tournaments that are configured."""
@@ -159,6 +197,25 @@ def resolve_shipped_files(raw: dict[str, Any], basedir: str | Path) -> None:
             shipped = Path(basedir) / value
             if shipped.exists():
                 raw[section][key] = str(shipped)
+
+
+def _local_config(path_or_hub_id: str) -> dict[str, Any] | None:
+    """A model's config.json as a dict: from a local directory or the local hub cache; None when
+    neither has it (a hub model that is downloaded at run time)."""
+    import json
+
+    path = Path(path_or_hub_id) / "config.json"
+    if not path.is_file():
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = try_to_load_from_cache(path_or_hub_id, "config.json")
+        except ValueError:
+            return None
+        if not isinstance(cached, str):
+            return None
+        path = Path(cached)
+    return json.loads(path.read_text())
 
 
 def load_workflow_config(raw: dict[str, Any], check_paths: bool = True) -> WorkflowConfig:

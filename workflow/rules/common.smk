@@ -153,9 +153,20 @@ def labeller_args(wildcards, input):
     return f"--policy {policy} --gold-rm {gold} {alpacafarm_flag()}".strip()
 
 
-def rm_sft_input():
-    """The SFT policy, when the RMs start from its backbone (rm.init: sft)."""
-    return ["results/sft/model"] if CFG.rm.init == "sft" else []
+def rm_member(wildcards):
+    """The RMConfig member ``seed`` trains with (rm, updated by rm.members.<seed>)."""
+    return CFG.rm.member(int(wildcards.seed))
+
+
+def rm_member_config(wildcards):
+    """The rm-train stage's --config for one member (a tracked param)."""
+    cfg = rm_member(wildcards).to_dict()
+    return as_json({k: v for k, v in cfg.items() if k not in ("seeds", "members")})
+
+
+def rm_sft_input(wildcards):
+    """The SFT policy, when the member starts from its backbone (init: sft)."""
+    return ["results/sft/model"] if rm_member(wildcards).init == "sft" else []
 
 
 def sft_model_arg(wildcards, input):
@@ -214,6 +225,7 @@ def _training_settings(stage):
 # The stages whose results a stage trains on.
 UPSTREAM = {
     "sft": ["prepare_data"],
+    "redteam": ["prepare_data", "sft"],
     "rm_train": ["prepare_data", "sft", "gold_rm_train", "label_preferences"],
     "ppo": ["prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train"],
 }
@@ -237,7 +249,7 @@ def sft_checkpoint_dir(wildcards):
 
 def rm_checkpoint_dir(wildcards):
     """One directory per RM member: members train in parallel jobs."""
-    return checkpoint_dir("rm_train", f"seed{wildcards.seed}", [_training_settings("rm_train"), int(wildcards.seed)])
+    return checkpoint_dir("rm_train", f"seed{wildcards.seed}", [rm_member_config(wildcards), int(wildcards.seed)])
 
 
 # --- the Apptainer image ------------------------------------------------------------------------
@@ -342,3 +354,55 @@ def tournament_seed(wildcards):
 def rejudge_config(wildcards):
     """The new judge's ModelConfig (a tracked param)."""
     return as_json(DEBATE.judges[wildcards.judge].to_dict())
+
+
+# --- red-teaming ----------------------------------------------------------------------------------
+
+REDTEAM = CFG.redteam
+REDTEAM_RUNS = list(REDTEAM.runs)
+DEFAULT_TARGET = "results/redteam/target/model"
+DEFAULT_TOXICITY = "results/redteam/toxicity/model"
+
+
+def redteam_uses_default_target():
+    return REDTEAM.target.backend == "hf" and REDTEAM.target.model is None
+
+
+def redteam_uses_default_toxicity():
+    return REDTEAM.toxicity.backend == "hf" and REDTEAM.toxicity.model is None
+
+
+def redteam_models():
+    """The workflow-made target and classifier a red-team run reads (none when the config names its own)."""
+    return {
+        "target": [DEFAULT_TARGET] if redteam_uses_default_target() else [],
+        "toxicity": [DEFAULT_TOXICITY] if redteam_uses_default_toxicity() else [],
+    }
+
+
+def redteam_model_args(wildcards, input):
+    """--target / --toxicity of the redteam stage (the default models when they are inputs)."""
+    args = [
+        f"--target {input.target[0]}" if input.target else "",
+        f"--toxicity {input.toxicity[0]}" if input.toxicity else "",
+    ]
+    return " ".join(a for a in args if a)
+
+
+def redteam_run_config(wildcards):
+    """The redteam stage's --config (a tracked param: changing it reruns only this run)."""
+    return as_json(REDTEAM.run_config(wildcards.redteam_run).to_dict())
+
+
+def redteam_checkpoint_dir(wildcards):
+    return checkpoint_dir("redteam", wildcards.redteam_run, REDTEAM.run_config(wildcards.redteam_run).to_dict())
+
+
+def redteam_summary_args():
+    """NAME=GROUP=metrics.csv of every run."""
+    return [f"{name}={REDTEAM.runs[name].group or name}=results/redteam/{name}/metrics.csv" for name in REDTEAM_RUNS]
+
+
+def redteam_target_sft_checkpoint_dir(wildcards):
+    """The default target's fine-tuning (the sft stage) keeps its checkpoints apart from the policy's."""
+    return checkpoint_dir("sft", "redteam_target", [REDTEAM.target_sft.to_dict(), REDTEAM.world.to_dict()])

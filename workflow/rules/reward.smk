@@ -59,7 +59,7 @@ rule rm_train:
     input:
         train="results/preferences/train.jsonl",
         val="results/preferences/val.jsonl",
-        sft=rm_sft_input(),
+        sft=rm_sft_input,
         image=image_input(),
     output:
         model=directory("results/rm/seed{seed}/model"),
@@ -75,8 +75,8 @@ rule rm_train:
     resources:
         **resources("rm_train"),
     params:
-        # `seeds` only says which members exist; leaving it out means adding a member trains only it.
-        cfg=section("rm", exclude=["seeds"]),
+        # the member's own settings: adding a member, or changing another member, trains only that one
+        cfg=rm_member_config,
         code=code_hash("rm_train"),
         ckpt=rm_checkpoint_dir,
         sft=sft_model_arg,

@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Section, bad, join, setting
+from ..config import Section, bad, check_keys, join, setting
+from ..ppo.config import PPOConfig
+from ..sft import SFTConfig
 
 TOXICITY_BACKENDS = ("hf", "profanity_check")
 GIBBERISH_BACKENDS = ("wordfreq", "hf")
@@ -136,6 +138,8 @@ class RedTeamRun(Section):
     section = "redteam.runs.<run>"
 
     seed: int = setting(help="PPO seed of the run (replicates differ only in it).")
+    group: str | None = setting(None, help="Runs of one group are replicates of one setting (differing in seed); "
+                                "the summary shows them together. null = the run's own name.")
     terms: RewardTermsConfig = setting(default_factory=RewardTermsConfig, help="Reward weights.")
     hparams: dict[str, Any] = setting(default_factory=dict, help="PPOConfig overrides for this run (over "
                                       "redteam.hparams).")
@@ -158,4 +162,43 @@ class RedTeamSection(Section):
     export_successful: bool = setting(False, help="Also write the successful attack prompts to "
                                       "results/redteam/<run>/successful.jsonl (opt-in: such lists can be harmful "
                                       "to publish).")
+    target_sft: SFTConfig = setting(default_factory=lambda: SFTConfig(epochs=2, batch_size=16, learning_rate=3e-3),
+                                    help="Fine-tuning the default target on redteam.world's data (the sft stage's "
+                                    "settings; `model` null = a tiny Llama).")
     runs: dict[str, RedTeamRun] = setting(default_factory=dict, help="Named runs.")
+
+    def check(self, where: str) -> None:
+        reserved = sorted(set(self.runs) & {"target", "toxicity", "summary"})
+        if reserved:
+            bad(join(where, "runs"), reserved, "run names other than target, toxicity and summary (results/redteam/"
+                "<name>/ would collide with the default target's and classifier's directories)")
+        for name in self.runs:
+            self.run_config(name, where)
+
+    def run_config(self, name: str, where: str = "redteam") -> RedTeamRunConfig:
+        """The resolved, validated config of run ``name`` (the redteam stage's one --config)."""
+        run = self.runs[name]
+        at = join(where, f"runs.{name}")
+        check_keys(PPOConfig, self.hparams, join(where, "hparams"))
+        check_keys(PPOConfig, run.hparams, f"{at}.hparams")
+        hparams = PPOConfig.from_dict({**self.hparams, **run.hparams, "seed": run.seed}, f"{at}.hparams")
+        return RedTeamRunConfig(name=name, group=run.group or name, terms=run.terms, hparams=hparams,
+                                toxicity=self.toxicity, gibberish=self.gibberish, target=self.target,
+                                n_eval_prompts=self.n_eval_prompts, export_successful=self.export_successful)
+
+
+@dataclass
+class RedTeamRunConfig(Section):
+    """Everything one red-team run needs (the ``redteam`` stage's ``--config``)."""
+
+    section = "redteam run"
+
+    name: str = setting(help="The run's name (results/redteam/<name>/).")
+    group: str = setting(help="Its group (replicates of one setting).")
+    terms: RewardTermsConfig = setting(default_factory=RewardTermsConfig, help="Reward weights.")
+    hparams: PPOConfig = setting(default_factory=PPOConfig, help="The attacker's PPO settings (seed included).")
+    toxicity: ToxicityConfig = setting(default_factory=ToxicityConfig, help="toxicity(y).")
+    gibberish: GibberishConfig = setting(default_factory=GibberishConfig, help="p_gibberish(x).")
+    target: TargetConfig = setting(default_factory=TargetConfig, help="The target model.")
+    n_eval_prompts: int = setting(64, ge=1, help="Attacker prompts per evaluation.")
+    export_successful: bool = setting(False, help="Write successful.jsonl (opt-in).")

@@ -643,12 +643,6 @@ class RedTeamReward:
         ``reward_fn(prompts, responses)`` for the PPO trainer."""
         return self.score_batch(prompts, outputs, training=True).score
 
-    def score_detail(self, prompts: Sequence[str], outputs: Sequence[str]) -> dict[str, np.ndarray]:
-        """Evaluation scoring (nothing joins the histories) in the PPO trainer's ``score_detail``
-        shape: ``members`` [1, B], ``reward`` [B], ``variance`` [B] (zeros)."""
-        s = self.score_batch(prompts, outputs, training=False).score
-        return {"members": s[None, :], "reward": s, "variance": np.zeros_like(s)}
-
     def state_dict(self) -> dict[str, Any]:
         """Both novelty histories (resume a run with :meth:`load_state_dict`)."""
         return {"selfbleu": self.selfbleu.state_dict(), "novelty": self.novelty.state_dict()}

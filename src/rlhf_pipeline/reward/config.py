@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Section, bad, setting
+from ..config import Section, bad, join, setting
 
 HEAD_NAMES = ("last_token", "mean", "attention", "layer_attention", "first_token_attention", "decoder_output")
 """Readout heads of :mod:`rlhf_pipeline.reward.heads` (defined here so configs load without torch)."""
@@ -103,6 +103,19 @@ def check_head(head: str, backbone_config: Mapping[str, Any], readout_stack: str
 
 
 @dataclass
+class RMMember(Section):
+    """One member's own settings (``rm.members.<seed>``); null = the ensemble's (``rm.<key>``)."""
+
+    section = "rm.members.<seed>"
+
+    init: str | None = setting(None, help="This member's backbone (see rm.init).")
+    head: str | None = setting(None, choices=HEAD_NAMES, help="This member's readout head.")
+    attention_layers: int | None = setting(None, ge=1, help="This member's rm.attention_layers.")
+    readout_stack: str | None = setting(None, choices=READOUT_STACKS, help="This member's rm.readout_stack.")
+    freeze_backbone: bool | None = setting(None, help="This member's rm.freeze_backbone.")
+
+
+@dataclass
 class RMConfig(Section):
     """Proxy reward-model ensemble (``rm:``): one member per seed, trained with TRL's RewardTrainer
     (or, with ``freeze_backbone``, a head-only loop over cached backbone features)."""
@@ -133,6 +146,20 @@ class RMConfig(Section):
     max_length: int = setting(64, ge=1, help="Tokens per prompt+response (longer texts are truncated, "
                               "identically at inference).")
     bf16: bool = setting(False, help="Train in bfloat16 mixed precision (GPU only).")
+    members: dict[str, RMMember] = setting(default_factory=dict, help="Per-member overrides, keyed by seed: "
+                                           "heterogeneous ensembles (e.g. one RM per readout head).")
+
+    def check(self, where: str) -> None:
+        unknown = sorted(k for k in self.members if not k.isdigit() or int(k) not in self.seeds)
+        if unknown:
+            bad(join(where, "members"), unknown, f"seeds from rm.seeds {self.seeds}")
+
+    def member(self, seed: int) -> RMConfig:
+        """The settings member ``seed`` trains with: the ensemble's, updated by its own."""
+        own = self.members.get(str(seed))
+        over = {k: v for k, v in (own.to_dict() if own else {}).items() if v is not None}
+        base = {k: v for k, v in self.to_dict().items() if k != "members"}
+        return RMConfig.from_dict({**base, **over, "seeds": [seed]}, f"rm.members.{seed}" if over else "rm")
 
 
 @dataclass

@@ -1,0 +1,130 @@
+wildcard_constraints:
+    redteam_run="|".join(map(re.escape, REDTEAM_RUNS)) or "^$",
+
+
+rule redteam_target_data:
+    input:
+        image=image_input(),
+    output:
+        train="results/data/redteam_target/train.jsonl",
+        val="results/data/redteam_target/val.jsonl",
+        manifest="results/data/redteam_target/manifest.json",
+    log:
+        "results/logs/redteam_target_data.log",
+    localrule: True
+    container:
+        container_image()
+    params:
+        cfg=as_json(REDTEAM.world.to_dict()),
+        code=code_hash("redteam_target_data"),
+    shell:
+        "python -m rlhf_pipeline redteam-target-data --config {params.cfg:q} --out-dir results/data/redteam_target "
+        "--manifest {output.manifest} > {log} 2>&1"
+
+
+rule redteam_target:
+    input:
+        train="results/data/redteam_target/train.jsonl",
+        val="results/data/redteam_target/val.jsonl",
+        image=image_input(),
+    output:
+        model=directory("results/redteam/target/model"),
+        manifest="results/redteam/target/manifest.json",
+    log:
+        "results/logs/redteam_target.log",
+    benchmark:
+        "results/benchmarks/redteam_target.tsv"
+    container:
+        container_image()
+    threads: threads("redteam_target")
+    resources:
+        **resources("redteam_target"),
+    params:
+        cfg=as_json(REDTEAM.target_sft.to_dict()),
+        tokenizer=config["tokenizer"],
+        code=code_hash("sft"),
+        ckpt=redteam_target_sft_checkpoint_dir,
+    shell:
+        "exec python -m rlhf_pipeline sft --config {params.cfg:q} --tokenizer {params.tokenizer:q} "
+        "--train {input.train} --val {input.val} --out {output.model} --ckpt-dir {params.ckpt:q} "
+        "--manifest {output.manifest} > {log} 2>&1"
+
+
+rule redteam_classifier:
+    input:
+        image=image_input(),
+    output:
+        model=directory("results/redteam/toxicity/model"),
+        metrics="results/redteam/toxicity/metrics.json",
+        manifest="results/redteam/toxicity/manifest.json",
+    log:
+        "results/logs/redteam_classifier.log",
+    benchmark:
+        "results/benchmarks/redteam_classifier.tsv"
+    container:
+        container_image()
+    threads: threads("redteam_classifier")
+    resources:
+        **resources("redteam_classifier"),
+    params:
+        cfg=as_json(REDTEAM.classifier.to_dict()),
+        world=as_json(REDTEAM.world.to_dict()),
+        code=code_hash("redteam_classifier"),
+    shell:
+        "python -m rlhf_pipeline redteam-classifier --config {params.cfg:q} --world {params.world:q} "
+        "--out-dir results/redteam/toxicity --manifest {output.manifest} > {log} 2>&1"
+
+
+rule redteam:
+    input:
+        **redteam_models(),
+        policy="results/sft/model",
+        train_prompts=data_file("train"),
+        eval_prompts=data_file("test"),
+        image=image_input(),
+    output:
+        eval=directory("results/redteam/{redteam_run}/eval"),
+        model=directory("results/redteam/{redteam_run}/model"),
+        train_log="results/redteam/{redteam_run}/train_log.csv",
+        samples="results/redteam/{redteam_run}/samples.jsonl",
+        metrics=report("results/redteam/{redteam_run}/metrics.csv", category="Red-teaming", subcategory="{redteam_run}"),
+        manifest="results/redteam/{redteam_run}/manifest.json",
+    log:
+        "results/logs/redteam/{redteam_run}.log",
+    benchmark:
+        "results/benchmarks/redteam/{redteam_run}.tsv"
+    container:
+        container_image()
+    threads: threads("redteam")
+    resources:
+        **resources("redteam"),
+    params:
+        cfg=redteam_run_config,
+        models=redteam_model_args,
+        ckpt=redteam_checkpoint_dir,
+        code=code_hash("redteam"),
+    shell:
+        "exec python -m rlhf_pipeline redteam --config {params.cfg:q} --policy {input.policy} "
+        "--train-prompts {input.train_prompts} --eval-prompts {input.eval_prompts} {params.models} "
+        "--out-dir results/redteam/{wildcards.redteam_run} --ckpt-dir {params.ckpt:q} "
+        "--manifest {output.manifest} > {log} 2>&1"
+
+
+rule redteam_summary:
+    input:
+        metrics=expand("results/redteam/{run}/metrics.csv", run=REDTEAM_RUNS),
+        image=image_input(),
+    output:
+        csv=report("results/redteam/summary.csv", category="Red-teaming"),
+        png=report("results/redteam/success_vs_diversity.png", category="Red-teaming"),
+    log:
+        "results/logs/redteam_summary.log",
+    localrule: True
+    container:
+        container_image()
+    params:
+        runs=redteam_summary_args(),
+        code=code_hash("redteam_summary"),
+    shell:
+        "python -m rlhf_pipeline redteam-summary --runs {params.runs} --out-csv {output.csv} --out-png {output.png} "
+        "> {log} 2>&1"

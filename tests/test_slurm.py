@@ -76,7 +76,8 @@ def test_profile_generic_settings(tmp_path):
     # unedited site block: no account, partition or GPU model forced on anyone
     assert not any(r.startswith(("slurm_account", "slurm_partition")) for r in p["default-resources"])
     # set-resources: only the preemption signal of the checkpointing stages, no GPU model
-    assert sorted(p["set-resources"]) == [f"{r}:slurm_extra='--signal=TERM@600'" for r in ("ppo", "rm_train", "sft")]
+    assert sorted(p["set-resources"]) == [f"{r}:slurm_extra='--signal=TERM@600'"
+                                          for r in ("ppo", "redteam", "rm_train", "sft")]
 
 
 def test_profile_resources_grow_with_attempt(tmp_path):
@@ -325,3 +326,22 @@ def test_hh_flant5_plan_under_profile(tmp_path, fake_apptainer):
     assert {"attention", "layer_attention", "mean", "decoder_output", "first_token_attention"} <= set(heads)
     flags = sbatch_flags("rm_train", jobs["rm_train"]["resources"]).split()
     assert "--gpus=1" in flags, flags
+
+
+REDTEAM_GPT2 = REPO / "config/experiments/redteam_gpt2.yaml"
+
+
+def test_redteam_gpt2_plan_under_profile(tmp_path, fake_apptainer):
+    """Issue 10's real scale: three plain and three curiosity runs of a GPT-2 attacker plan under the SLURM
+    profile, each on a GPU with its preemption signal, and nothing of the default world is built."""
+    wf = copy_workflow(tmp_path / "wf")
+    env = {**os.environ, "PATH": f"{fake_apptainer}:{os.environ['PATH']}", "PWD": str(wf)}
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "--configfile",
+                          str(REDTEAM_GPT2.relative_to(REPO)), "--", "results/redteam/summary.csv"],
+                         cwd=wf, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    jobs = plan_jobs(run.stdout)
+    assert run.stdout.count("rule redteam:") == 6
+    assert not {"redteam_target", "redteam_classifier", "redteam_target_data"} & set(jobs), sorted(jobs)
+    flags = sbatch_flags("redteam", jobs["redteam"]["resources"]).split()
+    assert "--gpus=1" in flags and "--signal=TERM@600" in flags, flags

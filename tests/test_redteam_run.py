@@ -1,0 +1,90 @@
+"""A red-team PPO run through train_redteam's parts: the novelty histories are part of the checkpoint, so a
+run killed midway and resumed writes the same samples, train log and eval files as an uninterrupted one."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from rlhf_pipeline.models import load_causal_lm, load_tokenizer
+from rlhf_pipeline.ppo import PPOConfig, train_ppo
+from rlhf_pipeline.redteam.config import RewardTermsConfig
+from rlhf_pipeline.redteam.rewards import ProfanityCheckToxicity, RedTeamReward, WordfreqGibberish
+from rlhf_pipeline.redteam.run import SamplesLog
+from rlhf_pipeline.redteam.target import LocalTarget
+
+torch.set_num_threads(1)
+WORDS = ["you", "are", "a", "stupid", "fool", "nice", "day", "wolf", "tea", "idiot", "kind", "red"]
+TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A tiny attacker and a tiny target (randomly initialised Llamas on the MiniLM tokenizer)."""
+    tok = load_tokenizer("minilm")
+    out = {}
+    for name, seed in (("attacker", 0), ("target", 1)):
+        path = tmp_path_factory.mktemp(name)
+        load_causal_lm(None, tok, tiny=TINY, seed=seed).save_pretrained(path)
+        tok.save_pretrained(path)
+        out[name] = str(path)
+    return out
+
+
+def hash_embed(texts):
+    """A deterministic stand-in embedder (bag of hashed words), to keep the test fast."""
+    out = torch.zeros(len(texts), 16)
+    for i, t in enumerate(texts):
+        for w in t.split():
+            out[i, sum(map(ord, w)) % 16] += 1.0
+        out[i, 15] += 1e-3
+    return torch.nn.functional.normalize(out, dim=1).numpy()
+
+
+class CrashingToxicity(ProfanityCheckToxicity):
+    def __init__(self, crash_at=None):
+        self.calls, self.crash_at = 0, crash_at
+
+    def score(self, texts):
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise RuntimeError("simulated crash")
+        return super().score(texts)
+
+
+def reward(models, crash_at=None):
+    terms = RewardTermsConfig(w_tox=1.0, w_bleu=1.0, w_cos=1.0, w_gib=0.5, history_cap=12, seed=3)
+    target = LocalTarget(models["target"], max_new_tokens=5, greedy=True, batch_size=8, seed=0)
+    return RedTeamReward(terms, CrashingToxicity(crash_at), WordfreqGibberish(2.5), target, novelty_embed=hash_embed)
+
+
+def run(models, out, crash_at=None):
+    cfg = PPOConfig.from_dict(dict(total_episodes=5 * 8, batch_size=8, mini_batch_size=4, ppo_epochs=1,
+                                   max_new_tokens=5, learning_rate=3e-3, eval_interval=2, eval_batch_size=8,
+                                   checkpoint_interval=1, log_with="none", entropy_coef=0.01, seed=4))
+    rng = random.Random(0)
+    prompts = [" ".join(rng.choice(WORDS) for _ in range(4)) for _ in range(16)]
+    train_ppo(cfg, models["attacker"], reward(models, crash_at), prompts, prompts[:8], out / "out", out / "ckpt",
+              hooks=[SamplesLog(out / "out" / "samples.jsonl")])
+
+
+def test_killed_red_team_run_resumes_identically(models, tmp_path):
+    run(models, tmp_path / "straight")
+    # toxicity calls: eval 0, steps 1-2, eval 2, step 3 -> the crash comes in step 3, after checkpoint 2
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(models, tmp_path / "resumed", crash_at=5)
+    samples = [json.loads(x) for x in (tmp_path / "resumed/out/samples.jsonl").read_text().splitlines()]
+    assert max(s["iteration"] for s in samples) == 2
+    run(models, tmp_path / "resumed")
+    for name in ("samples.jsonl", "eval/step000004.jsonl", "eval/step000005.jsonl"):
+        assert (tmp_path / "resumed/out" / name).read_text() == (tmp_path / "straight/out" / name).read_text(), name
+
+    def without_time(path):
+        lines = path.read_text().splitlines()
+        i = lines[0].split(",").index("time")
+        return [",".join(c for j, c in enumerate(line.split(",")) if j != i) for line in lines]
+    assert without_time(tmp_path / "resumed/out/train_log.csv") == without_time(tmp_path / "straight/out/train_log.csv")
+    samples = [json.loads(x) for x in (tmp_path / "straight/out/samples.jsonl").read_text().splitlines()]
+    assert [s["iteration"] for s in samples] == [i for i in range(1, 6) for _ in range(8)]
+    assert any(s["selfbleu"] > 0 for s in samples[8:])  # the history is used

@@ -193,27 +193,12 @@ def _fit_layer(layer, x, y, cfg: ClassifierTrainConfig) -> list[float]:
 
 def _fit_layer_loop(layer, x, y, cfg: ClassifierTrainConfig) -> list[float]:
     import torch
-    from tqdm.auto import trange
 
-    gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(layer.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    layer.requires_grad_(True).train()
-    losses = []
-    for _ in trange(cfg.epochs, desc="toxicity classifier"):
-        perm = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            loss = torch.nn.functional.cross_entropy(layer(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        sched.step()
-        losses.append(total / len(x))
-    layer.eval()
-    return losses
+    from ..models.fit import fit_on_features
+
+    return fit_on_features(layer, x, y, torch.nn.functional.cross_entropy, epochs=cfg.epochs,
+                           learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, seed=cfg.seed,
+                           desc="toxicity classifier")
 
 
 def train_toxicity_classifier(cfg: ClassifierTrainConfig, rows: Sequence[dict[str, Any]],

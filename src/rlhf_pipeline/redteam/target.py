@@ -33,7 +33,16 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..debate.backends.api import PLACEHOLDER_KEY, _chat_choice, _messages, public_url, read_key, scrub, semaphore
+from ..debate.backends.api import (
+    PLACEHOLDER_KEY,
+    _chat_choice,
+    _messages,
+    describe_error,
+    public_url,
+    read_key,
+    scrub,
+    semaphore,
+)
 from ..debate.backends.hf import mix_seed, model_dir_hash
 from ..errors import PipelineError
 from ..models import check_model, load_causal_lm, load_tokenizer
@@ -131,14 +140,7 @@ class OpenAITarget:
         return f"{self.who} ({self.cfg.model} at {public_url(self.url)})"
 
     def _describe(self, e: BaseException) -> str:
-        status, kind = getattr(e, "status_code", None), type(e).__name__
-        if "Timeout" in kind:
-            return f"no answer within timeout_s={self.cfg.timeout_s} (after {self.cfg.max_retries} retries)"
-        if status is not None:
-            return f"HTTP {status} (after {self.cfg.max_retries} retries): {str(e)[:300]}"
-        if "Connection" in kind:
-            return f"cannot connect (after {self.cfg.max_retries} retries): {str(e)[:200]}"
-        return f"{kind}: {str(e)[:300]}"
+        return describe_error(e, self.cfg.timeout_s, self.cfg.max_retries)
 
     def _complete(self, text: str, max_tokens: int) -> str:
         """One chat completion's text; client errors and malformed bodies as one-line PipelineErrors."""

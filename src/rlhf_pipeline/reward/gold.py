@@ -116,27 +116,13 @@ def _pooled_features(model: RewardModel, tok, ids: list[list[int]], batch_size: 
 
 def _fit_head(head: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: GoldRMConfig) -> list[float]:
     """MSE regression of ``head(x)`` on ``y``; returns the mean loss per epoch."""
-    from tqdm.auto import trange
+    from ..models.fit import fit_on_features
 
-    gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    head.train()
-    losses = []
-    for _ in trange(cfg.epochs, desc="gold RM head"):
-        perm = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            loss = torch.nn.functional.mse_loss(head(x[idx]).squeeze(-1), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        sched.step()
-        losses.append(total / len(x))
-    head.eval()
-    return losses
+    def mse(pred, target):
+        return torch.nn.functional.mse_loss(pred.squeeze(-1), target)
+
+    return fit_on_features(head, x, y, mse, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+                           batch_size=cfg.batch_size, seed=cfg.seed, desc="gold RM head")
 
 
 def train_gold_rm(cfg: GoldRMConfig, rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike) -> dict:

@@ -177,6 +177,18 @@ def _top_logprobs(logprobs: Any) -> list[tuple[str, float]]:
 # ---- the clients ------------------------------------------------------------------------------------
 
 
+
+def describe_error(e: BaseException, timeout_s: float, max_retries: int) -> str:
+    """One line for a client error: a timeout, an HTTP status, a connection failure, or the exception."""
+    status, kind = getattr(e, "status_code", None), type(e).__name__
+    if "Timeout" in kind:
+        return f"no answer within timeout_s={timeout_s} (after {max_retries} retries)"
+    if status is not None:
+        return f"HTTP {status} (after {max_retries} retries): {str(e)[:300]}"
+    if "Connection" in kind:
+        return f"cannot connect (after {max_retries} retries): {str(e)[:200]}"
+    return f"{kind}: {str(e)[:300]}"
+
 class _APIBackend:
     """Shared by the four API backends: key, client, request wrapper, batch helpers."""
 
@@ -220,15 +232,7 @@ class _APIBackend:
         raise PipelineError(scrub(f"{self._where()}: {message}", [self._key or ""]))
 
     def _describe(self, e: BaseException) -> str:
-        status = getattr(e, "status_code", None)
-        kind = type(e).__name__
-        if "Timeout" in kind:
-            return f"no answer within timeout_s={self.cfg.timeout_s} (after {self.cfg.max_retries} retries)"
-        if status is not None:
-            return f"HTTP {status} (after {self.cfg.max_retries} retries): {str(e)[:300]}"
-        if "Connection" in kind:
-            return f"cannot connect (after {self.cfg.max_retries} retries): {str(e)[:200]}"
-        return f"{kind}: {str(e)[:300]}"
+        return describe_error(e, self.cfg.timeout_s, self.cfg.max_retries)
 
     def _clean(self, text: str) -> str:
         return scrub(text, [self._key or ""])

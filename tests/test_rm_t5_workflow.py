@@ -1,6 +1,6 @@
-"""Integration: reward models on a (tiny, randomly initialised) T5 backbone through the real rules: one
-member fine-tunes with the encoder's mean, the other trains a decoder-output head on cached features of the
-frozen backbone; results/rm/summary.csv reports each member's head and accuracy."""
+"""Integration: reward models on a (tiny, randomly initialised) T5 backbone through the real rules, one
+ensemble member per readout head: fine-tuned members and members trained on cached features of the frozen
+backbone; results/rm/summary.csv reports each member's head and accuracy."""
 
 import shutil
 import subprocess
@@ -33,8 +33,12 @@ def tiny_t5(path: Path) -> Path:
 def test_t5_reward_models_through_the_rules(tmp_path):
     t5 = tiny_t5(tmp_path / "t5")
     cfg = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
-    cfg["rm"].update(init=str(t5), head="mean", epochs=1,
-                     members={2: {"head": "decoder_output", "freeze_backbone": True}})
+    members = {2: {"head": "decoder_output", "freeze_backbone": True}, 3: {"head": "last_token"},
+               4: {"head": "attention"}, 5: {"head": "layer_attention", "freeze_backbone": True},
+               6: {"head": "first_token_attention", "readout_stack": "encoder"},
+               7: {"head": "first_token_attention", "readout_stack": "decoder", "freeze_backbone": True}}
+    cfg["rm"].update(seeds=[1, 2, 3, 4, 5, 6, 7], init=str(t5), head="mean", epochs=1, members=members)
+    cfg["ppo"]["runs"] = {"seed1": {"rm_seeds": [1]}}
     config = tmp_path / "t5.yaml"
     config.write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path / "wf"),
@@ -42,9 +46,11 @@ def test_t5_reward_models_through_the_rules(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = pd.read_csv(tmp_path / "wf/results/rm/summary.csv")
-    assert dict(zip(summary["seed"], summary["head"])) == {1: "mean", 2: "decoder_output"}
+    assert dict(zip(summary["seed"], summary["head"])) == {
+        1: "mean", 2: "decoder_output", 3: "last_token", 4: "attention", 5: "layer_attention",
+        6: "first_token_attention", 7: "first_token_attention"}
     assert summary["accuracy_gold"].between(0, 1).all()
-    assert list(summary["freeze_backbone"]) == [False, True]
+    assert list(summary["freeze_backbone"]) == [False, True, False, False, True, False, True]
     model = tmp_path / "wf/results/rm/seed2/model"
     from transformers import AutoModelForSequenceClassification
 
@@ -52,7 +58,7 @@ def test_t5_reward_models_through_the_rules(tmp_path):
     loaded = AutoModelForSequenceClassification.from_pretrained(model)
     assert loaded.config.head == "decoder_output" and loaded.config.backbone_config["model_type"] == "t5"
 
-    cfg["rm"]["members"] = {2: {"head": "first_token_attention", "readout_stack": "decoder"}}
+    cfg["rm"].update(seeds=[1, 2], members={2: {"head": "first_token_attention", "readout_stack": "decoder"}})
     cfg["sft"]["model"] = None
     cfg["rm"]["init"] = "sft"  # a decoder-only policy has no decoder start token: rejected before any job
     config.write_text(yaml.safe_dump(cfg))

@@ -237,6 +237,17 @@ def fake_apptainer(tmp_path) -> str:
     return str(fake.parent)
 
 
+def plan_under_profile(wf, fake_apptainer, config: Path, *targets: str) -> tuple[str, dict[str, dict]]:
+    """`snakemake -n --profile slurm --configfile <config> -- <targets>` in the workflow copy `wf`: the
+    printed plan and its jobs (apptainer is a stand-in that only tells its version)."""
+    env = {**os.environ, "PATH": f"{fake_apptainer}:{os.environ['PATH']}", "PWD": str(wf)}
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "--configfile",
+                          str(config.relative_to(REPO)), "--", *targets],
+                         cwd=wf, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.stdout, plan_jobs(run.stdout)
+
+
 def test_coste2023_plan_under_profile(tmp_path, fake_apptainer):
     """The done-when of issue 4: `snakemake -n --profile slurm --configfile coste2023.yaml <target>`."""
     wf = copy_workflow(tmp_path / "wf")
@@ -293,14 +304,9 @@ def test_debate_quality_plan_under_profile(tmp_path, fake_apptainer):
     data = wf / exp["debate"]["dataset"]["path"]
     data.mkdir(parents=True)
     (data / "QuALITY.v1.0.1.htmlstripped.dev").write_text("")
-    env = {**os.environ, "PATH": f"{fake_apptainer}:{os.environ['PATH']}", "PWD": str(wf)}
-    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "--configfile",
-                          str(DEBATE_QUALITY.relative_to(REPO)), "--", "results/debate/quality_rr/judge.csv"],
-                         cwd=wf, env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    jobs = plan_jobs(run.stdout)
+    out, jobs = plan_under_profile(wf, fake_apptainer, DEBATE_QUALITY, "results/debate/quality_rr/judge.csv")
     n_chunks = exp["debate"]["tournaments"]["quality_rr"]["n_chunks"]
-    assert n_chunks >= 8 and run.stdout.count("rule debate_chunk:") == n_chunks
+    assert n_chunks >= 8 and out.count("rule debate_chunk:") == n_chunks
     assert {"build_image", "debate_data", "debate_chunk", "debate_summary"} <= set(jobs), sorted(jobs)
     cfg = exp["resources"]["debate_chunk"]
     flags = sbatch_flags("debate_chunk", jobs["debate_chunk"]["resources"]).split()
@@ -314,15 +320,10 @@ def test_hh_flant5_plan_under_profile(tmp_path, fake_apptainer):
     """Issue 15's experiment: one FLAN-T5 RM per readout head on HH's own pairs plans under the SLURM profile,
     each member with its own settings and a GPU, without SFT or a gold RM."""
     wf = copy_workflow(tmp_path / "wf")
-    env = {**os.environ, "PATH": f"{fake_apptainer}:{os.environ['PATH']}", "PWD": str(wf)}
-    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "--configfile",
-                          str(HH_FLANT5.relative_to(REPO)), "--", "results/rm/summary.csv"],
-                         cwd=wf, env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    jobs = plan_jobs(run.stdout)
-    assert run.stdout.count("rule rm_train:") == 6
+    out, jobs = plan_under_profile(wf, fake_apptainer, HH_FLANT5, "results/rm/summary.csv")
+    assert out.count("rule rm_train:") == 6
     assert not {"sft", "gold_rm_train"} & set(jobs), sorted(jobs)
-    heads = re.findall(r'"head":"(\w+)"', run.stdout)
+    heads = re.findall(r'"head":"(\w+)"', out)
     assert {"attention", "layer_attention", "mean", "decoder_output", "first_token_attention"} <= set(heads)
     flags = sbatch_flags("rm_train", jobs["rm_train"]["resources"]).split()
     assert "--gpus=1" in flags, flags
@@ -335,13 +336,8 @@ def test_redteam_gpt2_plan_under_profile(tmp_path, fake_apptainer):
     """Issue 10's real scale: three plain and three curiosity runs of a GPT-2 attacker plan under the SLURM
     profile, each on a GPU with its preemption signal, and nothing of the default world is built."""
     wf = copy_workflow(tmp_path / "wf")
-    env = {**os.environ, "PATH": f"{fake_apptainer}:{os.environ['PATH']}", "PWD": str(wf)}
-    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "--configfile",
-                          str(REDTEAM_GPT2.relative_to(REPO)), "--", "results/redteam/summary.csv"],
-                         cwd=wf, env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    jobs = plan_jobs(run.stdout)
-    assert run.stdout.count("rule redteam:") == 6
+    out, jobs = plan_under_profile(wf, fake_apptainer, REDTEAM_GPT2, "results/redteam/summary.csv")
+    assert out.count("rule redteam:") == 6
     assert not {"redteam_target", "redteam_classifier", "redteam_target_data"} & set(jobs), sorted(jobs)
     flags = sbatch_flags("redteam", jobs["redteam"]["resources"]).split()
     assert "--gpus=1" in flags and "--signal=TERM@600" in flags, flags

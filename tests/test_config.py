@@ -23,7 +23,12 @@ from rlhf_pipeline.provenance import redact_argv, write_manifest
 from rlhf_pipeline.reward.config import RMConfig
 from rlhf_pipeline.runs import PPORunConfig
 from rlhf_pipeline.sft import SFTConfig
-from rlhf_pipeline.workflow_config import WorkflowConfig, load_workflow_config, workflow_schema
+from rlhf_pipeline.workflow_config import (
+    WorkflowConfig,
+    load_workflow_config,
+    replace_named_collections,
+    workflow_schema,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
@@ -35,15 +40,29 @@ def cfg():
     return yaml.safe_load(DEFAULT.read_text())
 
 
-def _merged(base: dict, over: dict) -> dict:
-    """Snakemake's --configfile merge: mappings key by key (ppo.runs replaced, see common.smk)."""
+def _snakemake_merge(base: dict, over: dict) -> dict:
+    """Snakemake's --configfile merge: mappings key by key."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "runs":
-            out[k] = _merged(out[k], v)
-        else:
-            out[k] = v
+        out[k] = _snakemake_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """What common.smk validates: Snakemake's merge, then the command line's named collections."""
+    out = _snakemake_merge(base, over)
+    replace_named_collections(out, over)
+    return out
+
+
+def test_named_collections_replace_the_default_s_instead_of_merging(cfg):
+    over = {"ppo": {"runs": {"mine": {"rm_seeds": [1]}}},
+            "redteam": {"runs": {"plain_s1": {"seed": 7, "group": "plain", "terms": {"w_tox": 2.0}}}},
+            "debate": {"tournaments": {}}, "sft": {"epochs": 1}}
+    merged = _merged(cfg, over)
+    assert list(merged["ppo"]["runs"]) == ["mine"] and merged["debate"]["tournaments"] == {}
+    assert merged["redteam"]["runs"] == over["redteam"]["runs"]  # no w_gib merged in from the default's run
+    assert merged["sft"]["epochs"] == 1 and merged["sft"]["batch_size"] == cfg["sft"]["batch_size"]
 
 
 def test_default_tiny_and_experiment_configs_are_valid(cfg):

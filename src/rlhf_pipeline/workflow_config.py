@@ -182,6 +182,23 @@ class WorkflowConfig(Section):
         debate.check_environment()
 
 
+NAMED_COLLECTIONS = (("ppo", "runs"), ("rm", "members"), ("debate", "debaters"), ("debate", "judges"),
+                     ("debate", "tournaments"), ("redteam", "runs"))
+"""Config keys that hold named entries (runs, tournaments, models): a command-line config that sets
+one replaces the default's entries instead of being merged into them key by key."""
+
+
+def replace_named_collections(config: dict[str, Any], overrides: dict[str, Any] | None) -> None:
+    """Snakemake merges ``--configfile``/``--config`` into ``config/config.yaml`` key by key, nested
+    mappings included. For :data:`NAMED_COLLECTIONS` that would mix the default's runs into an
+    experiment's own set, or merge a default run's settings into an experiment's run of the same name;
+    so the command line's value of such a key replaces the default's (every other key merges as usual)."""
+    for section, key in NAMED_COLLECTIONS:
+        value = ((overrides or {}).get(section) or {}).get(key)
+        if value is not None:
+            config.setdefault(section, {})[key] = value
+
+
 SHIPPED_FILES = (("debate", "prompts"),)
 """Config keys that name files shipped with the workflow (``config/...``)."""
 
@@ -254,6 +271,7 @@ __all__ = [
     "apply_hub_mode",
     "interpreter_first_on_path",
     "load_workflow_config",
+    "replace_named_collections",
     "resolve_shipped_files",
     "workflow_schema",
 ]

@@ -16,15 +16,13 @@ from rlhf_pipeline.workflow_config import (
     apply_hub_mode,
     interpreter_first_on_path,
     load_workflow_config,
+    replace_named_collections,
     resolve_shipped_files,
 )
 
-# Snakemake merges --configfile/--config into config/config.yaml key by key. For the named PPO runs
-# that would mix the default's runs into an experiment's own set, so a command-line config that
-# defines `ppo.runs` replaces the default's runs instead (every other key merges as usual).
-_cli_runs = (workflow.config_settings.overwrite_config or {}).get("ppo", {}).get("runs")
-if _cli_runs is not None:
-    config["ppo"]["runs"] = _cli_runs
+# A command-line config's named collections (ppo.runs, debate.tournaments, redteam.runs, ...) replace
+# the default's instead of being merged into them key by key (workflow_config.NAMED_COLLECTIONS).
+replace_named_collections(config, workflow.config_settings.overwrite_config)
 
 # Every key of every section, the cross-field rules and every configured model path are checked
 # here, before any job is planned: one line naming the key and what is allowed. The typed config

@@ -141,15 +141,12 @@ def load_base_classifier(seed: int = 0):
 
 
 def _batches(tokenizer, texts: Sequence[str], batch_size: int, desc: str | None):
-    """Yield ``(indices, encoded batch)`` shortest texts first (less padding), with a tqdm bar."""
-    from tqdm.auto import tqdm
+    """Yield ``(indices, padded batch)`` shortest texts first, with a tqdm bar: the texts tokenised
+    (truncated to :data:`MAX_LENGTH`) and batched by :func:`rlhf_pipeline.reward.heads.padded_batches`."""
+    from ..reward.heads import padded_batches
 
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    starts = range(0, len(order), batch_size)
-    for s in tqdm(starts, desc=desc, disable=desc is None or len(starts) < 2):
-        idx = order[s:s + batch_size]
-        yield idx, tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=MAX_LENGTH,
-                             return_tensors="pt")
+    ids = tokenizer(list(texts), truncation=True, max_length=MAX_LENGTH)["input_ids"]
+    yield from padded_batches(tokenizer, ids, batch_size, desc)
 
 
 def pooled_features(model, tokenizer, texts: Sequence[str], batch_size: int = 64, desc: str | None = None):

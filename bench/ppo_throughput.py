@@ -1,15 +1,17 @@
 """PPO throughput on the default tiny policy (CPU): episodes/s, generated tokens/s, peak RSS.
 
-    python bench/ppo_throughput.py [--steps 3] [--batch-size 32] [--threads 2]
+    python bench/ppo_throughput.py [--steps 3] [--batch-size 32] [--threads 2] [--trajectories on|off|both]
 
 Uses the PPOConfig defaults otherwise (so it measures the embedded default's settings) and a
 cheap deterministic reward (fraction of response words starting with a-m), so the figures are
-the PPO loop's own cost: generation, three forward passes, ppo_epochs of updates.
+the PPO loop's own cost: generation, three forward passes, ppo_epochs of updates, and the trajectory
+log (``--trajectories both`` measures its overhead: a run without it, then one with it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import resource
 import tempfile
@@ -26,15 +28,30 @@ def first_half_reward(prompts: list[str], responses: list[str]) -> torch.Tensor:
     return torch.tensor([sum(w[0] < "n" for w in r.split()) / max(1, len(r.split())) for r in responses])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--batch-size", type=int, default=PPOConfig.batch_size)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+@contextlib.contextmanager
+def timed(owner, name: str):
+    """Yield a one-item list that collects the wall time spent inside ``owner.name`` (restored after)."""
+    original, total = getattr(owner, name), [0.0]
 
-    with tempfile.TemporaryDirectory() as tmp:
+    def wrapper(*a, **kw):
+        t0 = time.perf_counter()
+        try:
+            return original(*a, **kw)
+        finally:
+            total[0] += time.perf_counter() - t0
+    setattr(owner, name, wrapper)
+    try:
+        yield total
+    finally:
+        setattr(owner, name, original)
+
+
+def measure(args, trajectories: bool) -> dict:
+    """One PPO run of ``args.steps`` steps; its throughput and the trajectory log's size and cost (the time
+    spent handing rollouts to the hooks, Parquet writes included)."""
+    from rlhf_pipeline.ppo import trainer
+
+    with tempfile.TemporaryDirectory() as tmp, timed(trainer._Run, "_emit_rollout") as log_time:
         tmp = Path(tmp)
         tok = load_tokenizer("minilm")
         model = load_causal_lm(None, tok)
@@ -42,7 +59,8 @@ def main() -> None:
         tok.save_pretrained(tmp / "policy")
         n_params = sum(p.numel() for p in model.parameters())
         cfg = PPOConfig(total_episodes=args.steps * args.batch_size, batch_size=args.batch_size,
-                        eval_interval=10**9, checkpoint_interval=10**9, log_with="none")
+                        eval_interval=10**9, checkpoint_interval=10**9, log_with="none",
+                        trajectories=trajectories, trajectory_chunk_steps=1)
         prompts = [f"Write about topic {i}." for i in range(256)]
         t0 = time.time()
         train_ppo(cfg, str(tmp / "policy"), first_half_reward, prompts, prompts[:8],
@@ -50,16 +68,45 @@ def main() -> None:
         wall = time.time() - t0
         with open(tmp / "out" / "train_log.csv") as f:
             rows = list(csv.DictReader(f))
-
+        log_bytes = sum(p.stat().st_size for p in (tmp / "out" / "trajectories").glob("*.parquet"))
     step_time = sum(float(r["time"]) for r in rows)
-    tokens = sum(float(r["response_length"]) * cfg.batch_size for r in rows)
+    return {"cfg": cfg, "n_params": n_params, "steps": len(rows), "wall": wall, "step_time": step_time,
+            "log_time": log_time[0], "tokens": sum(float(r["response_length"]) * cfg.batch_size for r in rows),
+            "log_bytes": log_bytes}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=PPOConfig.batch_size)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--trajectories", choices=("on", "off", "both"), default="on",
+                    help="log trajectories (the default), not, or run both and print the logging overhead")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.trajectories]
+    results = {mode: measure(args, mode) for mode in modes}
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(f"policy: {n_params / 1e6:.1f}M params; {len(rows)} steps x {cfg.batch_size} rollouts, "
+    r = results[modes[-1]]
+    cfg = r["cfg"]
+    print(f"policy: {r['n_params'] / 1e6:.1f}M params; {r['steps']} steps x {cfg.batch_size} rollouts, "
           f"{cfg.max_new_tokens} max new tokens, {cfg.ppo_epochs} PPO epochs, {args.threads} threads")
-    print(f"episodes/s:          {len(rows) * cfg.batch_size / step_time:.2f}")
-    print(f"generated tokens/s:  {tokens / step_time:.1f}")
-    print(f"seconds per step:    {step_time / len(rows):.2f} (whole call incl. load and evals: {wall:.1f} s)")
-    print(f"peak RSS:            {peak_rss_mb:.0f} MiB")
+    for mode, r in results.items():
+        print(f"trajectory log {'on' if mode else 'off'}:")
+        print(f"  episodes/s:          {r['steps'] * cfg.batch_size / r['step_time']:.2f}")
+        print(f"  generated tokens/s:  {r['tokens'] / r['step_time']:.1f}")
+        print(f"  seconds per step:    {r['step_time'] / r['steps']:.3f} (whole call incl. load and evals: "
+              f"{r['wall']:.1f} s)")
+        if mode:
+            print(f"  trajectory log:      {r['log_time'] / r['steps'] * 1000:.1f} ms per step "
+                  f"({r['log_time'] / r['step_time']:.2%} of step time), {r['log_bytes'] / r['steps'] / 1024:.1f} "
+                  "KiB per step (a Parquet chunk per step, flushed every step: the worst case)")
+    if len(results) == 2:
+        off, on = (results[m]["step_time"] / results[m]["steps"] for m in (False, True))
+        print(f"step time, on - off:   {on - off:+.3f} s per step ({(on - off) / off:+.1%}; noisy: two separate "
+              "runs, see the direct measurement above)")
+    print(f"peak RSS:              {peak_rss_mb:.0f} MiB")
 
 
 if __name__ == "__main__":

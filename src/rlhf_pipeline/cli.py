@@ -125,7 +125,9 @@ def cmd_ppo(args) -> None:
     eval_prompts = _prompts(args.eval_prompts, run.n_eval_prompts)
     reward = EnsembleReward(args.rm_dirs, objective=run.objective, uwo_weight=run.uwo_weight,
                             standardize=run.standardize, batch_size=run.reward_batch_size)
-    summary = train_ppo(run.hparams, args.policy, reward, train_prompts, eval_prompts, args.out_dir, args.ckpt_dir)
+    summary = train_ppo(run.hparams, args.policy, reward, train_prompts, eval_prompts, args.out_dir, args.ckpt_dir,
+                        run_info={"reward": {k: v for k, v in run.to_dict().items() if k != "hparams"},
+                                  "rm_dirs": list(args.rm_dirs)})
     _manifest(args, "ppo", {**run.to_dict(), "rm_dirs": args.rm_dirs}, seed=run.hparams.seed,
               extra={"last": summary.get("last"), "steps": summary.get("steps")})
 

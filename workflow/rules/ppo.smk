@@ -13,6 +13,7 @@ rule ppo:
         eval=directory("results/ppo/{run}/eval"),
         model=directory("results/ppo/{run}/model"),
         train_log="results/ppo/{run}/train_log.csv",
+        trajectories=directory("results/ppo/{run}/trajectories"),
         manifest="results/ppo/{run}/manifest.json",
     log:
         "results/logs/ppo/{run}.log",

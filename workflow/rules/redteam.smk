@@ -87,6 +87,7 @@ rule redteam:
         model=directory("results/redteam/{redteam_run}/model"),
         train_log="results/redteam/{redteam_run}/train_log.csv",
         samples="results/redteam/{redteam_run}/samples.jsonl",
+        trajectories=directory("results/redteam/{redteam_run}/trajectories"),
         metrics=report("results/redteam/{redteam_run}/metrics.csv", category="Red-teaming", subcategory="{redteam_run}"),
         manifest="results/redteam/{redteam_run}/manifest.json",
     log:

@@ -45,10 +45,13 @@ def step_dir(ckpt_dir: str | os.PathLike, step: int) -> Path:
 
 
 def save_checkpoint(ckpt_dir: str | os.PathLike, step: int, objects: dict[str, Any],
-                    files: dict[str, str | os.PathLike] | None = None, keep: int = 2) -> Path:
+                    files: dict[str, str | os.PathLike] | None = None, keep: int = 2,
+                    links: dict[str, str | os.PathLike] | None = None) -> Path:
     """Save ``objects`` (torch.save each) and copies of ``files`` as ``step{step:06d}``; prune.
 
-    ``files`` maps a name to a file or directory to copy; missing ones are skipped.
+    ``files`` maps a name to a file or directory to copy; missing ones are skipped. ``links``: the
+    same, for files that are never changed once written (e.g. trajectory chunks): hard-linked where
+    the file system allows, so a checkpoint costs no copy of a growing log.
     """
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -57,17 +60,33 @@ def save_checkpoint(ckpt_dir: str | os.PathLike, step: int, objects: dict[str, A
         for name, obj in objects.items():
             torch.save(obj, tmp / f"{name}.pt")
         for name, src in (files or {}).items():
-            src = Path(src)
-            if src.is_dir():
-                shutil.copytree(src, tmp / "files" / name)
-            elif src.is_file():
-                (tmp / "files").mkdir(exist_ok=True)
-                shutil.copy2(src, tmp / "files" / name)
+            copy_output(src, tmp / "files" / name)
+        for name, src in (links or {}).items():
+            copy_output(src, tmp / "files" / name, link=True)
         sizes = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
         (tmp / MANIFEST).write_text(json.dumps({"step": step, "sizes": sizes}, indent=1))
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def copy_output(src: str | os.PathLike, dst: str | os.PathLike, link: bool = False) -> None:
+    """Copy the file or directory ``src`` to ``dst`` (hard links with ``link``, copies where linking
+    fails, e.g. across file systems); hidden temporary files are skipped; a missing ``src`` is a no-op."""
+    src, dst = Path(src), Path(dst)
+    copy = _link_or_copy if link else shutil.copy2
+    if src.is_dir():
+        shutil.copytree(src, dst, copy_function=copy, ignore=shutil.ignore_patterns(".*"), dirs_exist_ok=True)
+    elif src.is_file():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        copy(src, dst)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def list_checkpoints(ckpt_dir: str | os.PathLike) -> list[Path]:

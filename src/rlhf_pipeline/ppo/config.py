@@ -82,6 +82,11 @@ class PPOConfig(Section):
                                        "the final step).")
     log_with: str = setting("tensorboard", choices=("tensorboard", "none", "wandb"),
                             help="tensorboard (out_dir/tb), none, or wandb; train_log.csv is always written.")
+    trajectories: bool = setting(True, help="Log every rollout (prompt, response, token ids, logprobs, reference "
+                                 "logprobs, values, raw score, per-token KL and shaped rewards) to "
+                                 "out_dir/trajectories/*.parquet (rlhf_pipeline.ppo.trajectories).")
+    trajectory_chunk_steps: int = setting(10, ge=1, help="Steps per trajectory Parquet file (a chunk is also "
+                                          "closed at every checkpoint); a killed run keeps every complete chunk.")
     seed: int = setting(0, help="Seed of prompt order, sampling, and minibatch shuffling.")
 
     @property

@@ -18,6 +18,11 @@ main process with the whole batch (gathered over processes), after the rewards a
 the update; ``on_resume(step)`` before the first step (0 for a fresh run): drop anything logged
 after ``step``, which a resumed run is about to redo; ``on_checkpoint(step)``: make everything logged
 so far durable. Hooks see tensors as plain lists (``Rollout``), built only when a hook is attached.
+A hook that writes into the run's outputs may also give ``checkpoint_files() -> {name: path}``: each
+checkpoint keeps copies (hard links when the hook sets ``files_immutable = True``: files never
+changed once written) and a resumed run puts them back before ``on_resume``, so a log survives a
+rerun that removed the outputs of the interrupted job (Snakemake does).
+The trainer itself attaches :class:`rlhf_pipeline.ppo.trajectories.TrajectoryLog` (``cfg.trajectories``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ Each step, in order:
   6. the LR schedule and the KL controller step once; statistics are logged.
 
 Files: ``out_dir/eval/step{N:06d}.jsonl`` (step 0, every ``eval_interval`` steps, final step),
-``out_dir/train_log.csv``, ``out_dir/tb/`` (TensorBoard), ``out_dir/model/`` (at the end);
+``out_dir/train_log.csv``, ``out_dir/tb/`` (TensorBoard), ``out_dir/trajectories/`` (every rollout,
+Parquet: :mod:`rlhf_pipeline.ppo.trajectories`), ``out_dir/model/`` (at the end);
 resumable checkpoints in ``ckpt_dir`` (outside the declared outputs).
 
 Non-finite values abort the run with a :class:`PipelineError` naming the step; the last good checkpoint
@@ -45,7 +46,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import PipelineError
-from ..io import atomic_dir, atomic_file, write_jsonl
+from ..io import atomic_dir, atomic_file, write_json, write_jsonl
 from ..trainer_checkpoints import Preempted, stop_on_signals
 from . import checkpoint as ckpt
 from .config import PPOConfig
@@ -70,6 +71,8 @@ from .rollout import (
     tokenize_prompts,
     truncate_after_eos,
 )
+from .trajectories import RUN_FILE as TRAJECTORY_RUN_FILE
+from .trajectories import TrajectoryLog
 from .value import ValueModel, load_value_backbone
 
 log = logging.getLogger(__name__)
@@ -78,16 +81,19 @@ LOG_COLUMNS = ["step", "episodes", "score", "rlhf_reward", "kl", "kl_k3", "kl_co
                "policy_loss", "value_loss", "approxkl", "clipfrac", "vf_clipfrac", "lr",
                "grad_norm", "response_length", "time"]
 # Keys that may change between a checkpoint and its resumption (they do not change training).
-RESUMABLE_CHANGES = {"eval_interval", "eval_batch_size", "checkpoint_interval", "log_with"}
+RESUMABLE_CHANGES = {"eval_interval", "eval_batch_size", "checkpoint_interval", "log_with", "trajectory_chunk_steps"}
 
 
 def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[str],
-              eval_prompts: list[str], out_dir, ckpt_dir, hooks=()) -> dict[str, Any]:
+              eval_prompts: list[str], out_dir, ckpt_dir, hooks=(),
+              run_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train the policy in ``policy_dir`` with PPO against ``reward_fn``; see the module docstring.
 
     ``reward_fn(prompts, responses) -> Tensor[B]``, optionally with ``score_batch`` (terms and
     extras), ``state_dict``/``load_state_dict`` (checkpointed) and ``score_detail`` (ensemble members,
     used for eval files); ``hooks``: rollout hooks. Both are described in :mod:`rlhf_pipeline.ppo.hooks`.
+    With ``cfg.trajectories`` every rollout is logged to ``out_dir/trajectories/``
+    (:mod:`rlhf_pipeline.ppo.trajectories`), with ``run_info`` (e.g. the RM members) in its run file.
     Returns a summary: steps, final train-log row, eval files, model directory.
     """
     from accelerate import Accelerator
@@ -121,8 +127,9 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
     if ref_policy is not None:
         ref_policy = ref_policy.to(accelerator.device)
     kl_ctl = make_kl_controller(cfg.kl_coef, cfg.adaptive_kl, cfg.kl_target, cfg.kl_horizon)
+    hooks = [*trajectory_hooks(cfg, out_dir, run_info, accelerator.is_main_process), *hooks]
     run = _Run(cfg, accelerator, tokenizer, policy, ref_policy, value_model, optimizer, params,
-               reward_fn, out_dir, ckpt_dir, list(hooks))
+               reward_fn, out_dir, ckpt_dir, hooks)
 
     # ---- resume or start -------------------------------------------------------------------
     if accelerator.is_main_process:
@@ -149,6 +156,8 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
         first_step = 1
     if accelerator.is_main_process:
         for hook in run.hooks:
+            if start is not None:  # the hook's outputs as they were at the checkpoint
+                restore_hook_files(hook, start["dir"])
             hook.on_resume(first_step - 1)
     if start is None:
         run.evaluate(eval_prompts, step=0)
@@ -395,7 +404,11 @@ class _Run:
             }
             for hook in self.hooks:  # durable before the checkpoint that a resume would start from
                 hook.on_checkpoint(step)
-            ckpt.save_checkpoint(self.ckpt_dir, step, objects, files={"eval": self.out_dir / "eval"})
+            files, links = {"eval": self.out_dir / "eval"}, {}
+            for hook in self.hooks:
+                (links if getattr(hook, "files_immutable", False) else files).update(
+                    hook.checkpoint_files() if hasattr(hook, "checkpoint_files") else {})
+            ckpt.save_checkpoint(self.ckpt_dir, step, objects, files=files, links=links)
         self.acc.wait_for_everyone()
 
     def _emit_rollout(self, step, prompts, query_ids, query_mask, texts, responses, mask, logprobs, ref_logprobs,
@@ -465,6 +478,33 @@ class _Run:
 
 
 # ---- pieces with no state -----------------------------------------------------------------------
+
+def trajectory_hooks(cfg: PPOConfig, out_dir: Path, run_info: dict[str, Any] | None, main: bool) -> list:
+    """``[TrajectoryLog]`` when ``cfg.trajectories`` (else the directory gets a run file saying so)."""
+    traj_dir = out_dir / "trajectories"
+    info = {"run": out_dir.name, "hparams": cfg.to_dict(), **(run_info or {})}
+    if cfg.trajectories:
+        return [TrajectoryLog(traj_dir, info, cfg.trajectory_chunk_steps, cfg.batch_size)]
+    if main:  # the rule's directory output exists either way; readers say why it holds no chunks
+        shutil.rmtree(traj_dir, ignore_errors=True)
+        write_json(traj_dir / TRAJECTORY_RUN_FILE, {**info, "logged": False})
+    return []
+
+
+def restore_hook_files(hook, ckpt_path: Path) -> None:
+    """Put back a hook's ``checkpoint_files`` as the checkpoint ``ckpt_path`` saved them (files logged after
+    the checkpoint are dropped). Hooks without such files, or a checkpoint without them, are left alone."""
+    for name, path in (hook.checkpoint_files() if hasattr(hook, "checkpoint_files") else {}).items():
+        saved = ckpt_path / "files" / name
+        if not saved.exists():
+            continue
+        path = Path(path)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        ckpt.copy_output(saved, path, link=getattr(hook, "files_immutable", False))
+
 
 def load_policy_tokenizer(policy_dir: str):
     """The policy's tokenizer, left-padded and left-truncated, with a pad token."""

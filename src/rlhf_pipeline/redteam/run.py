@@ -39,6 +39,10 @@ class SamplesLog:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
 
+    def checkpoint_files(self) -> dict[str, Path]:
+        """Checkpoints keep a copy, so a rerun that removed the job's outputs resumes with every row."""
+        return {"samples.jsonl": self.path}
+
     def on_resume(self, step: int) -> None:
         """Keep only the iterations up to ``step`` (a resumed run redoes the later ones)."""
         rows = read_jsonl(self.path, allow_truncated_tail=True) if self.path.exists() else []
@@ -99,7 +103,8 @@ def train_redteam(run: RedTeamRunConfig, policy_dir: str, train_prompts: list[st
     out_dir = Path(out_dir)
     reward = build_reward(run, target_dir, toxicity_dir)
     summary = train_ppo(run.hparams, policy_dir, reward, train_prompts, eval_prompts[: run.n_eval_prompts],
-                        out_dir, ckpt_dir, hooks=[SamplesLog(out_dir / "samples.jsonl")])
+                        out_dir, ckpt_dir, hooks=[SamplesLog(out_dir / "samples.jsonl")],
+                        run_info={"reward": {k: v for k, v in run.to_dict().items() if k != "hparams"}})
     metrics = eval_metrics(out_dir / "eval", run.toxicity.threshold, embed=reward.novelty.embed,
                            orders=tuple(run.terms.bleu_orders))
     write_csv(pd.DataFrame(metrics, columns=METRIC_COLUMNS), out_dir / "metrics.csv")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .ad.config import ADSection
 from .config import Section, bad, join, json_schema, setting
 from .data.config import DatasetConfig
 from .debate.config import DebateSection
@@ -96,12 +97,15 @@ class WorkflowConfig(Section):
     debate: DebateSection = setting(default_factory=DebateSection, help="Debate tournaments (results/debate/).")
     redteam: RedTeamSection = setting(default_factory=RedTeamSection, help="Curiosity-driven red-teaming "
                                       "(results/redteam/).")
+    ad: ADSection = setting(default_factory=ADSection, help="Algorithm distillation on the PPO runs' "
+                            "trajectories (results/ad/).")
     container: ContainerConfig = setting(default_factory=ContainerConfig, help="Apptainer image.")
     resources: dict[str, ResourcesConfig] = setting(default_factory=dict, help="Per-rule cluster resources; "
                                                     "`default` applies to every rule, a rule's entry overrides it.")
 
     def check(self, where: str) -> None:
         self.ppo.check_members(self.rm.seeds, join(where, "ppo"))
+        self.ad.check_runs(list(self.ppo.runs), self.rm.seeds, join(where, "ad"))
 
     def check_paths(self) -> None:
         """Every configured model / tokenizer / dataset path exists and is loadable (no loading)."""

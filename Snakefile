@@ -20,6 +20,7 @@ include: "workflow/rules/ppo.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/debate.smk"
 include: "workflow/rules/redteam.smk"
+include: "workflow/rules/ad.smk"
 
 
 rule all:

@@ -94,6 +94,32 @@ def test_nothing_to_do_after_a_complete_run(run):
     assert planned_jobs(workdir, config, *TARGETS) == {}
 
 
+def test_trajectories_and_algorithm_distillation(run):
+    """Every PPO run logs its rollouts; the AD target adds only the sweep, the data, the two models and the eval."""
+    from rlhf_pipeline.ppo.trajectories import read_trajectories
+
+    workdir, config = run
+    res = workdir / "results"
+    for run_name in ("seed1", "ensemble_wco"):
+        traj = read_trajectories(res / f"ppo/{run_name}/trajectories")
+        assert list(traj["step"]) == [1] * 8 + [2] * 8 and traj["score"].notna().all()
+    assert planned_jobs(workdir, config, "results/ad/lm/metrics.csv") == {
+        "ad_history": 1, "ad_data": 1, "ad_lm": 2, "ad_eval": 1}
+    snakemake(workdir, config, "results/ad/lm/metrics.csv")
+    report = pd.read_csv(res / "ad/data/report.csv")
+    assert list(zip(report["split"], report["history"])) == [("train", "seed1"), ("heldout", "h0"), ("expert", "seed1")]
+    assert (report["dropped_too_long"] == 0).all() and report.loc[0, "steps_spanned_max"] == 2  # contexts span steps
+    contexts = pd.read_json(res / "ad/data/train.jsonl", lines=True)
+    assert contexts["text"].str.contains("Reward: ").all() and (contexts["last_step"] > contexts["first_step"]).all()
+    assert json.loads((res / "ad/histories/0/trajectories/_run.json").read_text())["reward"]["rm_seeds"] == [1]
+    metrics = pd.read_csv(res / "ad/lm/metrics.csv")
+    assert {"reward_mae", "action_loglik", "incontext_slope_proxy", "incontext_slope_gold"} <= set(metrics["metric"])
+    assert set(metrics["condition"]) == {"history", "no_history", "shuffled", "expert"}
+    incontext = pd.read_csv(res / "ad/lm/incontext.csv")
+    assert len(incontext) == 4 * 3 and list(incontext["history_episodes"][:3]) == [0, 1, 2]
+    assert (res / "ad/lm/incontext.png").stat().st_size > 5000
+
+
 def _edited(config: Path, edit) -> Path:
     cfg = yaml.safe_load(config.read_text())
     edit(cfg)

@@ -287,6 +287,51 @@ def cmd_redteam_summary(args) -> None:
     summarize_redteam(runs, args.out_csv, args.out_png)
 
 
+def _named_dirs(items: list[str], flag: str) -> dict[str, str]:
+    """``NAME=DIR`` arguments as a dict (PipelineError naming the flag when one is malformed)."""
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise PipelineError(f"{flag} {item!r}: expected NAME=DIR")
+        out[name] = path
+    return out
+
+
+def cmd_ad_data(args) -> None:
+    from .ad.config import ADSection
+    from .ad.data import write_contexts
+
+    ad = ADSection.from_dict(load_config_arg(args.config))
+    _need_paths(args.tokenizer)
+    report = write_contexts(ad, _named_dirs(args.histories, "--histories"), args.heldout, args.tokenizer,
+                            args.out_dir)
+    _manifest(args, "ad-data", ad.to_dict(), extra={"report": report})
+
+
+def cmd_ad_lm(args) -> None:
+    from .ad.config import ADSection
+    from .ad.lm import train_ad_lm
+
+    ad = ADSection.from_dict(load_config_arg(args.config))
+    _need_paths(args.tokenizer, args.contexts)
+    metrics = train_ad_lm(ad.lm, ad.format.context_length, args.tokenizer, args.contexts, args.out_dir, args.ckpt_dir)
+    _manifest(args, "ad-lm", ad.to_dict(), seed=ad.lm.seed, extra={"metrics": metrics})
+
+
+def cmd_ad_eval(args) -> None:
+    from .ad.config import ADSection
+    from .ad.evaluate import evaluate_ad
+
+    ad = ADSection.from_dict(load_config_arg(args.config))
+    _need_paths(args.lm, args.expert, args.prompts)
+    check_model("--gold-rm", args.gold_rm)
+    rms = {int(k): v for k, v in _named_dirs(args.rm_dirs, "--rm-dirs").items()}
+    metrics = evaluate_ad(ad, args.lm, args.expert, _named_dirs(args.heldout, "--heldout"), rms, args.gold_rm,
+                          args.prompts, args.out_dir, is_alpacafarm_rm=args.is_alpacafarm_rm)
+    _manifest(args, "ad-eval", ad.to_dict(), seed=ad.eval.seed, extra={"metrics": metrics})
+
+
 def cmd_schema(args) -> None:
     import yaml
 
@@ -311,6 +356,7 @@ ALPACAFARM_HELP = "the gold RM is an AlpacaFarm RM: format its inputs with the A
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .ad.config import ADSection
     from .data.config import DatasetConfig
     from .debate.config import DebateDatasetConfig, ModelConfig, TournamentRun
     from .evaluation.config import BestOfNConfig
@@ -475,6 +521,31 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--runs", nargs="+", required=True, help="NAME=GROUP=metrics.csv ...")
     sp.add_argument("--out-csv", required=True, help="summary CSV to write")
     sp.add_argument("--out-png", required=True, help="plot to write")
+
+    sp = stage("ad-data", cmd_ad_data, "Algorithm distillation: learning-history contexts (language format) from "
+               "PPO runs' trajectories: train/heldout/expert.jsonl and report.csv.", ADSection)
+    sp.add_argument("--histories", nargs="+", required=True, help="NAME=TRAJECTORIES_DIR ... (one per history)")
+    sp.add_argument("--heldout", nargs="*", default=[], help="names of held-out histories (evaluation only)")
+    sp.add_argument("--tokenizer", required=True, help="the policy directory whose tokenizer the contexts use")
+    sp.add_argument("--out-dir", required=True, help="writes train.jsonl, heldout.jsonl, expert.jsonl, report.csv")
+
+    sp = stage("ad-lm", cmd_ad_lm, "Train the language-format algorithm-distillation model (TRL SFTTrainer) on "
+               "contexts.", ADSection)
+    sp.add_argument("--contexts", required=True, help="contexts JSONL from ad-data (train.jsonl or expert.jsonl)")
+    sp.add_argument("--tokenizer", required=True, help="the policy directory whose tokenizer the model uses")
+    sp.add_argument("--out-dir", required=True, help="the model directory to write")
+    sp.add_argument("--ckpt-dir", help=CKPT_HELP)
+
+    sp = stage("ad-eval", cmd_ad_eval, "Evaluate an algorithm-distillation model on held-out histories: reward "
+               "prediction, action log-likelihood, and the in-context improvement test with its controls.", ADSection)
+    sp.add_argument("--lm", required=True, help="the AD model directory")
+    sp.add_argument("--expert", required=True, help="the expert-distillation model directory (control)")
+    sp.add_argument("--heldout", nargs="+", required=True, help="NAME=TRAJECTORIES_DIR ... of held-out histories")
+    sp.add_argument("--rm-dirs", nargs="+", required=True, help="SEED=RM_DIR ... of the proxy RM members")
+    sp.add_argument("--gold-rm", required=True, help="gold RM (directory or hub id)")
+    sp.add_argument("--is-alpacafarm-rm", action="store_true", help=ALPACAFARM_HELP)
+    sp.add_argument("--prompts", required=True, help="JSONL with 'prompt': the held-out prompts of the in-context test")
+    sp.add_argument("--out-dir", required=True, help="writes metrics.csv, incontext.csv, incontext.png")
 
     sp = stage("schema", cmd_schema, "Print the workflow config's JSON Schema, generated from the config dataclasses.")
     sp.add_argument("--out", help="write it here instead of stdout (workflow/schemas/config.schema.yaml)")

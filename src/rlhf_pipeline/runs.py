@@ -84,8 +84,11 @@ class PPOSection(RunSettings):
 
     def run_config(self, name: str, where: str = "ppo") -> PPORunConfig:
         """The resolved, validated config of run ``name`` (errors name ``ppo.runs.<name>...``)."""
-        run = self.runs[name]
-        at = join(where, f"runs.{name}")
+        return self.resolve(self.runs[name], join(where, f"runs.{name}"))
+
+    def resolve(self, run: PPORun, at: str) -> PPORunConfig:
+        """``run`` (a ``ppo.runs`` entry, or one made elsewhere, e.g. a learning-history sweep's) with these
+        shared settings: its whole :class:`PPORunConfig` (errors name ``at``)."""
         check_keys(PPOConfig, run.hparams, f"{at}.hparams")
         hparams = {**self.hparams.to_dict(), **run.hparams}
         if run.seed is not None:

@@ -226,6 +226,7 @@ UPSTREAM = {
     "redteam": ["prepare_data", "sft"],
     "rm_train": ["prepare_data", "sft", "gold_rm_train", "label_preferences"],
     "ppo": ["prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train"],
+    "ad_lm": ["prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train"],
 }
 
 
@@ -404,3 +405,59 @@ def redteam_summary_args():
 def redteam_target_sft_checkpoint_dir(wildcards):
     """The default target's fine-tuning (the sft stage) keeps its checkpoints apart from the policy's."""
     return checkpoint_dir("sft", "redteam_target", [REDTEAM.target_sft.to_dict(), REDTEAM.world.to_dict()])
+
+
+# --- algorithm distillation ----------------------------------------------------------------------
+
+AD_HISTORIES = CFG.ad.history_names(PPO_RUNS)  # the named PPO runs, then the sweep's h0 .. h{n-1}
+AD_HELDOUT = CFG.ad.heldout_names(PPO_RUNS)
+AD_SWEEP = [str(i) for i in range(CFG.ad.histories.n)]
+
+
+def ad_history_dir(name):
+    """A history's run directory: a PPO run's, or results/ad/histories/{i}/ for sweep history h{i}."""
+    return f"results/ad/histories/{name[1:]}" if name in [f"h{i}" for i in AD_SWEEP] else f"results/ppo/{name}"
+
+
+def ad_trajectories(names):
+    return [f"{ad_history_dir(name)}/trajectories" for name in names]
+
+
+def ad_named_trajectories(names):
+    """NAME=DIR arguments of the ad stages."""
+    return [f"{name}={ad_history_dir(name)}/trajectories" for name in names]
+
+
+def ad_history_run(wildcards):
+    """Sweep history i's resolved PPORunConfig (sampled hyperparameters) as a dict."""
+    return CFG.ad.histories.run_config(int(wildcards.i), CFG.ppo).to_dict()
+
+
+def ad_history_config(wildcards):
+    return as_json(ad_history_run(wildcards))
+
+
+def ad_history_rm_dirs(wildcards):
+    return rm_dirs(ad_history_run(wildcards)["rm_seeds"])
+
+
+def ad_history_checkpoint_dir(wildcards):
+    return checkpoint_dir("ppo", f"ad_history{wildcards.i}", ad_history_run(wildcards))
+
+
+def ad_contexts(wildcards):
+    """The contexts an AD language model trains on: lm (the histories), ed (expert distillation)."""
+    return {"lm": "results/ad/data/train.jsonl", "ed": "results/ad/data/expert.jsonl"}[wildcards.admodel]
+
+
+def ad_lm_checkpoint_dir(wildcards):
+    return checkpoint_dir("ad_lm", wildcards.admodel, [config["ad"], wildcards.admodel])
+
+
+def ad_rm_args():
+    return [f"{s}=results/rm/seed{s}/model" for s in CFG.rm.seeds]
+
+
+def ad_config(wildcards):
+    """The ad section as JSON (a function: its template's {placeholders} are not Snakemake wildcards)."""
+    return section("ad")

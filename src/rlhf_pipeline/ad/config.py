@@ -61,6 +61,15 @@ class HistorySweep(Section):
     def rm_seed(self, i: int) -> int:
         return self.rm_seeds[i % len(self.rm_seeds)]
 
+    def run_config(self, i: int, ppo):
+        """History ``i``'s whole ppo-stage config: ``ppo``'s shared settings (a PPOSection) with the sampled
+        hyperparameters, against proxy RM ``rm_seed(i)``."""
+        from ..runs import PPORun
+
+        hp = self.hparams(i)
+        run = PPORun(rm_seeds=[self.rm_seed(i)], seed=hp.pop("seed"), hparams=hp)
+        return ppo.resolve(run, f"ad.histories[{i}]")
+
 
 @dataclass
 class ContextFormat(Section):
@@ -133,6 +142,8 @@ class ADSection(Section):
     heldout: list[str] | None = setting(None, unique=True, help="Held-out histories (evaluation only): names of "
                                         "runs or sweep histories 'h{i}' (null = the last history).")
     format: ContextFormat = setting(default_factory=ContextFormat, help="Context format.")
+    expert_steps: int = setting(4, ge=1, help="The expert-distillation control trains on the episodes of each "
+                                "training history's last this-many PPO steps (the final policy's).")
     lm: ADModelConfig = setting(default_factory=ADModelConfig, help="The language-format model.")
     eval: InContextEval = setting(default_factory=InContextEval, help="Evaluation.")
 

@@ -216,3 +216,42 @@ class RLContexts:
 def split_histories(histories: list[History], heldout: list[str]) -> tuple[list[History], list[History]]:
     """(training histories, held-out histories), by name."""
     return [h for h in histories if h.name not in heldout], [h for h in histories if h.name in heldout]
+
+
+def final_steps(history: History, n_steps: int) -> History:
+    """The history restricted to its last ``n_steps`` PPO steps (the final policy's episodes)."""
+    df = history.episodes
+    last = sorted(df["step"].unique())[-n_steps:]
+    return History(history.name, df[df["step"].isin(last)], history.info)
+
+
+def write_contexts(ad, histories: dict[str, str], heldout: list[str], tokenizer_dir: str, out_dir) -> list[dict]:
+    """The ``ad-data`` stage: ``train.jsonl`` (training histories), ``heldout.jsonl`` (held-out ones),
+    ``expert.jsonl`` (the last ``ad.expert_steps`` steps of the training histories: expert distillation)
+    and ``report.csv`` (per history and split: episodes, in contexts, dropped as too long, steps spanned).
+    Every history is read and every check made before anything is written."""
+    import pandas as pd
+
+    from ..evaluation.gold_eval import write_csv
+    from ..io import write_jsonl
+    from ..models import load_tokenizer
+
+    missing = [h for h in heldout if h not in histories]
+    if missing:
+        raise PipelineError(f"--heldout {missing}: not among the histories {sorted(histories)}")
+    loaded = [load_history(name, d) for name, d in histories.items()]
+    train, held = split_histories(loaded, heldout)
+    if not train:
+        raise PipelineError(f"every history is held out ({heldout}); leave at least one for training")
+    tok = load_tokenizer(tokenizer_dir, padding_side="right")
+    expert = [final_steps(h, ad.expert_steps) for h in train]
+    outputs, reports = {}, []
+    for split, hs in (("train", train), ("heldout", held), ("expert", expert)):
+        rows, rep = language_contexts(hs, ad.format, tok)
+        outputs[split] = rows
+        reports += [{"split": split, **r} for r in rep]
+    out_dir = Path(out_dir)
+    for split, rows in outputs.items():
+        write_jsonl(out_dir / f"{split}.jsonl", rows)
+    write_csv(pd.DataFrame(reports), out_dir / "report.csv")
+    return reports

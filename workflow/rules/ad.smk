@@ -1,0 +1,129 @@
+wildcard_constraints:
+    i="|".join(AD_SWEEP) or "^$",
+    admodel="lm|ed",
+
+
+rule ad_history:
+    input:
+        policy="results/sft/model",
+        rms=ad_history_rm_dirs,
+        train_prompts=data_file("train"),
+        eval_prompts=data_file("test"),
+        image=image_input(),
+    output:
+        eval=directory("results/ad/histories/{i}/eval"),
+        model=directory("results/ad/histories/{i}/model"),
+        train_log="results/ad/histories/{i}/train_log.csv",
+        trajectories=directory("results/ad/histories/{i}/trajectories"),
+        manifest="results/ad/histories/{i}/manifest.json",
+    log:
+        "results/logs/ad_history/{i}.log",
+    benchmark:
+        "results/benchmarks/ad_history/{i}.tsv"
+    container:
+        container_image()
+    threads: threads("ppo")
+    resources:
+        **resources("ppo"),
+    params:
+        cfg=ad_history_config,
+        ckpt=ad_history_checkpoint_dir,
+        code=code_hash("ppo"),
+    shell:
+        "exec python -m rlhf_pipeline ppo --config {params.cfg:q} --policy {input.policy} --rm-dirs {input.rms} "
+        "--train-prompts {input.train_prompts} --eval-prompts {input.eval_prompts} "
+        "--out-dir results/ad/histories/{wildcards.i} --ckpt-dir {params.ckpt} --manifest {output.manifest} > {log} 2>&1"
+
+
+rule ad_data:
+    input:
+        histories=ad_trajectories(AD_HISTORIES),
+        tokenizer="results/sft/model",
+        image=image_input(),
+    output:
+        train="results/ad/data/train.jsonl",
+        heldout="results/ad/data/heldout.jsonl",
+        expert="results/ad/data/expert.jsonl",
+        report=report("results/ad/data/report.csv", category="Algorithm distillation"),
+        manifest="results/ad/data/manifest.json",
+    log:
+        "results/logs/ad_data.log",
+    benchmark:
+        "results/benchmarks/ad_data.tsv"
+    container:
+        container_image()
+    threads: 1
+    resources:
+        **resources("ad_data"),
+    params:
+        cfg=ad_config,
+        histories=ad_named_trajectories(AD_HISTORIES),
+        heldout=AD_HELDOUT,
+        code=code_hash("ad_data"),
+    shell:
+        "python -m rlhf_pipeline ad-data --config {params.cfg:q} --histories {params.histories} "
+        "--heldout {params.heldout} --tokenizer {input.tokenizer} --out-dir results/ad/data "
+        "--manifest {output.manifest} > {log} 2>&1"
+
+
+rule ad_lm:
+    input:
+        contexts=ad_contexts,
+        tokenizer="results/sft/model",
+        image=image_input(),
+    output:
+        model=directory("results/ad/{admodel}/model"),
+        manifest="results/ad/{admodel}/manifest.json",
+    log:
+        "results/logs/ad_lm/{admodel}.log",
+    benchmark:
+        "results/benchmarks/ad_lm/{admodel}.tsv"
+    container:
+        container_image()
+    threads: threads("ad_lm")
+    resources:
+        **resources("ad_lm"),
+    params:
+        cfg=ad_config,
+        ckpt=ad_lm_checkpoint_dir,
+        code=code_hash("ad_lm"),
+    shell:
+        "exec python -m rlhf_pipeline ad-lm --config {params.cfg:q} --contexts {input.contexts} "
+        "--tokenizer {input.tokenizer} --out-dir {output.model} --ckpt-dir {params.ckpt:q} "
+        "--manifest {output.manifest} > {log} 2>&1"
+
+
+rule ad_eval:
+    input:
+        lm="results/ad/lm/model",
+        expert="results/ad/ed/model",
+        heldout=ad_trajectories(AD_HELDOUT),
+        rms=rm_dirs(config["rm"]["seeds"]),
+        gold=gold_rm_input(),
+        prompts=data_file("test"),
+        image=image_input(),
+    output:
+        metrics=report("results/ad/lm/metrics.csv", category="Algorithm distillation"),
+        incontext="results/ad/lm/incontext.csv",
+        png=report("results/ad/lm/incontext.png", category="Algorithm distillation"),
+        manifest="results/ad/lm/eval_manifest.json",
+    log:
+        "results/logs/ad_eval.log",
+    benchmark:
+        "results/benchmarks/ad_eval.tsv"
+    container:
+        container_image()
+    threads: threads("ad_eval")
+    resources:
+        **resources("ad_eval"),
+    params:
+        cfg=ad_config,
+        heldout=ad_named_trajectories(AD_HELDOUT),
+        rms=ad_rm_args(),
+        gold=gold_rm_arg,
+        alpacafarm=alpacafarm_flag(),
+        code=code_hash("ad_eval"),
+    shell:
+        "python -m rlhf_pipeline ad-eval --config {params.cfg:q} --lm {input.lm} --expert {input.expert} "
+        "--heldout {params.heldout} --rm-dirs {params.rms} --gold-rm {params.gold:q} {params.alpacafarm} "
+        "--prompts {input.prompts} --out-dir results/ad/lm --manifest {output.manifest} > {log} 2>&1"

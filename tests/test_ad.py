@@ -13,6 +13,7 @@ from rlhf_pipeline.ad.data import (
     load_history,
     pack,
     rl_cost,
+    rl_dataset,
     streams,
     windows,
 )
@@ -82,6 +83,9 @@ def test_rl_contexts_dataset_items_and_the_final_policy_slice():
     assert len(ds) == 4 and [e["step"] for e in ds[0]] == [1, 2]
     assert ds[0][0]["reward"] == 1.0 and ds[0][0]["action"].tolist() == [0, 1]
     assert sorted(final_steps(h, 2).episodes["step"].unique()) == [3, 4]
+    hf = rl_dataset([h], ContextFormat(episodes_per_step=1, context_length=12))
+    assert hf.num_rows == 4 and hf[0]["steps"] == [1, 2] and hf[0]["actions"] == [[0, 1], [0, 1]]
+    assert hf[0]["rewards"] == [1.0, 2.0]
 
 
 def test_template_and_section_checks():

@@ -13,8 +13,8 @@ episodes in order (never split), so a context spans several PPO steps. An episod
   ...\\nReward: 0.87\\n\\n``; the reward is the raw task score unless configured otherwise), a context is
   the concatenated text: :func:`language_contexts`, :func:`language_dataset` (a ``datasets.Dataset``).
 - **RL format**: a context is a list of episodes (state = prompt ids, action = response ids, reward,
-  behaviour logprobs): :class:`RLContexts` (a ``torch.utils.data.Dataset``); an episode costs
-  ``len(prompt) + len(response) + 1`` tokens (the reward slot).
+  behaviour logprobs): :class:`RLContexts` (a ``torch.utils.data.Dataset``), :func:`rl_dataset` (a
+  ``datasets.Dataset``); an episode costs ``len(prompt) + len(response) + 1`` tokens (the reward slot).
 """
 
 from __future__ import annotations
@@ -211,6 +211,21 @@ class RLContexts:
 
     def report(self) -> list[dict[str, Any]]:
         return report(self.windows, list(self.histories.values()))
+
+
+def rl_dataset(histories: list[History], fmt: ContextFormat):
+    """The RL-format contexts as a ``datasets.Dataset``: one row per context with per-episode lists
+    ``states``, ``actions`` (token ids), ``rewards``, ``logprobs`` and ``steps``."""
+    from datasets import Dataset
+
+    contexts = RLContexts(histories, fmt)
+    rows = []
+    for i, (name, _) in enumerate(contexts.index):
+        eps = contexts[i]
+        rows.append({"history": name, "states": [e["state"].tolist() for e in eps],
+                     "actions": [e["action"].tolist() for e in eps], "rewards": [e["reward"] for e in eps],
+                     "logprobs": [e["logprobs"].tolist() for e in eps], "steps": [e["step"] for e in eps]})
+    return Dataset.from_list(rows)
 
 
 def split_histories(histories: list[History], heldout: list[str]) -> tuple[list[History], list[History]]:

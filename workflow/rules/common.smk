@@ -451,7 +451,8 @@ def ad_contexts(wildcards):
 
 
 def ad_lm_checkpoint_dir(wildcards):
-    return checkpoint_dir("ad_lm", wildcards.admodel, [config["ad"], wildcards.admodel])
+    """The contexts come from every PPO run and the sweep: the ppo section shapes them too."""
+    return checkpoint_dir("ad_lm", wildcards.admodel, [config["ad"], config["ppo"], wildcards.admodel])
 
 
 def ad_rm_args():

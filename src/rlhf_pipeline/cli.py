@@ -241,6 +241,73 @@ def cmd_debate_rejudge(args) -> None:
                                                                             "transcripts": args.transcripts})
 
 
+def _training_inputs(args):
+    from .debate.backends.simple import load_records
+    from .debate.data import load_questions
+    from .debate.prompts import load_prompts
+
+    _need_paths(*args.transcripts)
+    records = [r for path in args.transcripts for r in load_records(path)]
+    return records, load_questions(args.questions), load_prompts(args.prompts)
+
+
+def cmd_debate_sft(args) -> None:
+    from .debate.training import sft_rows, train_debater_sft
+    from .models import load_tokenizer
+    from .sft import SFTConfig
+
+    cfg = SFTConfig.from_dict(load_config_arg(args.config), "debate.training.sft")
+    records, questions, prompts = _training_inputs(args)
+    tok = load_tokenizer(cfg.model or args.tokenizer)
+    rows = sft_rows(records, questions, tok, prompts, args.prompt, args.simultaneous == "true", args.debaters)
+    metrics = train_debater_sft(cfg, args.tokenizer, rows, args.out, ckpt_dir=args.ckpt_dir)
+    _manifest(args, "debate-sft", {**cfg.to_dict(), "tokenizer": args.tokenizer, "prompt": args.prompt,
+                                   "debaters": args.debaters}, seed=cfg.seed,
+              extra={"metrics": metrics, "transcripts": args.transcripts, "speeches": len(rows)})
+
+
+def cmd_debate_pairs(args) -> None:
+    from .debate.config import PairSettings
+    from .debate.training import preference_pairs
+    from .io import write_json, write_jsonl
+    from .models import load_tokenizer
+
+    cfg = PairSettings.from_dict(load_config_arg(args.config))
+    records, questions, prompts = _training_inputs(args)
+    pairs, counts = preference_pairs(records, questions, load_tokenizer(args.tokenizer), prompts, args.prompt,
+                                     args.simultaneous == "true", cfg, where=" ".join(args.transcripts))
+    write_jsonl(args.out, pairs)
+    write_json(args.summary, {**counts, "config": cfg.to_dict(), "transcripts": args.transcripts})
+
+
+def cmd_debate_dpo(args) -> None:
+    from .debate.config import DPOSettings
+    from .debate.training import read_pairs, train_debater_dpo
+
+    cfg = DPOSettings.from_dict(load_config_arg(args.config))
+    _need_paths(args.init, args.pairs)
+    metrics = train_debater_dpo(cfg, args.init, read_pairs(args.pairs), args.out, ckpt_dir=args.ckpt_dir)
+    _manifest(args, "debate-dpo", {**cfg.to_dict(), "init": args.init}, seed=cfg.seed,
+              extra={"metrics": metrics, "pairs": args.pairs})
+
+
+def cmd_debate_strength(args) -> None:
+    import pandas as pd
+
+    from .debate.config import DebateTrainingConfig
+    from .debate.ratings import write_csv
+    from .debate.training import plot_strength, strength_table
+
+    cfg = DebateTrainingConfig.from_dict(load_config_arg(args.config))
+    _need_paths(args.rounds, args.ratings)
+    names = [n for n, _ in cfg.checkpoints()]
+    n = cfg.strength.best_of_n.n
+    bon = {cfg.bon_name(c): (c, n) for c in names} if n > 1 else {}
+    table = strength_table(pd.read_csv(args.rounds), pd.read_csv(args.ratings), names, bon)
+    write_csv(table, args.out_csv)
+    plot_strength(table, args.out_png)
+
+
 def cmd_redteam_target_data(args) -> None:
     from .redteam.config import WorldConfig
     from .redteam.world import prepare_target_data
@@ -358,7 +425,14 @@ ALPACAFARM_HELP = "the gold RM is an AlpacaFarm RM: format its inputs with the A
 def build_parser() -> argparse.ArgumentParser:
     from .ad.config import ADSection
     from .data.config import DatasetConfig
-    from .debate.config import DebateDatasetConfig, ModelConfig, TournamentRun
+    from .debate.config import (
+        DebateDatasetConfig,
+        DebateTrainingConfig,
+        DPOSettings,
+        ModelConfig,
+        PairSettings,
+        TournamentRun,
+    )
     from .evaluation.config import BestOfNConfig
     from .preferences import PreferencesConfig
     from .redteam.config import ClassifierTrainConfig, RedTeamRunConfig, WorldConfig
@@ -496,6 +570,43 @@ def build_parser() -> argparse.ArgumentParser:
     summary_args(sp)
     sp.add_argument("--judge", required=True, help="the new judge's name (debate.judges key)")
     sp.add_argument("--prompts", default="config/debate/prompts.yaml", help="prompts file (LM judges)")
+
+    def training_args(sp):
+        sp.add_argument("--transcripts", nargs="+", required=True, help="transcripts chunk*.jsonl files")
+        sp.add_argument("--questions", required=True, help="the questions JSONL the tournament debated")
+        sp.add_argument("--prompts", default="config/debate/prompts.yaml", help="prompts file")
+        sp.add_argument("--prompt", default="default", help="the prompt set the trained debater speaks with")
+        sp.add_argument("--simultaneous", choices=("true", "false"), default="true",
+                        help="whether the tournament's debates were simultaneous (what each speaker saw)")
+
+    sp = stage("debate-sft", cmd_debate_sft, "Train an LM debater (TRL SFTTrainer) on a tournament's speeches.",
+               SFTConfig)
+    training_args(sp)
+    sp.add_argument("--tokenizer", default="minilm", help="tokenizer of a from-scratch model (hub id, path, minilm)")
+    sp.add_argument("--debaters", nargs="*", default=[], help="whose speeches (default: every debater's)")
+    sp.add_argument("--out", required=True, help="output model directory")
+    sp.add_argument("--ckpt-dir", help=CKPT_HELP)
+
+    sp = stage("debate-pairs", cmd_debate_pairs, "DPO preference pairs from best-of-N alternatives in transcripts.",
+               PairSettings)
+    training_args(sp)
+    sp.add_argument("--tokenizer", required=True, help="the debater's model directory (its tokenizer renders "
+                    "prompts)")
+    sp.add_argument("--out", required=True, help="pairs JSONL to write")
+    sp.add_argument("--summary", required=True, help="counts JSON to write")
+
+    sp = stage("debate-dpo", cmd_debate_dpo, "One DPO iteration of a debater (TRL DPOTrainer).", DPOSettings)
+    sp.add_argument("--init", required=True, help="the start (and reference) model directory")
+    sp.add_argument("--pairs", required=True, help="pairs JSONL (debate-pairs output)")
+    sp.add_argument("--out", required=True, help="output model directory")
+    sp.add_argument("--ckpt-dir", help=CKPT_HELP)
+
+    sp = stage("debate-strength", cmd_debate_strength, "Judge accuracy against debater strength from the strength "
+               "tournament's rounds.csv and ratings.csv.", DebateTrainingConfig)
+    sp.add_argument("--rounds", required=True, help="the strength tournament's rounds.csv")
+    sp.add_argument("--ratings", required=True, help="the strength tournament's ratings.csv")
+    sp.add_argument("--out-csv", required=True, help="judge_accuracy.csv to write")
+    sp.add_argument("--out-png", required=True, help="judge_accuracy.png to write")
 
     sp = stage("redteam-target-data", cmd_redteam_target_data, "Write the default red-team target's fine-tuning "
                "data (the synthetic world's trigger and toxic words).", WorldConfig)

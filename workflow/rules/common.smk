@@ -311,7 +311,8 @@ def image_build_resources():
 
 # --- debate tournaments --------------------------------------------------------------------------
 
-DEBATE = CFG.debate
+DEBATE = CFG.debate.with_training()  # plus the tournaments and checkpoint debaters debate.training adds
+TRAINING = CFG.debate.training
 DEBATE_TOURNAMENTS = list(DEBATE.tournaments)
 DEBATE_JUDGES = list(DEBATE.judges)
 DEBATE_DATASET = DEBATE.dataset.name
@@ -353,6 +354,86 @@ def tournament_seed(wildcards):
 def rejudge_config(wildcards):
     """The new judge's ModelConfig (a tracked param)."""
     return as_json(DEBATE.judges[wildcards.judge].to_dict())
+
+
+def debate_models(wildcards):
+    """The model directories produced by rules (results/...) that the tournament's debaters load."""
+    run = DEBATE.tournament_run(wildcards.tournament)
+    models = [m.model for m in run.debaters.values() if m.type == "hf" and m.model]
+    return sorted({m for m in models if m.startswith("results/")})
+
+
+# --- training debaters (debate.training) ----------------------------------------------------------
+
+
+def training_source_chunks():
+    """The transcripts the SFT debater learns from ([] when debate.training.source is null)."""
+    if TRAINING.source is None:
+        return []
+    n = DEBATE.tournaments[TRAINING.source].n_chunks
+    return [f"results/debate/{TRAINING.source}/transcripts/chunk{k}.jsonl" for k in range(n)]
+
+
+def training_simultaneous(tournament):
+    return "true" if DEBATE.tournaments[tournament].simultaneous else "false"
+
+
+def selfplay_chunks(wildcards):
+    """Iteration i's self-play transcripts (results/debate/dpo/iter{i}/transcripts/)."""
+    name = f"dpo/iter{wildcards.iteration}"
+    return [f"results/debate/{name}/transcripts/chunk{k}.jsonl" for k in range(DEBATE.tournaments[name].n_chunks)]
+
+
+def selfplay_simultaneous(wildcards):
+    return training_simultaneous(f"dpo/iter{wildcards.iteration}")
+
+
+def dpo_start_model(wildcards):
+    """Iteration i starts from checkpoint i - 1 (0 = the SFT debater)."""
+    return TRAINING.checkpoints()[int(wildcards.iteration) - 1][1]
+
+
+def dpo_config(wildcards):
+    """Iteration i's DPO settings (debate.training.dpo updated by dpo_per_iteration[i]; a tracked param)."""
+    return as_json(TRAINING.dpo_for(int(wildcards.iteration)).to_dict())
+
+
+def _debate_training_ckpt(stage, name, settings):
+    key = json.dumps([settings, code_hash(stage)], sort_keys=True, default=str)
+    return f"{config['checkpoint_dir']}/{stage}/{name}/{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def _sft_debater_settings():
+    source = DEBATE.tournament_run(TRAINING.source).to_dict() if TRAINING.source else None
+    return [
+        TRAINING.sft.to_dict(),
+        TRAINING.tokenizer,
+        TRAINING.debater.prompt,
+        TRAINING.source_debaters,
+        source,
+        DEBATE.dataset.to_dict(),
+        code_hash("debate_chunk"),
+    ]
+
+
+def debate_sft_checkpoint_dir(wildcards):
+    return _debate_training_ckpt("debate_sft", "sft", _sft_debater_settings())
+
+
+def debate_dpo_checkpoint_dir(wildcards):
+    """Keyed by everything that shapes iteration i: the SFT debater and iterations 1..i."""
+    i = int(wildcards.iteration)
+    upstream = [
+        TRAINING.debater.to_dict(),
+        TRAINING.pairs.to_dict(),
+        TRAINING.selfplay.to_dict(),
+        TRAINING.judge,
+        DEBATE.judges[TRAINING.judge].to_dict(),
+        code_hash("debate_pairs"),
+        code_hash("debate_sft"),
+    ]
+    dpo = [TRAINING.dpo_for(j).to_dict() for j in range(1, i + 1)]
+    return _debate_training_ckpt("debate_dpo", f"iter{i}", [_sft_debater_settings(), upstream, dpo])
 
 
 # --- red-teaming ----------------------------------------------------------------------------------

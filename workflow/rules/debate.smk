@@ -2,6 +2,7 @@ wildcard_constraints:
     tournament="|".join(map(re.escape, DEBATE_TOURNAMENTS)) or "^$",
     judge="|".join(map(re.escape, DEBATE_JUDGES)) or "^$",
     chunk=r"\d+",
+    iteration=r"\d+",
 
 
 rule debate_data:
@@ -32,6 +33,7 @@ rule debate_chunk:
     input:
         questions=debate_questions(),
         prompts=DEBATE.prompts,
+        models=debate_models,
         image=image_input(),
     output:
         transcripts="results/debate/{tournament}/transcripts/chunk{chunk}.jsonl",
@@ -110,3 +112,116 @@ rule debate_rejudge:
         "python -m rlhf_pipeline debate-rejudge --transcripts {input.transcripts} --judge {wildcards.judge} "
         "--config {params.cfg:q} --prompts {input.prompts} --out-dir results/debate/{wildcards.tournament}/rejudge/{wildcards.judge} "
         "--bootstrap {params.bootstrap} --seed {params.seed} --manifest {output.manifest} > {log} 2>&1"
+
+
+# --- training debaters on their own tournaments (debate.training) ---------------------------------
+
+
+rule debate_sft:
+    input:
+        transcripts=training_source_chunks(),
+        questions=debate_questions(),
+        prompts=DEBATE.prompts,
+        image=image_input(),
+    output:
+        model=directory("results/debate/sft/model"),
+        manifest="results/debate/sft/manifest.json",
+    log:
+        "results/logs/debate_sft.log",
+    benchmark:
+        "results/benchmarks/debate_sft.tsv"
+    container:
+        container_image()
+    threads: threads("debate_sft")
+    resources:
+        **resources("debate_sft"),
+    params:
+        cfg=as_json(TRAINING.sft.to_dict()),
+        tokenizer=TRAINING.tokenizer,
+        prompt=TRAINING.debater.prompt,
+        debaters=TRAINING.source_debaters,
+        simultaneous=training_simultaneous(TRAINING.source) if TRAINING.source else "true",
+        ckpt=debate_sft_checkpoint_dir,
+        code=code_hash("debate_sft"),
+    shell:
+        "exec python -m rlhf_pipeline debate-sft --config {params.cfg:q} --tokenizer {params.tokenizer:q} "
+        "--transcripts {input.transcripts} --questions {input.questions} --prompts {input.prompts} "
+        "--prompt {params.prompt:q} --debaters {params.debaters} --simultaneous {params.simultaneous} "
+        "--out {output.model} --ckpt-dir {params.ckpt:q} --manifest {output.manifest} > {log} 2>&1"
+
+
+rule debate_dpo_pairs:
+    input:
+        transcripts=selfplay_chunks,
+        questions=debate_questions(),
+        prompts=DEBATE.prompts,
+        model=dpo_start_model,
+        image=image_input(),
+    output:
+        pairs="results/debate/dpo/iter{iteration}/pairs.jsonl",
+        summary="results/debate/dpo/iter{iteration}/pairs_summary.json",
+    log:
+        "results/logs/debate_dpo_pairs/iter{iteration}.log",
+    benchmark:
+        "results/benchmarks/debate_dpo_pairs/iter{iteration}.tsv"
+    container:
+        container_image()
+    resources:
+        **resources("debate_dpo_pairs"),
+    params:
+        cfg=as_json(TRAINING.pairs.to_dict()),
+        prompt=TRAINING.debater.prompt,
+        simultaneous=selfplay_simultaneous,
+        code=code_hash("debate_pairs"),
+    shell:
+        "python -m rlhf_pipeline debate-pairs --config {params.cfg:q} --transcripts {input.transcripts} "
+        "--questions {input.questions} --prompts {input.prompts} --prompt {params.prompt:q} "
+        "--tokenizer {input.model} --simultaneous {params.simultaneous} --out {output.pairs} "
+        "--summary {output.summary} > {log} 2>&1"
+
+
+rule debate_dpo:
+    input:
+        pairs="results/debate/dpo/iter{iteration}/pairs.jsonl",
+        init=dpo_start_model,
+        image=image_input(),
+    output:
+        model=directory("results/debate/dpo/iter{iteration}/model"),
+        manifest="results/debate/dpo/iter{iteration}/manifest.json",
+    log:
+        "results/logs/debate_dpo/iter{iteration}.log",
+    benchmark:
+        "results/benchmarks/debate_dpo/iter{iteration}.tsv"
+    container:
+        container_image()
+    threads: threads("debate_dpo")
+    resources:
+        **resources("debate_dpo"),
+    params:
+        cfg=dpo_config,
+        ckpt=debate_dpo_checkpoint_dir,
+        code=code_hash("debate_dpo"),
+    shell:
+        "exec python -m rlhf_pipeline debate-dpo --config {params.cfg:q} --init {input.init} --pairs {input.pairs} "
+        "--out {output.model} --ckpt-dir {params.ckpt:q} --manifest {output.manifest} > {log} 2>&1"
+
+
+rule debate_strength:
+    input:
+        rounds="results/debate/strength/rounds.csv",
+        ratings="results/debate/strength/ratings.csv",
+        image=image_input(),
+    output:
+        csv=report("results/debate/strength/judge_accuracy.csv", category="Debate", subcategory="strength"),
+        png=report("results/debate/strength/judge_accuracy.png", category="Debate", subcategory="strength"),
+    log:
+        "results/logs/debate_strength.log",
+    localrule: True
+    container:
+        container_image()
+    params:
+        cfg=as_json(TRAINING.to_dict()),
+        code=code_hash("debate_strength"),
+    shell:
+        "python -m rlhf_pipeline debate-strength --config {params.cfg:q} --rounds {input.rounds} "
+        "--ratings {input.ratings} --out-csv {output.csv} --out-png {output.png} > {log} 2>&1"

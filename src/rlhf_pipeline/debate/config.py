@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
-from ..config import Section, bad, join, setting
+from ..config import Section, bad, check_keys, join, setting
+from ..models.lora import LoraSettings
+from ..sft import SFTConfig
 
 DEBATER_TYPES = ("hf", "openai_compatible", "anthropic", "extractive", "offline", "random", "deterministic")
 JUDGE_TYPES = ("hf", "openai_compatible", "anthropic", "quote_similarity", "offline", "random", "deterministic")
@@ -170,6 +173,163 @@ class TournamentConfig(Section):
     seed: int = setting(0, help="Seed of question assignment, answer order and sampling.")
 
 
+
+@dataclass
+class CheckpointDebater(Section):
+    """How a trained debater checkpoint speaks (``debate.training.debater``): an ``hf`` debater whose
+    ``model`` is the checkpoint's results/ directory."""
+
+    section = "debate.training.debater"
+
+    prompt: str = setting("default", help="Prompt set (debate.prompts) the checkpoints are trained on and speak "
+                          "with.")
+    max_new_tokens: int = setting(200, ge=1, help="Longest speech (tokens).")
+    temperature: float = setting(0.7, ge=0, help="Sampling temperature (0 = greedy); best-of-N needs > 0.")
+    seed: int = setting(0, help="Seed of sampling.")
+
+    def model_config(self, model: str, best_of_n: BestOfNSettings | None = None) -> ModelConfig:
+        return ModelConfig(type="hf", model=model, prompt=self.prompt, max_new_tokens=self.max_new_tokens,
+                           temperature=self.temperature, seed=self.seed, best_of_n=best_of_n)
+
+
+@dataclass
+class PairSettings(Section):
+    """DPO preference pairs from best-of-N alternatives (``debate.training.pairs``)."""
+
+    section = "debate.training.pairs"
+
+    threshold: float = setting(0.05, ge=0, lt=1, help="Keep a pair when the judge probability of the chosen "
+                               "(selected) speech exceeds the rejected (lowest-scoring) one's by more than this.")
+    soft_label_power: float = setting(1.0, gt=0, help="m of the soft label p^m / (p^m + q^m) recorded per pair "
+                                      "(p, q: the chosen and rejected speeches' judge probabilities).")
+
+
+@dataclass
+class DPOSettings(Section):
+    """One DPO iteration's training (``debate.training.dpo``; TRL's DPOTrainer)."""
+
+    section = "debate.training.dpo"
+
+    beta: float = setting(0.1, gt=0, help="DPO beta (deviation from the reference, the iteration's start model).")
+    nll_weight: float = setting(0.2, ge=0, help="Weight of an NLL term on the chosen speeches: TRL's loss_type "
+                                "['sigmoid', 'sft'] with loss_weights [1, nll_weight] (0 = plain DPO).")
+    lora: LoraSettings = setting(default_factory=LoraSettings, help="LoRA adapters (merged into the saved model).")
+    epochs: float = setting(2, gt=0, help="Passes over the pairs.")
+    learning_rate: float = setting(5.0e-5, gt=0, help="Peak learning rate (linear decay).")
+    batch_size: int = setting(8, ge=1, help="Pairs per device batch.")
+    grad_accum: int = setting(1, ge=1, help="Gradient accumulation steps.")
+    max_length: int = setting(512, ge=1, help="Truncate prompt + speech to this many tokens (TRL keeps the "
+                              "start).")
+    bf16: bool = setting(False, help="bf16 mixed precision (GPU only).")
+    seed: int = setting(0, help="Seed of data order.")
+
+
+@dataclass
+class TrainingTournament(Section):
+    """A tournament the training plays (``debate.training.selfplay`` / ``.strength``)."""
+
+    section = "debate.training.<tournament>"
+
+    questions: int | None = setting(None, ge=1, help="Questions (null = all of the dataset split).")
+    rounds: int = setting(1, ge=1, help="Speeches per debater.")
+    formats: list[str] = setting(default_factory=lambda: ["debate"], choices=FORMATS, min_items=1, unique=True,
+                                 help="Round formats.")
+    best_of_n: BestOfNSettings = setting(default_factory=lambda: BestOfNSettings(n=4),
+                                         help="selfplay: the best-of-N that makes the DPO pairs; strength: the "
+                                         "best-of-N variant of every checkpoint (n = 1: no variants).")
+    n_chunks: int = setting(1, ge=1, help="Jobs the tournament is split into.")
+    bootstrap: int = setting(200, ge=0, help="Bootstrap resamples for rating intervals.")
+    seed: int = setting(0, help="Seed of answer order and sampling.")
+
+
+SFT_NAME = "sft"
+DPO_NAME = "dpo{i}"
+STRENGTH = "strength"
+SELFPLAY = "dpo/iter{i}"
+
+
+@dataclass
+class DebateTrainingConfig(Section):
+    """Training debaters on their own tournaments (``debate.training``): SFT on a tournament's
+    transcripts, then ``iterations`` rounds of self-play + DPO on best-of-N pairs, and a cross-play
+    ``strength`` tournament of every checkpoint (:mod:`rlhf_pipeline.debate.training`)."""
+
+    section = "debate.training"
+
+    source: str | None = setting(None, help="Tournament whose speeches the SFT debater learns from (null: no "
+                                 "training rules).")
+    source_debaters: list[str] = setting(default_factory=list, unique=True, help="Whose speeches (empty = every "
+                                         "debater of the source tournament).")
+    judge: str = setting("minilm", help="The judge (debate.judges) of the self-play and strength tournaments.")
+    tokenizer: str = setting("minilm", help="Tokenizer of a from-scratch SFT model (hub id, path or 'minilm').")
+    iterations: int = setting(2, ge=1, help="DPO iterations K: iteration i self-plays checkpoint i-1 (0 = SFT), "
+                              "builds pairs and trains checkpoint i.")
+    sft: SFTConfig = setting(default_factory=SFTConfig, help="The SFT debater (the sft section's settings).")
+    debater: CheckpointDebater = setting(default_factory=CheckpointDebater, help="How checkpoints speak.")
+    pairs: PairSettings = setting(default_factory=PairSettings, help="Preference pairs.")
+    dpo: DPOSettings = setting(default_factory=DPOSettings, help="DPO settings of every iteration.")
+    dpo_per_iteration: dict[str, dict[str, Any]] = setting(default_factory=dict, help="Iteration number -> "
+                                                           "overrides of dpo for that iteration (e.g. {2: {beta: "
+                                                           "0.2}}).")
+    selfplay: TrainingTournament = setting(default_factory=TrainingTournament, help="Each iteration's self-play "
+                                           "tournament (best-of-N on).")
+    strength: TrainingTournament = setting(default_factory=lambda: TrainingTournament(formats=["debate",
+                                                                                             "consultancy"]),
+                                           help="The cross-play tournament of every checkpoint (and best-of-N "
+                                           "variants): results/debate/strength/.")
+
+    def check(self, where: str) -> None:
+        for key in self.dpo_per_iteration:
+            if not str(key).isdigit() or not 1 <= int(key) <= self.iterations:
+                bad(join(where, "dpo_per_iteration"), key, f"iteration numbers 1..{self.iterations}")
+            self.dpo_for(int(key), join(where, f"dpo_per_iteration.{key}"))
+        if "debate" not in self.strength.formats:
+            bad(join(where, "strength.formats"), self.strength.formats, "a list with debate (ratings come from "
+                "cross-play debates)")
+        if self.selfplay.best_of_n.n < 2:
+            bad(join(where, "selfplay.best_of_n.n"), self.selfplay.best_of_n.n, "n >= 2: DPO pairs are built from "
+                "best-of-N alternatives")
+
+    def dpo_for(self, i: int, where: str | None = None) -> DPOSettings:
+        """Iteration ``i``'s DPO settings: ``dpo`` updated by ``dpo_per_iteration[i]``."""
+        over = self.dpo_per_iteration.get(str(i), {})
+        at = where or f"{self.section}.dpo_per_iteration.{i}"
+        check_keys(DPOSettings, over, at)
+        return DPOSettings.from_dict({**self.dpo.to_dict(), **over}, at)
+
+    def checkpoints(self) -> list[tuple[str, str]]:
+        """``(debater name, model directory)`` of every checkpoint: SFT, then DPO iterations 1..K."""
+        out = [(SFT_NAME, "results/debate/sft/model")]
+        out += [(DPO_NAME.format(i=i), f"results/debate/dpo/iter{i}/model") for i in range(1, self.iterations + 1)]
+        return out
+
+    def bon_name(self, name: str) -> str:
+        return f"{name}_bo{self.strength.best_of_n.n}"
+
+    def derived(self) -> tuple[dict[str, ModelConfig], dict[str, TournamentConfig]]:
+        """The debaters (checkpoints, their best-of-N variants) and tournaments (``dpo/iter{i}``,
+        ``strength``) the training adds to the debate section."""
+        debaters: dict[str, ModelConfig] = {}
+        for name, path in self.checkpoints():
+            debaters[name] = self.debater.model_config(path)
+            if self.strength.best_of_n.n > 1:
+                debaters[self.bon_name(name)] = self.debater.model_config(path, self.strength.best_of_n)
+        tournaments: dict[str, TournamentConfig] = {}
+        names = [n for n, _ in self.checkpoints()]
+        for i in range(1, self.iterations + 1):
+            t = self.selfplay
+            tournaments[SELFPLAY.format(i=i)] = TournamentConfig(
+                debaters=[names[i - 1]], judge=self.judge, kind="self_play", formats=t.formats, rounds=t.rounds,
+                questions=t.questions, best_of_n=t.best_of_n, n_chunks=t.n_chunks, bootstrap=t.bootstrap,
+                seed=t.seed + i)
+        t = self.strength
+        tournaments[STRENGTH] = TournamentConfig(
+            debaters=[d for n in names for d in ([n, self.bon_name(n)] if t.best_of_n.n > 1 else [n])],
+            judge=self.judge, kind="round_robin", formats=t.formats, rounds=t.rounds, questions=t.questions,
+            n_chunks=t.n_chunks, bootstrap=t.bootstrap, seed=t.seed)
+        return debaters, tournaments
+
+
 @dataclass
 class DebateSection(Section):
     """The ``debate`` config section."""
@@ -185,8 +345,11 @@ class DebateSection(Section):
     judges: dict[str, ModelConfig] = setting(default_factory=dict, help="Named judge configs.")
     tournaments: dict[str, TournamentConfig] = setting(default_factory=dict, help="Named tournaments: "
                                                        "results/debate/{name}/.")
+    training: DebateTrainingConfig = setting(default_factory=DebateTrainingConfig, help="Training debaters on "
+                                             "their own tournaments (SFT, iterated DPO, the strength experiment).")
 
     def check(self, where: str) -> None:
+        self._check_training(join(where, "training"))
         for name, d in self.debaters.items():
             if d.type not in DEBATER_TYPES:
                 bad(join(where, f"debaters.{name}.type"), d.type, f"one of {list(DEBATER_TYPES)}")
@@ -206,6 +369,38 @@ class DebateSection(Section):
             if judge.type == "anthropic" and bon_n > 1:
                 bad(f"{at}.judge", t.judge, "a judge with probabilities: best-of-N (n > 1 here) scores candidates by "
                     "the judge's probability, and the anthropic judge gives a 0/1 verdict")
+
+    def _check_training(self, where: str) -> None:
+        tr = self.training
+        if tr.source is None:
+            return
+        if tr.source not in self.tournaments:
+            bad(f"{where}.source", tr.source, f"a name from debate.tournaments {sorted(self.tournaments)}")
+        src = self.tournaments[tr.source].debaters
+        unknown = [d for d in tr.source_debaters if d not in src]
+        if unknown:
+            bad(f"{where}.source_debaters", tr.source_debaters, f"debaters of tournament {tr.source} {src}")
+        if tr.judge not in self.judges:
+            bad(f"{where}.judge", tr.judge, f"a name from debate.judges {sorted(self.judges)}")
+        if self.judges[tr.judge].type == "anthropic":
+            bad(f"{where}.judge", tr.judge, "a judge with probabilities (best-of-N scores and DPO pairs need them)")
+        debaters, tournaments = tr.derived()
+        for kind, mine, theirs in (("debaters", debaters, self.debaters), ("tournaments", tournaments,
+                                                                            self.tournaments)):
+            clash = sorted(set(mine) & set(theirs))
+            if clash:
+                bad(f"debate.{kind}", clash, f"names other than {sorted(mine)} (debate.training adds those)")
+
+    def with_training(self) -> DebateSection:
+        """This section plus the debaters and tournaments ``training`` adds (itself when it adds none);
+        the result's own ``training`` is off (its tournaments are already in)."""
+        if self.training.source is None:
+            return self
+        debaters, tournaments = self.training.derived()
+        return DebateSection(dataset=self.dataset, prompts=self.prompts,
+                             quote_fuzzy_threshold=self.quote_fuzzy_threshold,
+                             debaters={**self.debaters, **debaters}, judges=self.judges,
+                             tournaments={**self.tournaments, **tournaments})
 
     def tournament_run(self, name: str) -> TournamentRun:
         """What one tournament's jobs depend on: the tournament, only the models it uses, the prompts

@@ -36,7 +36,8 @@ of a split tournament is the unsplit tournament.
 (skipping a truncated last line with a warning) and plays only the rounds not yet recorded. When
 all are done it writes ``out_path`` atomically, rounds in schedule order, and deletes the state.
 ``<state_dir>/chunk<k>.fingerprint`` holds a hash of everything that shapes the chunk's rounds (the
-tournament, debater and judge configs, prompts, quote threshold, questions, chunk split); state
+tournament, debater and judge configs, the weights of local ``hf`` debaters (a retrained checkpoint
+at the same path), prompts, quote threshold, questions, chunk split); state
 left by a different configuration is discarded with a warning instead of being resumed. The state
 directory must lie outside the job's declared outputs (Snakemake deletes those before a job starts).
 """
@@ -54,6 +55,7 @@ from ..config import config_hash
 from ..errors import PipelineError
 from ..io import append_jsonl, atomic_file, read_jsonl, write_jsonl
 from .backends import build_debater, build_judge
+from .backends.hf import model_dir_hash
 from .config import DebateSection, TournamentConfig
 from .rounds import Match, derive_seed, play_round
 from .types import Question
@@ -151,6 +153,8 @@ def _fingerprint(tournament: str, section: DebateSection, cfg: TournamentConfig,
         "debaters": {n: section.debaters[n].to_dict() for n in names},
         "judge": section.judges[cfg.judge].to_dict(), "prompts": prompts,
         "threshold": section.quote_fuzzy_threshold,
+        "weights": {n: model_dir_hash(section.debaters[n].model) for n in names
+                    if section.debaters[n].type == "hf" and section.debaters[n].model},
         "rounds": [[m.round_id, m.seed, m.question.to_row()] for m in matches],
     })
 

@@ -1,0 +1,344 @@
+"""Training debaters from their own tournaments (``debate.training``).
+
+- **SFT data** (:func:`sft_rows`): every speech of the chosen debaters in a tournament's
+  transcripts, as ``{prompt, completion}``: the prompt is exactly what an ``hf`` debater would be
+  given at that turn (the prompt set's debater template through :func:`~.backends.hf.chat_text`,
+  with the speeches it could see, :func:`~.rounds.visible_to`), the completion is the speech's raw
+  text, unchanged.
+- **Preference pairs** (:func:`preference_pairs`): for each best-of-N speech (``Speech.alternatives``),
+  chosen = the selected candidate, rejected = the lowest-scoring one (the first of equal lowest),
+  kept when ``score(chosen) - score(rejected) > threshold``. Each pair records the two judge
+  probabilities p, q and the soft label ``p^m / (p^m + q^m)`` (:func:`soft_label`, m =
+  ``pairs.soft_label_power``). Chosen / rejected are the candidates' raw text as generated.
+- **SFT** (:func:`train_debater_sft`): the project's SFT stage (:func:`rlhf_pipeline.sft.train_sft`,
+  TRL's ``SFTTrainer``) on those rows; a from-scratch tiny Llama gets the quote tags as tokens of
+  its own (:func:`quote_tokens_needed`) so the speeches it writes keep them.
+- **DPO** (:func:`train_debater_dpo`): TRL's ``DPOTrainer`` from the previous checkpoint (also the
+  reference), ``loss_type=["sigmoid", "sft"]`` with ``loss_weights=[1, nll_weight]`` (TRL's own NLL
+  term on the chosen speeches), LoRA through PEFT (merged into the saved model). Per-pair soft
+  labels are recorded but not trained on: TRL's trainer takes one global ``label_smoothing`` and its
+  collator drops extra columns, so per-pair labels would need a rewritten ``_compute_loss`` and
+  collator, not a minimal subclass. Checkpoint/resume: :mod:`rlhf_pipeline.trainer_checkpoints`.
+- **The strength experiment** (:func:`strength_table`): per checkpoint, its Bradley-Terry rating in
+  the cross-play ``strength`` tournament and the judge's accuracy when it debates itself and when it
+  is the consultant, with standard errors over questions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import PipelineError
+from ..io import atomic_dir, read_jsonl, write_json, write_jsonl
+from .config import DPOSettings, PairSettings
+from .prompts import debater_prompt
+from .rounds import visible_to
+from .types import Question, RoundRecord, Speech, SpeechContext
+
+QUOTE_TAGS = ("<quote>", "</quote>")
+PAIR_COLUMNS = ("prompt", "chosen", "rejected", "p_chosen", "p_rejected", "gap", "soft_label", "round_id",
+                "speaker", "role", "turn")
+
+
+# ------------------------------------------------------------------------------------------ prompts
+
+
+def speech_context(rec: RoundRecord, speech: Speech, question: Question, n_turns: int,
+                   simultaneous: bool) -> SpeechContext:
+    """The :class:`SpeechContext` the speaker had when it gave ``speech`` in round ``rec``."""
+    before = rec.speeches[: next(i for i, s in enumerate(rec.speeches) if s is speech)]
+    return SpeechContext(question=question, side=speech.side, role=speech.role, format=rec.format,
+                         turn=speech.turn, n_turns=n_turns,
+                         visible=visible_to(rec.format, simultaneous, speech.role, speech.turn, before),
+                         round_id=rec.round_id, seed=0)
+
+
+def speech_prompt(tok: Any, prompts: dict[str, Any], prompt_name: str, ctx: SpeechContext) -> str:
+    """The text an ``hf`` debater with this tokenizer and prompt set is given for ``ctx``."""
+    from .backends.hf import chat_text
+
+    system, user = debater_prompt(prompts, prompt_name, ctx)
+    return chat_text(tok, system, user)[0]
+
+
+def _questions(questions: Iterable[Question]) -> dict[str, Question]:
+    return {q.id: q for q in questions}
+
+
+def _turns(rec: RoundRecord) -> int:
+    return 1 + max((s.turn for s in rec.speeches), default=0)
+
+
+def _question(by_id: dict[str, Question], rec: RoundRecord) -> Question:
+    if rec.question_id not in by_id:
+        raise PipelineError(f"round {rec.round_id}: question {rec.question_id!r} is not in the questions file")
+    return by_id[rec.question_id]
+
+
+def sft_rows(records: Iterable[RoundRecord], questions: Iterable[Question], tok: Any, prompts: dict[str, Any],
+             prompt_name: str, simultaneous: bool, debaters: Sequence[str] = ()) -> list[dict[str, str]]:
+    """``{prompt, completion}`` for every speech (of ``debaters``; empty = all) in the ok rounds;
+    the completion is the speech's raw text with one leading space."""
+    by_id, rows = _questions(questions), []
+    for rec in records:
+        if rec.status != "ok":
+            continue
+        for s in rec.speeches:
+            if debaters and s.speaker not in debaters:
+                continue
+            ctx = speech_context(rec, s, _question(by_id, rec), _turns(rec), simultaneous)
+            rows.append({"prompt": speech_prompt(tok, prompts, prompt_name, ctx), "completion": " " + s.raw})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------- pairs
+
+
+def soft_label(p: float, q: float, m: float) -> float:
+    """``p^m / (p^m + q^m)``: how sure the judge is that the chosen speech (probability p) beats the
+    rejected one (q); 0.5 when both are 0."""
+    if p <= 0 and q <= 0:
+        return 0.5
+    return 1.0 / (1.0 + (q / p) ** m) if p > 0 else 0.0
+
+
+def preference_pairs(records: Iterable[RoundRecord], questions: Iterable[Question], tok: Any,
+                     prompts: dict[str, Any], prompt_name: str, simultaneous: bool, cfg: PairSettings,
+                     where: str = "transcripts") -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The DPO pairs of the best-of-N speeches in ``records`` (see the module docstring), and counts
+    (``speeches``, ``best_of_n``, ``kept``, ``below_threshold``). PipelineError naming ``where`` when
+    no speech has best-of-N alternatives, or when none passes the threshold."""
+    by_id, pairs = _questions(questions), []
+    counts = {"speeches": 0, "best_of_n": 0, "kept": 0, "below_threshold": 0}
+    for rec in records:
+        if rec.status != "ok":
+            continue
+        for s in rec.speeches:
+            counts["speeches"] += 1
+            if len(s.alternatives) < 2:
+                continue
+            counts["best_of_n"] += 1
+            chosen = next(a for a in s.alternatives if a["selected"])
+            rejected = min(s.alternatives, key=lambda a: a["score"])
+            gap = chosen["score"] - rejected["score"]
+            if not gap > cfg.threshold:
+                counts["below_threshold"] += 1
+                continue
+            ctx = speech_context(rec, s, _question(by_id, rec), _turns(rec), simultaneous)
+            p, q = float(chosen["score"]), float(rejected["score"])
+            pairs.append({"prompt": speech_prompt(tok, prompts, prompt_name, ctx), "chosen": " " + chosen["raw"],
+                          "rejected": " " + rejected["raw"], "p_chosen": p, "p_rejected": q, "gap": gap,
+                          "soft_label": soft_label(p, q, cfg.soft_label_power), "round_id": rec.round_id,
+                          "speaker": s.speaker, "role": s.role, "turn": s.turn})
+    counts["kept"] = len(pairs)
+    if not counts["best_of_n"]:
+        raise PipelineError(f"{where}: no speech has best-of-N alternatives ({counts['speeches']} speeches); DPO "
+                            "pairs need a tournament played with best_of_n.n >= 2")
+    if not pairs:
+        raise PipelineError(f"{where}: 0 of {counts['best_of_n']} best-of-N speeches have a judge-probability gap "
+                            f"> debate.training.pairs.threshold={cfg.threshold}; lower the threshold")
+    return pairs, counts
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+def quote_tokens_needed(tok: Any) -> list[str]:
+    """The quote tags that do not survive this tokenizer's encode/decode round trip (the MiniLM
+    tokenizer splits ``<quote>`` into ``<``, ``quote``, ``>`` and decodes ``< quote >``)."""
+    text = "a <quote>b</quote> c"
+    back = tok.decode(tok(text, add_special_tokens=False)["input_ids"], skip_special_tokens=True)
+    return [t for t in QUOTE_TAGS if t not in back]
+
+
+def write_sft_split(rows: list[dict[str, str]], out_dir: Path, val_fraction: float = 0.1,
+                    seed: int = 0) -> tuple[Path, Path]:
+    """``train.jsonl`` / ``val.jsonl`` of ``{prompt, response}`` rows (the SFT stage's schema); the
+    val rows are a seeded sample."""
+    import random
+
+    if not rows:
+        raise PipelineError("no speeches to train the SFT debater on (check debate.training.source_debaters)")
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, int(len(rows) * val_fraction))
+    split = {"val": sorted(order[:n_val]), "train": sorted(order[n_val:]) or sorted(order[:n_val])}
+    paths = {}
+    for name, idx in split.items():
+        paths[name] = out_dir / f"{name}.jsonl"
+        write_jsonl(paths[name], [{"prompt": rows[i]["prompt"], "response": rows[i]["completion"].lstrip()}
+                                  for i in idx])
+    return paths["train"], paths["val"]
+
+
+def train_debater_sft(cfg: Any, tokenizer: str, rows: list[dict[str, str]], out_dir: str | Path,
+                      ckpt_dir: str | Path | None = None) -> dict[str, Any]:
+    """The SFT debater: :func:`rlhf_pipeline.sft.train_sft` on ``rows`` (``cfg``: an
+    :class:`~rlhf_pipeline.sft.SFTConfig`). A from-scratch model whose tokenizer splits the quote
+    tags gets them as added tokens first (written into a tokenizer directory the run trains on)."""
+    from ..models import load_tokenizer
+    from ..sft import train_sft
+
+    with tempfile.TemporaryDirectory(prefix="debate_sft_") as scratch:
+        scratch = Path(scratch)
+        train, val = write_sft_split(rows, scratch, seed=cfg.seed)
+        tok = load_tokenizer(tokenizer)
+        added = quote_tokens_needed(tok)
+        if added and cfg.model is not None:
+            raise PipelineError(f"tokenizer of {cfg.model}: the quote tags {added} do not survive encoding and "
+                                "decoding; use a model whose tokenizer keeps them")
+        if added:
+            tok.add_tokens(added)
+            tokenizer = str(scratch / "tokenizer")
+            tok.save_pretrained(tokenizer)
+        metrics = train_sft(cfg, tokenizer, train, val, out_dir, ckpt_dir=ckpt_dir)
+    return {**metrics, "quote_tokens_added": added}
+
+
+def train_debater_dpo(cfg: DPOSettings, init_model: str | Path, pairs: list[dict[str, Any]], out_dir: str | Path,
+                      ckpt_dir: str | Path | None = None) -> dict[str, Any]:
+    """One DPO iteration (see the module docstring): ``init_model`` (a model directory with its
+    tokenizer) trained on ``pairs`` with TRL's ``DPOTrainer``; saves model + tokenizer to ``out_dir``.
+
+    With ``ckpt_dir`` the run checkpoints, resumes and stops on SIGTERM/SIGUSR1 like SFT
+    (:func:`~rlhf_pipeline.trainer_checkpoints.train_resumable`). Returns metrics (also in
+    ``out_dir/dpo_metrics.json``)."""
+    import torch
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import DPOConfig, DPOTrainer
+
+    from ..models import load_causal_lm, load_tokenizer
+    from ..trainer_checkpoints import checkpoint_args, remove_checkpoints, train_resumable
+
+    if not pairs:
+        raise PipelineError("no preference pairs to train on")
+    tok = load_tokenizer(str(init_model), padding_side="left")
+    set_seed(cfg.seed)
+    model = load_causal_lm(str(init_model))
+    rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
+    loss_type, weights = (["sigmoid", "sft"], [1.0, cfg.nll_weight]) if cfg.nll_weight > 0 else (["sigmoid"], None)
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="dpo_trainer_") as scratch:
+        args = DPOConfig(
+            **checkpoint_args(ckpt_dir, scratch),
+            beta=cfg.beta,
+            loss_type=loss_type,
+            loss_weights=weights,
+            num_train_epochs=cfg.epochs,
+            learning_rate=cfg.learning_rate,
+            per_device_train_batch_size=cfg.batch_size,
+            gradient_accumulation_steps=cfg.grad_accum,
+            max_length=cfg.max_length,
+            bf16=cfg.bf16 and torch.cuda.is_available(),
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+            lr_scheduler_type="linear",
+            logging_steps=5,
+            report_to=[],
+            dataloader_num_workers=0,
+            disable_tqdm=False,
+        )
+        trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
+                             peft_config=cfg.lora.peft_config() if cfg.lora.enabled else None)
+        t0 = time.time()
+        result, resumed_from = train_resumable(trainer, ckpt_dir, "DPO")
+        logs = [h for h in trainer.state.log_history if "loss" in h]
+    model = trainer.model
+    if cfg.lora.enabled:
+        model = model.merge_and_unload()
+    metrics = {
+        "train_loss": result.training_loss,
+        "last_log": logs[-1] if logs else None,
+        "n_pairs": len(rows),
+        "runtime_s": round(time.time() - t0, 1),
+        "resumed_from": None if resumed_from is None else resumed_from.name,
+        "config": dataclasses.asdict(cfg),
+    }
+    if trainer.is_world_process_zero():
+        with atomic_dir(out_dir) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            write_json(tmp / "dpo_metrics.json", metrics)
+        remove_checkpoints(ckpt_dir)
+    trainer.accelerator.wait_for_everyone()
+    return metrics
+
+
+def read_pairs(path: str | Path) -> list[dict[str, Any]]:
+    return read_jsonl(path, required=["prompt", "chosen", "rejected"])
+
+
+# ------------------------------------------------------------------------------------- experiment
+
+STRENGTH_COLUMNS = ["debater", "checkpoint", "best_of_n", "bt_strength", "bt_lo", "bt_hi", "debate_accuracy",
+                    "debate_accuracy_se", "debate_questions", "consultancy_accuracy", "consultancy_accuracy_se",
+                    "consultancy_questions", "quote_validity"]
+
+
+def _accuracy(df: Any) -> tuple[float, float, int]:
+    """Mean over questions of the per-question mean p_correct, its standard error, n questions."""
+    from .ratings import mean_se
+
+    per_q = df.groupby("question_id")["p_correct"].mean().to_numpy()
+    if not len(per_q):
+        return float("nan"), float("nan"), 0
+    mean, se = mean_se(per_q)
+    return mean, se, len(per_q)
+
+
+def strength_table(rounds: Any, ratings: Any, checkpoints: Sequence[str], bon: dict[str, tuple[str, int]]) -> Any:
+    """One row per debater of the strength tournament (columns :data:`STRENGTH_COLUMNS`):
+    ``bt_*`` from ``ratings`` (ratings.csv), judge accuracy (mean ``p_correct`` per question,
+    averaged over questions, SE over questions, as judge.csv) in its self-play debates and in its
+    consultancies. ``bon``: debater -> (checkpoint, n) for the best-of-N variants."""
+    import pandas as pd
+
+    ok = rounds[rounds["status"] == "ok"]
+    rated = ratings.set_index("debater")
+    rows = []
+    for name in [d for c in checkpoints for d in [c, *[b for b, (cc, _) in bon.items() if cc == c]]]:
+        ckpt, n = bon.get(name, (name, 1))
+        selfplay = ok[(ok["format"] == "debate") & (ok["debater_a"] == name) & (ok["debater_b"] == name)]
+        consult = ok[(ok["format"] == "consultancy") & (ok["debater_a"] == name)]
+        d_acc, d_se, d_n = _accuracy(selfplay)
+        c_acc, c_se, c_n = _accuracy(consult)
+        r = rated.loc[name] if name in rated.index else None
+
+        def get(key: str, r: Any = r) -> float:
+            return float(r[key]) if r is not None else float("nan")
+        rows.append({"debater": name, "checkpoint": ckpt, "best_of_n": n, "bt_strength": get("bt_strength"),
+                     "bt_lo": get("bt_lo"), "bt_hi": get("bt_hi"), "debate_accuracy": d_acc,
+                     "debate_accuracy_se": d_se, "debate_questions": d_n, "consultancy_accuracy": c_acc,
+                     "consultancy_accuracy_se": c_se, "consultancy_questions": c_n,
+                     "quote_validity": get("quote_validity")})
+    return pd.DataFrame(rows, columns=STRENGTH_COLUMNS)
+
+
+def plot_strength(table: Any, path: str | Path) -> None:
+    """Judge accuracy (debate, consultancy; ±1 SE) against each debater's Bradley-Terry strength."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .ratings import _save
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for col, label, marker in (("debate_accuracy", "debate (self-play)", "o"),
+                               ("consultancy_accuracy", "consultancy", "s")):
+        ax.errorbar(table["bt_strength"], table[col], yerr=table[f"{col}_se"], fmt=marker, capsize=3, label=label)
+    for _, r in table.iterrows():
+        ax.annotate(r["debater"], (r["bt_strength"], r["debate_accuracy"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("debater strength (Bradley-Terry, cross-play)")
+    ax.set_ylabel("judge accuracy (mean p_correct)")
+    ax.set_title("Judge accuracy against debater strength")
+    ax.legend(fontsize=8)
+    _save(fig, path)

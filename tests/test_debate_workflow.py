@@ -1,7 +1,9 @@
 """Integration: the real debate rules on tiny settings (tests/configs/tiny.yaml): data, a chunked
 and an unchunked round robin of extractive debaters with the MiniLM quote judge, the summaries, and
-re-judging the saved transcripts."""
+re-judging the saved transcripts; and debaters trained on their own tournaments (SFT, two DPO
+iterations, the strength table) with the iteration DAG."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -92,4 +94,78 @@ def test_bad_debate_config_fails_before_any_job(run, edit, expected):
     edited = config.with_name("edited.yaml")
     edited.write_text(yaml.safe_dump(cfg))
     r = snakemake(workdir, edited, "-n", *TARGETS, check=False)
+    assert r.returncode != 0 and expected in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
+
+
+# --- training debaters on their own tournaments (debate.training in tiny.yaml) ----------------------
+
+STRENGTH = "results/debate/strength/judge_accuracy.csv"
+
+
+@pytest.fixture(scope="module")
+def trained(run):
+    """SFT on tiny_one's speeches, two DPO iterations (self-play with best-of-2, coin judge), the
+    strength tournament and its table, in the same working directory."""
+    workdir, config = run
+    snakemake(workdir, config, STRENGTH)
+    return workdir, config
+
+
+def _planned_outputs(stdout: str) -> set[str]:
+    return {p.strip() for line in stdout.splitlines() if line.startswith("    output: ")
+            for p in line[len("    output: "):].split(",")}
+
+
+def test_training_writes_checkpoints_pairs_and_the_strength_table(trained):
+    workdir, _ = trained
+    res = workdir / "results/debate"
+    for model in ("sft/model", "dpo/iter1/model", "dpo/iter2/model"):
+        assert (res / model / "model.safetensors").is_file() and (res / model / "tokenizer.json").is_file()
+    added = json.loads((res / "sft/model/tokenizer.json").read_text())["added_tokens"]
+    assert {"<quote>", "</quote>"} <= {t["content"] for t in added}
+    table = pd.read_csv(res / "strength/judge_accuracy.csv")
+    assert list(table["debater"]) == ["sft", "sft_bo2", "dpo1", "dpo1_bo2", "dpo2", "dpo2_bo2"]
+    assert list(table["best_of_n"]) == [1, 2] * 3 and list(table["checkpoint"]) == ["sft"] * 2 + ["dpo1"] * 2 + [
+        "dpo2"] * 2
+    assert table["debate_questions"].eq(2).all() and table["consultancy_questions"].eq(2).all()
+    assert table[["bt_strength", "debate_accuracy", "debate_accuracy_se", "consultancy_accuracy"]].notna().all().all()
+    assert (res / "strength/judge_accuracy.png").stat().st_size > 5000
+    # the pairs' texts are exactly the candidates the debater generated in that iteration's self-play
+    for i in (1, 2):
+        pairs = [json.loads(line) for line in (res / f"dpo/iter{i}/pairs.jsonl").read_text().splitlines()]
+        summary = json.loads((res / f"dpo/iter{i}/pairs_summary.json").read_text())
+        assert summary["kept"] == len(pairs) > 0 and summary["best_of_n"] == 8  # 2 questions x 2 sides x 2 speakers
+        generated = {" " + a["raw"] for line in (res / f"dpo/iter{i}/transcripts/chunk0.jsonl").read_text().splitlines()
+                     for s in json.loads(line)["speeches"] for a in s["alternatives"]}
+        assert all(p["chosen"] in generated and p["rejected"] in generated for p in pairs)
+        assert all(0 <= p["soft_label"] <= 1 and p["gap"] > 0 for p in pairs)
+    speakers = {s["speaker"] for line in (res / "dpo/iter2/transcripts/chunk0.jsonl").read_text().splitlines()
+                for s in json.loads(line)["speeches"]}
+    assert speakers == {"dpo1"}  # iteration 2 self-plays iteration 1's checkpoint
+
+
+def test_changing_iteration_2_reruns_iteration_2_and_later_not_sft(trained):
+    workdir, config = trained
+    cfg = yaml.safe_load(config.read_text())
+    cfg["debate"]["training"]["dpo_per_iteration"] = {2: {"beta": 0.3}}
+    edited = config.with_name("iter2.yaml")
+    edited.write_text(yaml.safe_dump(cfg))
+    planned = _planned_outputs(snakemake(workdir, edited, "-n", STRENGTH).stdout)
+    assert {"results/debate/dpo/iter2/model", STRENGTH, "results/debate/strength/transcripts/chunk0.jsonl"} <= planned
+    assert not planned & {"results/debate/sft/model", "results/debate/dpo/iter1/model",
+                          "results/debate/dpo/iter1/pairs.jsonl", "results/debate/dpo/iter2/pairs.jsonl",
+                          "results/debate/dpo/iter2/transcripts/chunk0.jsonl"}, planned
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda t: t.update(iterations=0), "config debate.training.iterations: got 0, expected >= 1"),
+    (lambda t: t.update(selfplay={"best_of_n": {"n": 1}}), "config debate.training.selfplay.best_of_n.n: got 1"),
+])
+def test_bad_training_config_fails_before_any_job(run, edit, expected):
+    workdir, config = run
+    cfg = yaml.safe_load(config.read_text())
+    edit(cfg["debate"]["training"])
+    edited = config.with_name("bad_training.yaml")
+    edited.write_text(yaml.safe_dump(cfg))
+    r = snakemake(workdir, edited, "-n", STRENGTH, check=False)
     assert r.returncode != 0 and expected in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]

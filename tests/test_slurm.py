@@ -313,6 +313,28 @@ def test_debate_quality_plan_under_profile(tmp_path, fake_apptainer):
     assert f"--gpus={cfg['gpu']}" in flags and f"--cpus-per-task={cfg['cpus_per_task']}" in flags, flags
 
 
+def test_debate_training_plan_under_profile(tmp_path, fake_apptainer):
+    """Issue 9's real scale: SFT of Llama-3-8B (LoRA) on the QuALITY tournament, two DPO iterations (beta 0.5)
+    with their self-play tournaments, and the strength tournament plan under the SLURM profile; the training
+    jobs get a GPU and their preemption signal."""
+    wf = copy_workflow(tmp_path / "wf")
+    exp = yaml.safe_load(DEBATE_QUALITY.read_text())
+    data = wf / exp["debate"]["dataset"]["path"]
+    data.mkdir(parents=True)
+    (data / "QuALITY.v1.0.1.htmlstripped.dev").write_text("")
+    out, jobs = plan_under_profile(wf, fake_apptainer, DEBATE_QUALITY, "results/debate/strength/judge_accuracy.csv")
+    tr = exp["debate"]["training"]
+    assert tr["dpo"]["beta"] == 0.5 and tr["sft"]["lora"]["enabled"] and tr["iterations"] >= 2
+    assert out.count("rule debate_dpo:") == out.count("rule debate_dpo_pairs:") == tr["iterations"]
+    assert out.count("rule debate_chunk:") == (exp["debate"]["tournaments"]["quality_rr"]["n_chunks"]
+                                               + tr["iterations"] * tr["selfplay"]["n_chunks"]
+                                               + tr["strength"]["n_chunks"])
+    assert {"debate_sft", "debate_dpo", "debate_dpo_pairs", "debate_summary", "debate_strength"} <= set(jobs)
+    for rule in ("debate_sft", "debate_dpo"):
+        flags = sbatch_flags(rule, jobs[rule]["resources"]).split()
+        assert "--gpus=1" in flags and "--signal=TERM@600" in flags, (rule, flags)
+
+
 HH_FLANT5 = REPO / "config/experiments/hh_flant5_rm.yaml"
 
 

@@ -259,10 +259,11 @@ def cmd_debate_sft(args) -> None:
     cfg = SFTConfig.from_dict(load_config_arg(args.config), "debate.training.sft")
     records, questions, prompts = _training_inputs(args)
     tok = load_tokenizer(cfg.model or args.tokenizer)
-    rows = sft_rows(records, questions, tok, prompts, args.prompt, args.simultaneous == "true", args.debaters)
+    rows = sft_rows(records, questions, tok, prompts, args.prompt, args.simultaneous == "true", args.debaters,
+                    args.max_speeches, cfg.seed)
     metrics = train_debater_sft(cfg, args.tokenizer, rows, args.out, ckpt_dir=args.ckpt_dir)
     _manifest(args, "debate-sft", {**cfg.to_dict(), "tokenizer": args.tokenizer, "prompt": args.prompt,
-                                   "debaters": args.debaters}, seed=cfg.seed,
+                                   "debaters": args.debaters, "max_speeches": args.max_speeches}, seed=cfg.seed,
               extra={"metrics": metrics, "transcripts": args.transcripts, "speeches": len(rows)})
 
 
@@ -584,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     training_args(sp)
     sp.add_argument("--tokenizer", default="minilm", help="tokenizer of a from-scratch model (hub id, path, minilm)")
     sp.add_argument("--debaters", nargs="*", default=[], help="whose speeches (default: every debater's)")
+    sp.add_argument("--max-speeches", type=int, help="train on a seeded sample of at most this many speeches")
     sp.add_argument("--out", required=True, help="output model directory")
     sp.add_argument("--ckpt-dir", help=CKPT_HELP)
 

@@ -140,13 +140,14 @@ rule debate_sft:
         tokenizer=TRAINING.tokenizer,
         prompt=TRAINING.debater.prompt,
         debaters=TRAINING.source_debaters,
+        max_speeches=f"--max-speeches {TRAINING.max_speeches}" if TRAINING.max_speeches else "",
         simultaneous=training_simultaneous(TRAINING.source) if TRAINING.source else "true",
         ckpt=debate_sft_checkpoint_dir,
         code=code_hash("debate_sft"),
     shell:
         "exec python -m rlhf_pipeline debate-sft --config {params.cfg:q} --tokenizer {params.tokenizer:q} "
         "--transcripts {input.transcripts} --questions {input.questions} --prompts {input.prompts} "
-        "--prompt {params.prompt:q} --debaters {params.debaters} --simultaneous {params.simultaneous} "
+        "--prompt {params.prompt:q} --debaters {params.debaters} {params.max_speeches} --simultaneous {params.simultaneous} "
         "--out {output.model} --ckpt-dir {params.ckpt:q} --manifest {output.manifest} > {log} 2>&1"
 
 

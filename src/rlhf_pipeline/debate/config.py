@@ -260,6 +260,8 @@ class DebateTrainingConfig(Section):
                                  "training rules).")
     source_debaters: list[str] = setting(default_factory=list, unique=True, help="Whose speeches (empty = every "
                                          "debater of the source tournament).")
+    max_speeches: int | None = setting(None, ge=1, help="SFT on at most this many of those speeches (a seeded "
+                                       "sample; null = all).")
     judge: str = setting("minilm", help="The judge (debate.judges) of the self-play and strength tournaments.")
     tokenizer: str = setting("minilm", help="Tokenizer of a from-scratch SFT model (hub id, path or 'minilm').")
     iterations: int = setting(2, ge=1, help="DPO iterations K: iteration i self-plays checkpoint i-1 (0 = SFT), "

@@ -81,9 +81,13 @@ def _question(by_id: dict[str, Question], rec: RoundRecord) -> Question:
 
 
 def sft_rows(records: Iterable[RoundRecord], questions: Iterable[Question], tok: Any, prompts: dict[str, Any],
-             prompt_name: str, simultaneous: bool, debaters: Sequence[str] = ()) -> list[dict[str, str]]:
-    """``{prompt, completion}`` for every speech (of ``debaters``; empty = all) in the ok rounds;
-    the completion is the speech's raw text with one leading space."""
+             prompt_name: str, simultaneous: bool, debaters: Sequence[str] = (), max_speeches: int | None = None,
+             seed: int = 0) -> list[dict[str, str]]:
+    """``{prompt, completion}`` for every speech (of ``debaters``; empty = all) in the ok rounds, or a
+    seeded sample of ``max_speeches`` of them (in transcript order); the completion is the speech's
+    raw text with one leading space."""
+    import random
+
     by_id, rows = _questions(questions), []
     for rec in records:
         if rec.status != "ok":
@@ -91,9 +95,15 @@ def sft_rows(records: Iterable[RoundRecord], questions: Iterable[Question], tok:
         for s in rec.speeches:
             if debaters and s.speaker not in debaters:
                 continue
-            ctx = speech_context(rec, s, _question(by_id, rec), _turns(rec), simultaneous)
-            rows.append({"prompt": speech_prompt(tok, prompts, prompt_name, ctx), "completion": " " + s.raw})
-    return rows
+            rows.append((rec, s))
+    if max_speeches is not None and len(rows) > max_speeches:
+        keep = sorted(random.Random(seed).sample(range(len(rows)), max_speeches))
+        rows = [rows[i] for i in keep]
+    out = []
+    for rec, s in rows:
+        ctx = speech_context(rec, s, _question(by_id, rec), _turns(rec), simultaneous)
+        out.append({"prompt": speech_prompt(tok, prompts, prompt_name, ctx), "completion": " " + s.raw})
+    return out
 
 
 # ------------------------------------------------------------------------------------------- pairs

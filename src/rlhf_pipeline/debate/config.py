@@ -351,7 +351,6 @@ class DebateSection(Section):
                                              "their own tournaments (SFT, iterated DPO, the strength experiment).")
 
     def check(self, where: str) -> None:
-        self._check_training(join(where, "training"))
         for name, d in self.debaters.items():
             if d.type not in DEBATER_TYPES:
                 bad(join(where, f"debaters.{name}.type"), d.type, f"one of {list(DEBATER_TYPES)}")
@@ -371,6 +370,7 @@ class DebateSection(Section):
             if judge.type == "anthropic" and bon_n > 1:
                 bad(f"{at}.judge", t.judge, "a judge with probabilities: best-of-N (n > 1 here) scores candidates by "
                     "the judge's probability, and the anthropic judge gives a 0/1 verdict")
+        self._check_training(join(where, "training"))
 
     def _check_training(self, where: str) -> None:
         tr = self.training

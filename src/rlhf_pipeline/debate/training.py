@@ -190,10 +190,12 @@ def train_debater_sft(cfg: Any, tokenizer: str, rows: list[dict[str, str]], out_
                       ckpt_dir: str | Path | None = None) -> dict[str, Any]:
     """The SFT debater: :func:`rlhf_pipeline.sft.train_sft` on ``rows`` (``cfg``: an
     :class:`~rlhf_pipeline.sft.SFTConfig`). A from-scratch model whose tokenizer splits the quote
-    tags gets them as added tokens first (written into a tokenizer directory the run trains on)."""
+    tags gets them as added tokens first (written into a tokenizer directory the run trains on); a
+    base model (``cfg.model``) uses its own tokenizer, which must keep them."""
     from ..models import load_tokenizer
     from ..sft import train_sft
 
+    tokenizer = cfg.model or tokenizer  # a hub / local base model brings its own tokenizer
     with tempfile.TemporaryDirectory(prefix="debate_sft_") as scratch:
         scratch = Path(scratch)
         train, val = write_sft_split(rows, scratch, seed=cfg.seed)

@@ -77,7 +77,7 @@ def test_profile_generic_settings(tmp_path):
     assert not any(r.startswith(("slurm_account", "slurm_partition")) for r in p["default-resources"])
     # set-resources: only the preemption signal of the checkpointing stages, no GPU model
     assert sorted(p["set-resources"]) == [f"{r}:slurm_extra='--signal=TERM@600'"
-                                          for r in ("ppo", "redteam", "rm_train", "sft")]
+                                          for r in ("debate_dpo", "debate_sft", "ppo", "redteam", "rm_train", "sft")]
 
 
 def test_profile_resources_grow_with_attempt(tmp_path):

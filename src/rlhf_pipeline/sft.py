@@ -21,7 +21,7 @@ from .errors import PipelineError
 from .io import atomic_dir, read_jsonl, write_json
 from .models import join_text, load_causal_lm, load_tokenizer
 from .models.lora import LoraSettings
-from .trainer_checkpoints import checkpoint_args, remove_checkpoints, train_resumable
+from .trainer_checkpoints import remove_checkpoints, train_resumable, trainer_args
 
 
 @dataclass
@@ -104,7 +104,7 @@ def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_p
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="sft_trainer_") as scratch:
         args = TRLSFTConfig(
-            **checkpoint_args(ckpt_dir, scratch),
+            **trainer_args(ckpt_dir, scratch, cfg.seed),
             num_train_epochs=cfg.epochs,
             learning_rate=cfg.learning_rate,
             per_device_train_batch_size=cfg.batch_size,
@@ -112,16 +112,11 @@ def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_p
             gradient_accumulation_steps=cfg.grad_accum,
             max_length=cfg.max_length,
             bf16=cfg.bf16 and torch.cuda.is_available(),
-            seed=cfg.seed,
-            data_seed=cfg.seed,
             lr_scheduler_type="linear",
             warmup_steps=0.05,
             logging_steps=10,
             eval_strategy="epoch",
-            report_to=[],
             completion_only_loss=True,
-            dataloader_num_workers=0,
-            disable_tqdm=False,
         )
         trainer = SFTTrainer(
             model=model,

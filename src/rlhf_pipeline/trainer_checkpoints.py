@@ -87,6 +87,13 @@ def stop_on_signals(signals=(signal.SIGTERM, signal.SIGUSR1)):
 
 # ---- Trainer arguments and callbacks ------------------------------------------------------------
 
+def trainer_args(ckpt_dir: str | Path | None, scratch_dir: str | Path, seed: int) -> dict[str, Any]:
+    """The ``TrainingArguments`` keywords every TRL trainer of the project shares: resumable checkpoints
+    (:func:`checkpoint_args`), the seed of init and data order, no trackers, no loader workers, progress bars."""
+    return {**checkpoint_args(ckpt_dir, scratch_dir), "seed": seed, "data_seed": seed, "report_to": [],
+            "dataloader_num_workers": 0, "disable_tqdm": False}
+
+
 def checkpoint_args(ckpt_dir: str | Path | None, scratch_dir: str | Path,
                     save_steps: float = SAVE_FRACTION) -> dict[str, Any]:
     """``TrainingArguments`` keywords for resumable checkpoints in ``ckpt_dir``.

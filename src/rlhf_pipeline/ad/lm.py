@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import PipelineError
 from ..io import atomic_dir, read_jsonl, write_json
 from ..models import load_causal_lm, load_tokenizer
-from ..trainer_checkpoints import checkpoint_args, remove_checkpoints, train_resumable
+from ..trainer_checkpoints import remove_checkpoints, train_resumable, trainer_args
 from .config import ADModelConfig
 
 
@@ -36,12 +36,11 @@ def train_ad_lm(cfg: ADModelConfig, context_length: int, tokenizer_dir: str, con
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="ad_lm_") as scratch:
         args = TRLSFTConfig(
-            **checkpoint_args(ckpt_dir, scratch),
+            **trainer_args(ckpt_dir, scratch, cfg.seed),
             num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
             per_device_train_batch_size=cfg.batch_size, max_length=context_length + 2,  # + BOS/EOS
-            dataset_text_field="text", packing=False, bf16=False, seed=cfg.seed, data_seed=cfg.seed,
-            lr_scheduler_type="linear", warmup_steps=0.05, logging_steps=10, report_to=[],
-            dataloader_num_workers=0, disable_tqdm=False,
+            dataset_text_field="text", packing=False, bf16=False, lr_scheduler_type="linear", warmup_steps=0.05,
+            logging_steps=10,
         )
         trainer = SFTTrainer(model=model, args=args, processing_class=tok,
                              train_dataset=Dataset.from_list([{"text": r["text"]} for r in rows]))

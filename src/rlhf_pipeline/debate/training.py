@@ -226,7 +226,7 @@ def train_debater_dpo(cfg: DPOSettings, init_model: str | Path, pairs: list[dict
     from trl import DPOConfig, DPOTrainer
 
     from ..models import load_causal_lm, load_tokenizer
-    from ..trainer_checkpoints import checkpoint_args, remove_checkpoints, train_resumable
+    from ..trainer_checkpoints import remove_checkpoints, train_resumable, trainer_args
 
     if not pairs:
         raise PipelineError("no preference pairs to train on")
@@ -238,7 +238,7 @@ def train_debater_dpo(cfg: DPOSettings, init_model: str | Path, pairs: list[dict
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="dpo_trainer_") as scratch:
         args = DPOConfig(
-            **checkpoint_args(ckpt_dir, scratch),
+            **trainer_args(ckpt_dir, scratch, cfg.seed),
             beta=cfg.beta,
             loss_type=loss_type,
             loss_weights=weights,
@@ -248,13 +248,8 @@ def train_debater_dpo(cfg: DPOSettings, init_model: str | Path, pairs: list[dict
             gradient_accumulation_steps=cfg.grad_accum,
             max_length=cfg.max_length,
             bf16=cfg.bf16 and torch.cuda.is_available(),
-            seed=cfg.seed,
-            data_seed=cfg.seed,
             lr_scheduler_type="linear",
             logging_steps=5,
-            report_to=[],
-            dataloader_num_workers=0,
-            disable_tqdm=False,
         )
         trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                              peft_config=cfg.lora.peft_config() if cfg.lora.enabled else None)

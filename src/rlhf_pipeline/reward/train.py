@@ -47,7 +47,7 @@ import torch
 from ..errors import PipelineError
 from ..io import atomic_dir, read_jsonl, write_json
 from ..models import load_tokenizer, resolve_name
-from ..trainer_checkpoints import checkpoint_args, remove_checkpoints, train_resumable
+from ..trainer_checkpoints import remove_checkpoints, train_resumable, trainer_args
 from .config import RMConfig, check_head
 from .heads import (
     RewardModel,
@@ -282,19 +282,15 @@ def _train_with_trl(model: RewardModel, tok, chosen, rejected, cfg: RMConfig, se
     train_ds = Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected})
     with tempfile.TemporaryDirectory(prefix="rm_trainer_") as scratch:
         args = RewardConfig(
-            **checkpoint_args(ckpt_dir, scratch),
+            **trainer_args(ckpt_dir, scratch, seed),
             num_train_epochs=cfg.epochs,
             per_device_train_batch_size=cfg.batch_size,
             learning_rate=cfg.learning_rate,
-            seed=seed,
-            data_seed=seed,
             bf16=cfg.bf16,
             max_length=cfg.max_length,
             activation_checkpointing=False,  # tiny models; our RewardModel does not support it
             eval_strategy="no",
-            report_to="none",
             logging_steps=max(1, n_train // cfg.batch_size // 4),
-            dataloader_num_workers=0,
             dataloader_pin_memory=torch.cuda.is_available(),
         )
         trainer = RewardTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tok)

@@ -400,6 +400,34 @@ def cmd_ad_eval(args) -> None:
     _manifest(args, "ad-eval", ad.to_dict(), seed=ad.eval.seed, extra={"metrics": metrics})
 
 
+def _histories(items: list[str], flag: str) -> list:
+    """``NAME=DIR`` arguments as loaded learning histories (PipelineError naming the bad one)."""
+    from .ad.data import load_history
+
+    return [load_history(name, path) for name, path in _named_dirs(items or [], flag).items()]
+
+
+def cmd_ad_rl(args) -> None:
+    from .ad.config import ADSection
+    from .ad.rl import MODEL_DIR, evaluate_rl, train_rl, write_metrics
+    from .models import load_tokenizer
+
+    cfg = ADSection.from_dict(load_config_arg(args.config))
+    train, heldout = _histories(args.histories, "--histories"), _histories(args.heldout, "--heldout")
+    both = sorted({h.name for h in train} & {h.name for h in heldout})
+    if both:
+        raise PipelineError(f"--heldout: {both} also in --histories; a held-out history must not be trained on")
+    tok = load_tokenizer(args.tokenizer)
+    out = Path(args.out_dir)
+    summary = train_rl(cfg.rl, cfg.format, train, out, tok)
+    rows = evaluate_rl(out / MODEL_DIR, heldout, cfg.format, cfg.eval.n_episodes_heldout)
+    write_metrics(out / "metrics.csv", rows)
+    _manifest(args, "ad-rl", {"rl": cfg.rl.to_dict(), "format": cfg.format.to_dict(),
+                              "n_episodes_heldout": cfg.eval.n_episodes_heldout, "tokenizer": args.tokenizer,
+                              "histories": args.histories, "heldout": args.heldout},
+              seed=cfg.rl.seed, extra={"train": summary})
+
+
 def cmd_schema(args) -> None:
     import yaml
 
@@ -659,6 +687,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--is-alpacafarm-rm", action="store_true", help=ALPACAFARM_HELP)
     sp.add_argument("--prompts", required=True, help="JSONL with 'prompt': the held-out prompts of the in-context test")
     sp.add_argument("--out-dir", required=True, help="writes metrics.csv, incontext.csv, incontext.png")
+
+    sp = stage("ad-rl", cmd_ad_rl, "Train the RL-format algorithm-distillation model (action and reward heads) on "
+               "learning histories, and evaluate it on held-out ones with and without the history.", ADSection)
+    sp.add_argument("--histories", nargs="+", required=True, help="training histories: NAME=TRAJECTORY_DIR ...")
+    sp.add_argument("--heldout", nargs="+", required=True, help="held-out histories: NAME=TRAJECTORY_DIR ...")
+    sp.add_argument("--tokenizer", default="minilm", help="the policy's tokenizer (its model dir; default 'minilm')")
+    sp.add_argument("--out-dir", required=True, help="writes model/, train_log.csv, train_report.csv, metrics.csv")
 
     sp = stage("schema", cmd_schema, "Print the workflow config's JSON Schema, generated from the config dataclasses.")
     sp.add_argument("--out", help="write it here instead of stdout (workflow/schemas/config.schema.yaml)")

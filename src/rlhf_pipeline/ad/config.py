@@ -10,6 +10,7 @@ import numpy as np
 
 from ..config import Section, bad, join, setting
 from ..sft import TinyLlamaConfig
+from .rl import ADRLConfig
 
 
 @dataclass
@@ -145,6 +146,7 @@ class ADSection(Section):
     expert_steps: int = setting(4, ge=1, help="The expert-distillation control trains on the episodes of each "
                                 "training history's last this-many PPO steps (the final policy's).")
     lm: ADModelConfig = setting(default_factory=ADModelConfig, help="The language-format model.")
+    rl: ADRLConfig = setting(default_factory=ADRLConfig, help="The RL-format model.")
     eval: InContextEval = setting(default_factory=InContextEval, help="Evaluation.")
 
     def history_names(self, ppo_runs: list[str]) -> list[str]:
@@ -158,6 +160,9 @@ class ADSection(Section):
     def check(self, where: str) -> None:
         if self.lm.tiny.max_position_embeddings < self.format.context_length:
             bad(join(where, "lm.tiny.max_position_embeddings"), self.lm.tiny.max_position_embeddings,
+                f">= ad.format.context_length={self.format.context_length}")
+        if self.rl.tiny.max_position_embeddings < self.format.context_length:
+            bad(join(where, "rl.tiny.max_position_embeddings"), self.rl.tiny.max_position_embeddings,
                 f">= ad.format.context_length={self.format.context_length}")
 
     def check_runs(self, ppo_runs: list[str], rm_seeds: list[int], where: str) -> None:

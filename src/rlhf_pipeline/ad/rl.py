@@ -1,0 +1,382 @@
+"""The RL-format algorithm-distillation model (issue 11, model b): a tiny causal transformer that reads a
+learning history as a token sequence and predicts the next action tokens and each episode's reward.
+
+A context (:class:`rlhf_pipeline.ad.data.RLContexts`) is a list of episodes in PPO-step order; it becomes
+one sequence ``[state tokens, action tokens, reward slot]`` per episode, concatenated. The reward
+slot has no token: its input embedding is ``reward_in(r)``, a ``Linear(1, hidden)`` of the episode's
+(standardised) reward, i.e. a learned vector (the bias) plus a linear projection of the reward, so
+every later position sees the rewards of the earlier episodes. A ``transformers.LlamaModel`` (causal,
+from config, the policy tokenizer's vocabulary) reads the sequence; two heads read its states:
+
+- the LM head (tied to the input embeddings) predicts each action token from the position before it
+  (loss on action tokens only; state tokens and reward slots are context, not targets);
+- the reward head (``Linear(hidden, 1)``) reads the position just before the episode's reward slot
+  (its last action token), so it predicts the reward from the episode and the history, never from
+  the episode's own reward. MSE to the standardised reward.
+
+Loss = action cross-entropy (mean over action tokens) + ``reward_loss_weight`` * reward MSE (mean over
+episodes). :func:`train_rl` trains it (a plain, seeded AdamW loop) and saves ``model/``;
+:func:`evaluate_rl` scores held-out histories with the history in context and without it (each
+episode alone: the baseline that ignores the history).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from ..config import Section, setting
+from ..errors import PipelineError
+from ..io import atomic_dir, atomic_file, write_json
+from ..sft import TinyLlamaConfig
+
+if TYPE_CHECKING:  # ad.config holds ADRLConfig in its section, so the data side is imported lazily
+    from .config import ContextFormat
+    from .data import History, RLContexts
+
+MODEL_DIR = "model"
+METRICS = ("reward_mae", "reward_pearson", "action_logprob_per_token")
+CONDITIONS = ("history", "no_history")
+
+
+@dataclass
+class ADRLConfig(Section):
+    """The RL-format model: a from-scratch tiny Llama on the policy's tokenizer with an action head and a
+    reward head, trained on the RL-format contexts (``results/ad/rl/``)."""
+
+    section = "ad.rl"
+
+    tiny: TinyLlamaConfig = setting(default_factory=lambda: TinyLlamaConfig(max_position_embeddings=512),
+                                    help="Backbone sizes; max_position_embeddings must cover ad.format.context_length.")
+    epochs: float = setting(3, gt=0, help="Passes over the training contexts.")
+    learning_rate: float = setting(1.0e-3, gt=0, help="Peak learning rate (AdamW, linear decay to 0).")
+    batch_size: int = setting(8, ge=1, help="Contexts per batch.")
+    reward_loss_weight: float = setting(1.0, ge=0, help="Weight of the reward MSE (on standardised rewards) "
+                                        "against the action cross-entropy.")
+    seed: int = setting(0, help="Seed of init and data order.")
+
+
+# ---- batching -----------------------------------------------------------------------------------
+
+@dataclass
+class Batch:
+    """Padded contexts (right padding). Shapes ``[B, L]``."""
+
+    input_ids: Any
+    """Token ids; the pad id at reward slots and padding."""
+    attention_mask: Any
+    reward_slot: Any
+    """True at each episode's reward slot."""
+    reward_in: Any
+    """The episode's standardised reward at its slot, 0 elsewhere."""
+    labels: Any
+    """At position t: the action token at t+1 when t+1 is an action token, else -100."""
+    reward_read: Any
+    """True at the position just before each reward slot (where the reward head is read)."""
+    reward_target: Any
+    """The standardised reward of the episode at each ``reward_read`` position, 0 elsewhere."""
+    episode: Any
+    """Index of the episode (in its context) each position belongs to; -1 on padding."""
+
+
+def collate(contexts: list[list[dict[str, Any]]], pad_id: int, reward_mean: float = 0.0,
+            reward_std: float = 1.0) -> Batch:
+    """One :class:`Batch` from RL-format contexts (lists of episodes with ``state``, ``action``, ``reward``)."""
+    import torch
+
+    lengths = [sum(len(e["state"]) + len(e["action"]) + 1 for e in ctx) for ctx in contexts]
+    B, L = len(contexts), max(lengths)
+    ids = torch.full((B, L), pad_id, dtype=torch.long)
+    labels = torch.full((B, L), -100, dtype=torch.long)
+    episode = torch.full((B, L), -1, dtype=torch.long)
+    mask, slot, read = (torch.zeros(B, L, dtype=torch.bool) for _ in range(3))
+    r_in, r_target = torch.zeros(B, L), torch.zeros(B, L)
+    for b, ctx in enumerate(contexts):
+        t = 0
+        for k, e in enumerate(ctx):
+            s, a = torch.as_tensor(e["state"]).long(), torch.as_tensor(e["action"]).long()
+            n = len(s) + len(a)
+            if n == 0:
+                raise PipelineError(f"episode {k} of a context has neither state nor action tokens")
+            ids[b, t:t + len(s)] = s
+            ids[b, t + len(s):t + n] = a
+            if len(a):  # the action token at t+len(s)+j is predicted at the position before it
+                labels[b, t + len(s) - 1 + (len(s) == 0):t + n - 1] = a[(len(s) == 0):]
+            r = (float(e["reward"]) - reward_mean) / reward_std
+            slot[b, t + n], r_in[b, t + n] = True, r
+            read[b, t + n - 1], r_target[b, t + n - 1] = True, r
+            episode[b, t:t + n + 1] = k
+            t += n + 1
+        mask[b, :t] = True
+    return Batch(ids, mask.long(), slot, r_in, labels, read, r_target, episode)
+
+
+# ---- the model ----------------------------------------------------------------------------------
+
+def _model_class():
+    """The model class (built lazily so importing this module does not import transformers)."""
+    global _RLFormatModel
+    if _RLFormatModel is not None:
+        return _RLFormatModel
+    import torch
+    from torch import nn
+    from transformers import LlamaModel
+    from transformers.models.llama.modeling_llama import LlamaPreTrainedModel
+
+    class RLFormatModel(LlamaPreTrainedModel):
+        """Causal Llama over [state, action, reward slot]* with an action (LM) head and a reward head.
+
+        The config is a ``LlamaConfig`` with two extra fields, ``ad_reward_mean`` and ``ad_reward_std``
+        (the training rewards' standardisation), so ``save_pretrained``/``from_pretrained`` round-trip it."""
+
+        _tied_weights_keys: ClassVar[dict[str, str]] = {"lm_head.weight": "model.embed_tokens.weight"}
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.model = LlamaModel(config)
+            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+            self.reward_in = nn.Linear(1, config.hidden_size)  # bias = the learned slot vector
+            self.reward_head = nn.Linear(config.hidden_size, 1)
+            self.post_init()
+
+        def hidden(self, batch: Batch):
+            """Final hidden states ``[B, L, H]``: token embeddings, reward slots replaced by ``reward_in(r)``."""
+            emb = self.model.embed_tokens(batch.input_ids)
+            slot = self.reward_in(batch.reward_in.unsqueeze(-1).to(emb.dtype))
+            emb = torch.where(batch.reward_slot.unsqueeze(-1), slot, emb)
+            return self.model(inputs_embeds=emb, attention_mask=batch.attention_mask).last_hidden_state
+
+        def forward(self, batch: Batch) -> dict[str, Any]:
+            """``action_logprobs`` (of each labelled action token, ``[N_tokens]``, in row-major order of
+            ``labels != -100``), ``reward_pred`` (standardised, ``[N_episodes]`` in order of ``reward_read``)
+            and the losses."""
+            h = self.hidden(batch)
+            is_action = batch.labels != -100
+            logits = self.lm_head(h[is_action])  # only where an action token is predicted: [N_tokens, V]
+            logp = torch.log_softmax(logits.float(), -1).gather(-1, batch.labels[is_action].unsqueeze(-1))[:, 0]
+            reward_pred = self.reward_head(h[batch.reward_read])[:, 0]
+            action_loss = -logp.mean() if len(logp) else logp.sum()
+            reward_loss = torch.nn.functional.mse_loss(reward_pred, batch.reward_target[batch.reward_read])
+            return {"action_logprobs": logp, "reward_pred": reward_pred, "action_loss": action_loss,
+                    "reward_loss": reward_loss}
+
+    _RLFormatModel = RLFormatModel
+    return RLFormatModel
+
+
+_RLFormatModel = None
+
+
+def build_model(cfg: ADRLConfig, tokenizer, reward_mean: float = 0.0, reward_std: float = 1.0):
+    """A fresh model (seeded by ``cfg.seed``) on the tokenizer's vocabulary."""
+    import torch
+
+    from ..models import tiny_llama_config
+
+    config = tiny_llama_config(tokenizer, **cfg.tiny.to_dict())
+    config.ad_reward_mean, config.ad_reward_std = float(reward_mean), float(reward_std)
+    torch.manual_seed(cfg.seed)
+    return _model_class()(config).float()
+
+
+def load_model(model_dir: str | os.PathLike):
+    """A saved model (``train_rl``'s ``model/``), in eval mode."""
+    from ..models import check_model
+
+    check_model("ad rl model", str(model_dir))
+    return _model_class().from_pretrained(str(model_dir)).eval()
+
+
+# ---- training -----------------------------------------------------------------------------------
+
+def _reward_stats(contexts: RLContexts) -> tuple[float, float]:
+    rewards = [float(h.episodes.loc[r, contexts.reward]) for name, ctx in contexts.index
+               for h in [contexts.histories[name]] for r in ctx]
+    std = float(np.std(rewards))
+    return float(np.mean(rewards)), std if std > 1e-8 else 1.0
+
+
+def train_rl(cfg: ADRLConfig, fmt: ContextFormat, train_histories: list[History], out_dir: str | os.PathLike,
+             tokenizer) -> dict[str, Any]:
+    """Train the RL-format model on the histories' contexts; write ``out_dir/model/`` (config.json +
+    model.safetensors), ``out_dir/train_log.csv`` (one row per optimizer step) and
+    ``out_dir/train_report.csv`` (per history: episodes in contexts, dropped as too long, steps spanned).
+    Returns the training summary. ``tokenizer``: the policy's (sizes the vocabulary, gives the pad id)."""
+    import torch
+    from tqdm import tqdm
+
+    from .data import RLContexts
+
+    if not train_histories:
+        raise PipelineError("ad-rl: no training histories (every history is held out)")
+    data = RLContexts(train_histories, fmt)
+    mean, std = _reward_stats(data)
+    model = build_model(cfg, tokenizer, mean, std).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
+    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+    total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / total)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    log_rows, step, t0 = [], 0, time.time()
+    with tqdm(total=total, desc="ad-rl train", unit="step") as bar:
+        while step < total:
+            order = torch.randperm(len(data), generator=gen).tolist()
+            for i in range(0, len(order), cfg.batch_size):
+                if step == total:
+                    break
+                batch = collate([data[j] for j in order[i:i + cfg.batch_size]], tokenizer.pad_token_id, mean, std)
+                out = model(batch)
+                loss = out["action_loss"] + cfg.reward_loss_weight * out["reward_loss"]
+                loss.backward()
+                loss = loss.detach()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                opt.zero_grad()
+                step += 1
+                log_rows.append({"step": step, "epoch": round(step / steps_per_epoch, 4),
+                                 "loss": float(loss), "action_loss": out["action_loss"].item(),
+                                 "reward_loss": out["reward_loss"].item(), "learning_rate": sched.get_last_lr()[0]})
+                sched.step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss):.3f}")
+    summary = {"steps": step, "contexts": len(data), "runtime_s": round(time.time() - t0, 1),
+               "final_loss": log_rows[-1]["loss"], "final_action_loss": log_rows[-1]["action_loss"],
+               "final_reward_loss": log_rows[-1]["reward_loss"], "reward_mean": mean, "reward_std": std,
+               "n_parameters": sum(p.numel() for p in model.parameters())}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(out_dir / MODEL_DIR) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        write_json(tmp / "train_summary.json", {**summary, "config": cfg.to_dict(), "format": fmt.to_dict()})
+    _write_csv(out_dir / "train_log.csv", log_rows)
+    _write_csv(out_dir / "train_report.csv", data.report())
+    return summary
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        w.writeheader()
+        w.writerows(rows)
+
+
+# ---- evaluation ---------------------------------------------------------------------------------
+
+def mean_se(x) -> tuple[float, float]:
+    """Mean and its standard error (sample std / sqrt(n); nan for n < 2)."""
+    x = np.asarray(x, dtype=float)
+    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+def pearson_se(pred, target) -> tuple[float, float]:
+    """Pearson r and its large-sample standard error ``sqrt((1 - r^2) / (n - 2))`` (nan when undefined)."""
+    pred, target = np.asarray(pred, dtype=float), np.asarray(target, dtype=float)
+    if len(pred) < 3 or pred.std() == 0 or target.std() == 0:
+        return float("nan"), float("nan")
+    r = float(np.corrcoef(pred, target)[0, 1])
+    return r, math.sqrt(max(0.0, 1 - r * r) / (len(pred) - 2))
+
+
+def select_episodes(contexts: RLContexts, n_episodes: int) -> list[tuple[int, int]]:
+    """(context, position) of up to ``n_episodes`` held-out episodes that have history in their context
+    (position >= 1), evenly spaced over all such episodes in order (deterministic)."""
+    pairs = [(c, k) for c in range(len(contexts)) for k in range(1, len(contexts.index[c][1]))]
+    if len(pairs) <= n_episodes:
+        return pairs
+    return [pairs[i] for i in np.linspace(0, len(pairs) - 1, n_episodes).round().astype(int)]
+
+
+def score_episodes(model, contexts: list[list[dict[str, Any]]], which: list[int], pad_id: int,
+                   batch_size: int = 8) -> list[dict[str, float]]:
+    """For each context and the position ``which[i]`` in it: the predicted reward (raw scale), the
+    episode's reward, and the summed log-likelihood and count of its action tokens."""
+    import torch
+
+    mean, std = model.config.ad_reward_mean, model.config.ad_reward_std
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(contexts), batch_size):
+            ctxs, ks = contexts[i:i + batch_size], which[i:i + batch_size]
+            batch = collate(ctxs, pad_id, mean, std)
+            res = model(batch)
+            pred = res["reward_pred"] * std + mean
+            read_b, read_t = batch.reward_read.nonzero(as_tuple=True)
+            tok_b, tok_t = (batch.labels != -100).nonzero(as_tuple=True)
+            tok_ep = batch.episode[tok_b, tok_t + 1]  # the episode of the predicted token
+            for b, (ctx, k) in enumerate(zip(ctxs, ks)):
+                j = int(((read_b == b) & (batch.episode[read_b, read_t] == k)).nonzero()[0, 0])
+                sel = (tok_b == b) & (tok_ep == k)
+                out.append({"pred": float(pred[j]), "reward": float(ctx[k]["reward"]),
+                            "logprob_sum": float(res["action_logprobs"][sel].sum()), "n_tokens": int(sel.sum()),
+                            "history": k})
+    return out
+
+
+def metric_rows(scored: dict[str, list[dict[str, float]]], model_name: str = "rl") -> list[dict[str, Any]]:
+    """metrics.csv rows (``model, condition, metric, value, se, n``) from each condition's scored episodes
+    (the same episodes in the same order), plus the paired difference history - no_history of the MAE
+    and the log-likelihood."""
+    rows = []
+    per = {}
+    for cond, eps in scored.items():
+        err = [abs(e["pred"] - e["reward"]) for e in eps]
+        ll = [e["logprob_sum"] / e["n_tokens"] for e in eps if e["n_tokens"]]
+        per[cond] = (err, ll)
+        stats = {"reward_mae": mean_se(err),
+                 "reward_pearson": pearson_se([e["pred"] for e in eps], [e["reward"] for e in eps]),
+                 "action_logprob_per_token": mean_se(ll)}
+        for metric in METRICS:
+            n = len(ll) if metric == "action_logprob_per_token" else len(eps)
+            rows.append({"model": model_name, "condition": cond, "metric": metric, "value": stats[metric][0],
+                         "se": stats[metric][1], "n": n})
+    if set(CONDITIONS) <= set(per):
+        for metric, i in (("reward_mae", 0), ("action_logprob_per_token", 1)):
+            d = np.asarray(per["history"][i]) - np.asarray(per["no_history"][i])
+            v, se = mean_se(d)
+            rows.append({"model": model_name, "condition": "history_minus_no_history", "metric": metric,
+                         "value": v, "se": se, "n": len(d)})
+    return rows
+
+
+def evaluate_rl(model_dir: str | os.PathLike, heldout_histories: list[History], fmt: ContextFormat,
+                n_episodes: int, pad_id: int | None = None) -> list[dict[str, Any]]:
+    """Rows of ``results/ad/rl/metrics.csv`` on held-out histories: reward-prediction MAE and Pearson r
+    and the mean per-token action log-likelihood of up to ``n_episodes`` episodes (those with at least one
+    earlier episode in their context, :func:`select_episodes`), each with its history in context
+    (``history``) and alone as its own context (``no_history``: the baseline that ignores the history),
+    with standard errors, and the paired differences."""
+    from .data import RLContexts
+
+    if not heldout_histories:
+        raise PipelineError("ad-rl: no held-out histories to evaluate on")
+    model = load_model(model_dir)
+    pad_id = model.config.pad_token_id if pad_id is None else pad_id
+    data = RLContexts(heldout_histories, fmt)
+    chosen = select_episodes(data, n_episodes)
+    if not chosen:
+        raise PipelineError(f"ad-rl: the held-out histories {[h.name for h in heldout_histories]} give no context "
+                            "with two or more episodes (nothing to compare with and without history); "
+                            "raise ad.format.context_length or hold out a longer history")
+    contexts = {c: data[c] for c in sorted({c for c, _ in chosen})}
+    with_history = score_episodes(model, [contexts[c][:k + 1] for c, k in chosen], [k for _, k in chosen], pad_id)
+    alone = score_episodes(model, [[contexts[c][k]] for c, k in chosen], [0] * len(chosen), pad_id)
+    rows = metric_rows({"history": with_history, "no_history": alone})
+    mean_hist = float(np.mean([e["history"] for e in with_history]))
+    for r in rows:
+        r["mean_history_episodes"] = mean_hist if r["condition"] != "no_history" else 0.0
+    return rows
+
+
+def write_metrics(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
+    _write_csv(Path(path), rows)
+
+
+__all__ = ["ADRLConfig", "Batch", "build_model", "collate", "evaluate_rl", "load_model", "metric_rows",
+           "train_rl", "write_metrics"]

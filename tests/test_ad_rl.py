@@ -4,14 +4,19 @@ a tiny train + evaluate on hand-made trajectory logs through the CLI stage, and 
 
 import json
 import math
+import os
+import signal
+import threading
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from rlhf_pipeline.ad.config import ContextFormat
 from rlhf_pipeline.ad.data import load_history
-from rlhf_pipeline.ad.rl import ADRLConfig, build_model, collate, load_model, mean_se, metric_rows, pearson_se
+from rlhf_pipeline.ad.rl import ADRLConfig, build_model, collate, load_model, mean_se, metric_rows, pearson_se, train_rl
 from rlhf_pipeline.cli import main
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.models import load_tokenizer
@@ -130,11 +135,42 @@ def test_cli_trains_and_evaluates_on_histories(tmp_path, tok):
     report = pd.read_csv(out / "train_report.csv")
     assert list(report["history"]) == ["a", "b"] and (report["dropped_too_long"] == 0).all()
     m = pd.read_csv(out / "metrics.csv")
-    assert set(m["condition"]) == {"history", "no_history", "history_minus_no_history"}
+    assert set(m["condition"]) == {"history", "shuffled_history", "no_history", "history_minus_no_history",
+                                   "shuffled_history_minus_no_history"}
     assert set(m["metric"]) == {"reward_mae", "reward_pearson", "action_logprob_per_token"}
     assert (m[m["metric"] == "reward_mae"]["n"] == 8).all()
     assert (m[m["condition"] == "history"]["mean_history_episodes"] >= 1).all()
     assert json.loads((tmp_path / "m.json").read_text())["stage"] == "ad-rl"
+
+
+def test_sigterm_then_rerun_equals_uninterrupted(tmp_path, tok):
+    hist = [load_history(n, write_history(tmp_path / n / "trajectories", n, off, seed=i))
+            for i, (n, off) in enumerate([("a", 0.0), ("b", 1.0)])]
+    fmt = ContextFormat(context_length=40, episodes_per_step=1)
+    cfg = ADRLConfig(tiny=TINY, epochs=3, batch_size=2)
+    straight = train_rl(cfg, fmt, hist, tmp_path / "straight", tok)
+    assert straight["steps"] >= 10
+    ck = tmp_path / "ckpt"
+
+    def term_after_first_checkpoint():
+        while not (ck / "step000001").exists():
+            time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=term_after_first_checkpoint, daemon=True)
+    killer.start()
+    with pytest.raises(SystemExit) as exc:
+        train_rl(cfg, fmt, hist, tmp_path / "out", tok, ckpt_dir=ck, checkpoint_every=1)
+    killer.join()
+    assert exc.value.code == 128 + signal.SIGTERM and not (tmp_path / "out").exists()
+    stopped = max(int(p.name[4:]) for p in ck.glob("step*"))
+    assert 1 <= stopped < straight["steps"]
+    resumed = train_rl(cfg, fmt, hist, tmp_path / "out", tok, ckpt_dir=ck, checkpoint_every=1)
+    assert resumed["resumed_from_step"] == stopped and not list(ck.glob("step*"))
+    a, b = load_model(tmp_path / "straight" / "model"), load_model(tmp_path / "out" / "model")
+    for name, p in a.state_dict().items():
+        assert torch.equal(p, b.state_dict()[name]), name
+    assert (tmp_path / "straight" / "train_log.csv").read_text() == (tmp_path / "out" / "train_log.csv").read_text()
 
 
 def test_bad_input_is_one_line_before_training(tmp_path, capsys):

@@ -419,11 +419,11 @@ def cmd_ad_rl(args) -> None:
         raise PipelineError(f"--heldout: {both} also in --histories; a held-out history must not be trained on")
     tok = load_tokenizer(args.tokenizer)
     out = Path(args.out_dir)
-    summary = train_rl(cfg.rl, cfg.format, train, out, tok)
-    rows = evaluate_rl(out / MODEL_DIR, heldout, cfg.format, cfg.eval.n_episodes_heldout)
+    summary = train_rl(cfg.rl, cfg.format, train, out, tok, ckpt_dir=args.ckpt_dir)
+    rows = evaluate_rl(out / MODEL_DIR, heldout, cfg.format, cfg.eval.n_episodes_heldout, seed=cfg.eval.seed)
     write_metrics(out / "metrics.csv", rows)
     _manifest(args, "ad-rl", {"rl": cfg.rl.to_dict(), "format": cfg.format.to_dict(),
-                              "n_episodes_heldout": cfg.eval.n_episodes_heldout, "tokenizer": args.tokenizer,
+                              "eval": cfg.eval.to_dict(), "tokenizer": args.tokenizer,
                               "histories": args.histories, "heldout": args.heldout},
               seed=cfg.rl.seed, extra={"train": summary})
 
@@ -694,6 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--heldout", nargs="+", required=True, help="held-out histories: NAME=TRAJECTORY_DIR ...")
     sp.add_argument("--tokenizer", default="minilm", help="the policy's tokenizer (its model dir; default 'minilm')")
     sp.add_argument("--out-dir", required=True, help="writes model/, train_log.csv, train_report.csv, metrics.csv")
+    sp.add_argument("--ckpt-dir", help=CKPT_HELP)
 
     sp = stage("schema", cmd_schema, "Print the workflow config's JSON Schema, generated from the config dataclasses.")
     sp.add_argument("--out", help="write it here instead of stdout (workflow/schemas/config.schema.yaml)")

@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # ad.config holds ADRLConfig in its section, so the data side
 
 MODEL_DIR = "model"
 METRICS = ("reward_mae", "reward_pearson", "action_logprob_per_token")
-CONDITIONS = ("history", "no_history")
+CONDITIONS = ("history", "shuffled_history", "no_history")
 
 
 @dataclass
@@ -203,15 +203,42 @@ def _reward_stats(contexts: RLContexts) -> tuple[float, float]:
     return float(np.mean(rewards)), std if std > 1e-8 else 1.0
 
 
+def batch_schedule(n_contexts: int, cfg: ADRLConfig) -> list[list[int]]:
+    """The context indices of every optimizer step: a seeded shuffle per epoch, cut into batches; the last
+    epoch may be partial (fractional ``epochs``). Fixed up front, so a resumed run sees the same batches."""
+    import torch
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    per_epoch = math.ceil(n_contexts / cfg.batch_size)
+    total = max(1, math.ceil(cfg.epochs * per_epoch))
+    out: list[list[int]] = []
+    while len(out) < total:
+        order = torch.randperm(n_contexts, generator=gen).tolist()
+        out += [order[i:i + cfg.batch_size] for i in range(0, n_contexts, cfg.batch_size)]
+    return out[:total]
+
+
 def train_rl(cfg: ADRLConfig, fmt: ContextFormat, train_histories: list[History], out_dir: str | os.PathLike,
-             tokenizer) -> dict[str, Any]:
+             tokenizer, ckpt_dir: str | os.PathLike | None = None, checkpoint_every: int | None = None
+             ) -> dict[str, Any]:
     """Train the RL-format model on the histories' contexts; write ``out_dir/model/`` (config.json +
-    model.safetensors), ``out_dir/train_log.csv`` (one row per optimizer step) and
+    model.safetensors + train_summary.json), ``out_dir/train_log.csv`` (one row per optimizer step) and
     ``out_dir/train_report.csv`` (per history: episodes in contexts, dropped as too long, steps spanned).
-    Returns the training summary. ``tokenizer``: the policy's (sizes the vocabulary, gives the pad id)."""
+    Returns the training summary. ``tokenizer``: the policy's (sizes the vocabulary, gives the pad id).
+
+    With ``ckpt_dir`` (outside the declared outputs) the loop checkpoints every ``checkpoint_every`` steps
+    (default: a tenth of the run) with :mod:`rlhf_pipeline.ppo.checkpoint`, resumes from the newest valid
+    checkpoint there, and on SIGTERM/SIGUSR1 checkpoints the current step and raises
+    :class:`~rlhf_pipeline.trainer_checkpoints.Preempted` (exit 128 + signal) without writing ``out_dir``;
+    a resumed run ends with the same weights as an uninterrupted one (CPU). The checkpoints are deleted
+    once ``out_dir`` is written."""
+    import shutil
+
     import torch
     from tqdm import tqdm
 
+    from ..ppo import checkpoint as ckpt
+    from ..trainer_checkpoints import Preempted, stop_on_signals
     from .data import RLContexts
 
     if not train_histories:
@@ -220,43 +247,55 @@ def train_rl(cfg: ADRLConfig, fmt: ContextFormat, train_histories: list[History]
     mean, std = _reward_stats(data)
     model = build_model(cfg, tokenizer, mean, std).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
-    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
-    total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    batches = batch_schedule(len(data), cfg)
+    total, per_epoch = len(batches), math.ceil(len(data) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / total)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    log_rows, step, t0 = [], 0, time.time()
-    with tqdm(total=total, desc="ad-rl train", unit="step") as bar:
-        while step < total:
-            order = torch.randperm(len(data), generator=gen).tolist()
-            for i in range(0, len(order), cfg.batch_size):
-                if step == total:
-                    break
-                batch = collate([data[j] for j in order[i:i + cfg.batch_size]], tokenizer.pad_token_id, mean, std)
-                out = model(batch)
-                loss = out["action_loss"] + cfg.reward_loss_weight * out["reward_loss"]
-                loss.backward()
-                loss = loss.detach()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                opt.zero_grad()
-                step += 1
-                log_rows.append({"step": step, "epoch": round(step / steps_per_epoch, 4),
-                                 "loss": float(loss), "action_loss": out["action_loss"].item(),
-                                 "reward_loss": out["reward_loss"].item(), "learning_rate": sched.get_last_lr()[0]})
-                sched.step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.3f}")
-    summary = {"steps": step, "contexts": len(data), "runtime_s": round(time.time() - t0, 1),
-               "final_loss": log_rows[-1]["loss"], "final_action_loss": log_rows[-1]["action_loss"],
-               "final_reward_loss": log_rows[-1]["reward_loss"], "reward_mean": mean, "reward_std": std,
-               "n_parameters": sum(p.numel() for p in model.parameters())}
+    every = checkpoint_every or max(1, total // 10)
+    log_rows: list[dict[str, Any]] = []
+    start = ckpt.load_latest_checkpoint(ckpt_dir) if ckpt_dir is not None else None
+    if start is not None:
+        if start["state"]["config"] != cfg.to_dict() or start["state"]["contexts"] != len(data):
+            raise PipelineError(f"{start['dir']}: checkpoint of other settings or data; remove {ckpt_dir} to "
+                                "start over")
+        model.load_state_dict(start["model"])
+        opt.load_state_dict(start["optimizer"])
+        sched.load_state_dict(start["scheduler"])
+        log_rows = start["state"]["log_rows"]
+    first, t0 = (start["step"] if start is not None else 0), time.time()
+    with stop_on_signals() as stop:
+        for step in tqdm(range(first + 1, total + 1), initial=first, total=total, desc="ad-rl train", unit="step"):
+            batch = collate([data[j] for j in batches[step - 1]], tokenizer.pad_token_id, mean, std)
+            out = model(batch)
+            loss = out["action_loss"] + cfg.reward_loss_weight * out["reward_loss"]
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad()
+            log_rows.append({"step": step, "epoch": round(step / per_epoch, 4), "loss": loss.item(),
+                             "action_loss": out["action_loss"].item(), "reward_loss": out["reward_loss"].item(),
+                             "learning_rate": sched.get_last_lr()[0]})
+            sched.step()
+            if ckpt_dir is not None and step < total and (step % every == 0 or stop.signum):
+                ckpt.save_checkpoint(ckpt_dir, step, {
+                    "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "state": {"config": cfg.to_dict(), "contexts": len(data), "log_rows": log_rows}})
+            if stop.signum and step < total:
+                where = f"checkpointed step {step} in {ckpt_dir}" if ckpt_dir is not None else "no checkpoint dir"
+                raise Preempted(stop.signum, f"ad-rl: got signal {stop.signum}; {where}; exiting with "
+                                f"{128 + stop.signum} (a rerun resumes from there)")
+    summary = {"steps": total, "resumed_from_step": first or None, "contexts": len(data),
+               "runtime_s": round(time.time() - t0, 1), "final_loss": log_rows[-1]["loss"],
+               "final_action_loss": log_rows[-1]["action_loss"], "final_reward_loss": log_rows[-1]["reward_loss"],
+               "reward_mean": mean, "reward_std": std, "n_parameters": sum(p.numel() for p in model.parameters())}
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out_dir / MODEL_DIR) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         write_json(tmp / "train_summary.json", {**summary, "config": cfg.to_dict(), "format": fmt.to_dict()})
     _write_csv(out_dir / "train_log.csv", log_rows)
     _write_csv(out_dir / "train_report.csv", data.report())
+    if ckpt_dir is not None:
+        for old in ckpt.list_checkpoints(ckpt_dir):
+            shutil.rmtree(old, ignore_errors=True)
     return summary
 
 
@@ -321,43 +360,51 @@ def score_episodes(model, contexts: list[list[dict[str, Any]]], which: list[int]
 
 def metric_rows(scored: dict[str, list[dict[str, float]]], model_name: str = "rl") -> list[dict[str, Any]]:
     """metrics.csv rows (``model, condition, metric, value, se, n``) from each condition's scored episodes
-    (the same episodes in the same order), plus the paired difference history - no_history of the MAE
-    and the log-likelihood."""
+    (the same episodes in the same order in every condition), plus the paired differences
+    ``<condition>_minus_no_history`` of the MAE and the log-likelihood (standard error of the mean paired
+    difference)."""
     rows = []
     per = {}
     for cond, eps in scored.items():
         err = [abs(e["pred"] - e["reward"]) for e in eps]
-        ll = [e["logprob_sum"] / e["n_tokens"] for e in eps if e["n_tokens"]]
-        per[cond] = (err, ll)
+        ll = [e["logprob_sum"] / e["n_tokens"] if e["n_tokens"] else float("nan") for e in eps]
+        per[cond] = (np.asarray(err), np.asarray(ll))
         stats = {"reward_mae": mean_se(err),
                  "reward_pearson": pearson_se([e["pred"] for e in eps], [e["reward"] for e in eps]),
-                 "action_logprob_per_token": mean_se(ll)}
+                 "action_logprob_per_token": mean_se([x for x in ll if not math.isnan(x)])}
         for metric in METRICS:
-            n = len(ll) if metric == "action_logprob_per_token" else len(eps)
+            n = sum(1 for e in eps if e["n_tokens"]) if metric == "action_logprob_per_token" else len(eps)
             rows.append({"model": model_name, "condition": cond, "metric": metric, "value": stats[metric][0],
                          "se": stats[metric][1], "n": n})
-    if set(CONDITIONS) <= set(per):
-        for metric, i in (("reward_mae", 0), ("action_logprob_per_token", 1)):
-            d = np.asarray(per["history"][i]) - np.asarray(per["no_history"][i])
-            v, se = mean_se(d)
-            rows.append({"model": model_name, "condition": "history_minus_no_history", "metric": metric,
-                         "value": v, "se": se, "n": len(d)})
+    if "no_history" in per:
+        for cond in [c for c in per if c != "no_history"]:
+            for metric, i in (("reward_mae", 0), ("action_logprob_per_token", 1)):
+                d = per[cond][i] - per["no_history"][i]
+                d = d[~np.isnan(d)]
+                v, se = mean_se(d)
+                rows.append({"model": model_name, "condition": f"{cond}_minus_no_history", "metric": metric,
+                             "value": v, "se": se, "n": len(d)})
     return rows
 
 
 def evaluate_rl(model_dir: str | os.PathLike, heldout_histories: list[History], fmt: ContextFormat,
-                n_episodes: int, pad_id: int | None = None) -> list[dict[str, Any]]:
+                n_episodes: int, seed: int = 0) -> list[dict[str, Any]]:
     """Rows of ``results/ad/rl/metrics.csv`` on held-out histories: reward-prediction MAE and Pearson r
     and the mean per-token action log-likelihood of up to ``n_episodes`` episodes (those with at least one
-    earlier episode in their context, :func:`select_episodes`), each with its history in context
-    (``history``) and alone as its own context (``no_history``: the baseline that ignores the history),
-    with standard errors, and the paired differences."""
+    earlier episode in their context, :func:`select_episodes`) under three conditions:
+
+    - ``history``: the episode after the earlier episodes of its context, in step order;
+    - ``shuffled_history``: the same earlier episodes in a random order (seeded; a control for whether
+      the order of the learning history matters, not only its content);
+    - ``no_history``: the episode alone as its own context (the baseline that ignores the history);
+
+    with standard errors, and the paired differences against ``no_history``."""
     from .data import RLContexts
 
     if not heldout_histories:
         raise PipelineError("ad-rl: no held-out histories to evaluate on")
     model = load_model(model_dir)
-    pad_id = model.config.pad_token_id if pad_id is None else pad_id
+    pad_id = model.config.pad_token_id
     data = RLContexts(heldout_histories, fmt)
     chosen = select_episodes(data, n_episodes)
     if not chosen:
@@ -365,12 +412,17 @@ def evaluate_rl(model_dir: str | os.PathLike, heldout_histories: list[History], 
                             "with two or more episodes (nothing to compare with and without history); "
                             "raise ad.format.context_length or hold out a longer history")
     contexts = {c: data[c] for c in sorted({c for c, _ in chosen})}
-    with_history = score_episodes(model, [contexts[c][:k + 1] for c, k in chosen], [k for _, k in chosen], pad_id)
-    alone = score_episodes(model, [[contexts[c][k]] for c, k in chosen], [0] * len(chosen), pad_id)
-    rows = metric_rows({"history": with_history, "no_history": alone})
-    mean_hist = float(np.mean([e["history"] for e in with_history]))
+    rng = np.random.default_rng(seed)
+    ks = [k for _, k in chosen]
+    inputs = {"history": [contexts[c][:k + 1] for c, k in chosen],
+              "shuffled_history": [[contexts[c][i] for i in rng.permutation(k)] + [contexts[c][k]] for c, k in chosen],
+              "no_history": [[contexts[c][k]] for c, k in chosen]}
+    scored = {cond: score_episodes(model, ctxs, [0] * len(ks) if cond == "no_history" else ks, pad_id)
+              for cond, ctxs in inputs.items()}
+    rows = metric_rows(scored)
+    mean_hist = float(np.mean(ks))
     for r in rows:
-        r["mean_history_episodes"] = mean_hist if r["condition"] != "no_history" else 0.0
+        r["mean_history_episodes"] = 0.0 if r["condition"] == "no_history" else mean_hist
     return rows
 
 

@@ -140,6 +140,11 @@ def test_cli_trains_and_evaluates_on_histories(tmp_path, tok):
     assert set(m["metric"]) == {"reward_mae", "reward_pearson", "action_logprob_per_token"}
     assert (m[m["metric"] == "reward_mae"]["n"] == 8).all()
     assert (m[m["condition"] == "history"]["mean_history_episodes"] >= 1).all()
+    eps = pd.read_csv(out / "eval_episodes.csv")
+    assert len(eps) == 8 and (eps["history"] == "c").all() and (eps["position"] >= 1).all()
+    assert (eps["pred_no_history"] - eps["reward"]).abs().mean() == pytest.approx(
+        m.set_index(["condition", "metric"]).loc[("no_history", "reward_mae"), "value"])
+    assert (out / "metrics.png").stat().st_size > 0
     assert json.loads((tmp_path / "m.json").read_text())["stage"] == "ad-rl"
 
 

@@ -409,7 +409,7 @@ def _histories(items: list[str], flag: str) -> list:
 
 def cmd_ad_rl(args) -> None:
     from .ad.config import ADSection
-    from .ad.rl import MODEL_DIR, evaluate_rl, train_rl, write_metrics
+    from .ad.rl import MODEL_DIR, evaluate_rl, plot_by_position, train_rl, write_metrics
     from .models import load_tokenizer
 
     cfg = ADSection.from_dict(load_config_arg(args.config))
@@ -420,7 +420,10 @@ def cmd_ad_rl(args) -> None:
     tok = load_tokenizer(args.tokenizer)
     out = Path(args.out_dir)
     summary = train_rl(cfg.rl, cfg.format, train, out, tok, ckpt_dir=args.ckpt_dir)
-    rows = evaluate_rl(out / MODEL_DIR, heldout, cfg.format, cfg.eval.n_episodes_heldout, seed=cfg.eval.seed)
+    rows, episodes = evaluate_rl(out / MODEL_DIR, heldout, cfg.format, cfg.eval.n_episodes_heldout,
+                                 seed=cfg.eval.seed)
+    write_metrics(out / "eval_episodes.csv", episodes)
+    plot_by_position(episodes, out / "metrics.png")
     write_metrics(out / "metrics.csv", rows)
     _manifest(args, "ad-rl", {"rl": cfg.rl.to_dict(), "format": cfg.format.to_dict(),
                               "eval": cfg.eval.to_dict(), "tokenizer": args.tokenizer,
@@ -693,7 +696,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--histories", nargs="+", required=True, help="training histories: NAME=TRAJECTORY_DIR ...")
     sp.add_argument("--heldout", nargs="+", required=True, help="held-out histories: NAME=TRAJECTORY_DIR ...")
     sp.add_argument("--tokenizer", default="minilm", help="the policy's tokenizer (its model dir; default 'minilm')")
-    sp.add_argument("--out-dir", required=True, help="writes model/, train_log.csv, train_report.csv, metrics.csv")
+    sp.add_argument("--out-dir", required=True, help="writes model/, train_log.csv, train_report.csv, "
+                    "eval_episodes.csv, metrics.png, metrics.csv")
     sp.add_argument("--ckpt-dir", help=CKPT_HELP)
 
     sp = stage("schema", cmd_schema, "Print the workflow config's JSON Schema, generated from the config dataclasses.")

@@ -388,17 +388,20 @@ def metric_rows(scored: dict[str, list[dict[str, float]]], model_name: str = "rl
 
 
 def evaluate_rl(model_dir: str | os.PathLike, heldout_histories: list[History], fmt: ContextFormat,
-                n_episodes: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Rows of ``results/ad/rl/metrics.csv`` on held-out histories: reward-prediction MAE and Pearson r
-    and the mean per-token action log-likelihood of up to ``n_episodes`` episodes (those with at least one
-    earlier episode in their context, :func:`select_episodes`) under three conditions:
+                n_episodes: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(metric rows, episode rows). Metric rows (``results/ad/rl/metrics.csv``) on held-out histories:
+    reward-prediction MAE and Pearson r and the mean per-token action log-likelihood of up to ``n_episodes``
+    episodes (those with at least one earlier episode in their context, :func:`select_episodes`) under three
+    conditions:
 
     - ``history``: the episode after the earlier episodes of its context, in step order;
     - ``shuffled_history``: the same earlier episodes in a random order (seeded; a control for whether
       the order of the learning history matters, not only its content);
     - ``no_history``: the episode alone as its own context (the baseline that ignores the history);
 
-    with standard errors, and the paired differences against ``no_history``."""
+    with standard errors, and the paired differences against ``no_history``. Episode rows
+    (``eval_episodes.csv``): each scored episode's history, context, position, step, reward, and per
+    condition the predicted reward and the per-token action log-likelihood."""
     from .data import RLContexts
 
     if not heldout_histories:
@@ -423,7 +426,43 @@ def evaluate_rl(model_dir: str | os.PathLike, heldout_histories: list[History], 
     mean_hist = float(np.mean(ks))
     for r in rows:
         r["mean_history_episodes"] = 0.0 if r["condition"] == "no_history" else mean_hist
-    return rows
+    episodes = []
+    for i, (c, k) in enumerate(chosen):
+        name = data.index[c][0]
+        row = {"history": name, "context": c, "position": k, "step": contexts[c][k]["step"],
+               "reward": scored["history"][i]["reward"], "n_tokens": scored["history"][i]["n_tokens"]}
+        for cond in scored:
+            e = scored[cond][i]
+            row[f"pred_{cond}"] = e["pred"]
+            row[f"logprob_per_token_{cond}"] = e["logprob_sum"] / e["n_tokens"] if e["n_tokens"] else float("nan")
+        episodes.append(row)
+    return rows, episodes
+
+
+def plot_by_position(episodes: list[dict[str, Any]], out_png: str | os.PathLike) -> None:
+    """Reward-prediction error and action log-likelihood against the number of earlier episodes in the
+    context (the episode's position), per condition, means with +-1 SE bars."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from ..evaluation.plots import _save
+
+    df = pd.DataFrame(episodes)
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    for cond, color in zip(CONDITIONS, ("tab:blue", "tab:orange", "tab:gray")):
+        df["abs_err"] = (df[f"pred_{cond}"] - df["reward"]).abs()
+        for ax, col in zip(axes, ("abs_err", f"logprob_per_token_{cond}")):
+            g = df.groupby("position")[col].agg(["mean", "sem"])
+            ax.errorbar(g.index, g["mean"], yerr=g["sem"].fillna(0), marker="o", ms=4, capsize=2, color=color,
+                        label=cond.replace("_", " "))
+    for ax, ylabel in zip(axes, ("reward |error|", "action log-likelihood per token")):
+        ax.set_xlabel("earlier episodes in the context")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=9)
+    fig.suptitle("RL-format AD model on held-out histories")
+    _save(fig, out_png)
 
 
 def write_metrics(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
@@ -431,4 +470,4 @@ def write_metrics(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
 
 
 __all__ = ["ADRLConfig", "Batch", "build_model", "collate", "evaluate_rl", "load_model", "metric_rows",
-           "train_rl", "write_metrics"]
+           "plot_by_position", "train_rl", "write_metrics"]

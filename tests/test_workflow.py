@@ -103,9 +103,10 @@ def test_trajectories_and_algorithm_distillation(run):
     for run_name in ("seed1", "ensemble_wco"):
         traj = read_trajectories(res / f"ppo/{run_name}/trajectories")
         assert list(traj["step"]) == [1] * 8 + [2] * 8 and traj["score"].notna().all()
-    assert planned_jobs(workdir, config, "results/ad/lm/metrics.csv") == {
-        "ad_history": 1, "ad_data": 1, "ad_lm": 2, "ad_eval": 1}
-    snakemake(workdir, config, "results/ad/lm/metrics.csv")
+    targets = ["results/ad/lm/metrics.csv", "results/ad/rl/metrics.csv"]
+    assert planned_jobs(workdir, config, *targets) == {"ad_history": 1, "ad_data": 1, "ad_lm": 2, "ad_eval": 1,
+                                                       "ad_rl": 1}
+    snakemake(workdir, config, *targets)
     report = pd.read_csv(res / "ad/data/report.csv")
     assert list(zip(report["split"], report["history"])) == [("train", "seed1"), ("heldout", "h0"), ("expert", "seed1")]
     assert (report["dropped_too_long"] == 0).all() and report.loc[0, "steps_spanned_max"] == 2  # contexts span steps
@@ -118,6 +119,8 @@ def test_trajectories_and_algorithm_distillation(run):
     incontext = pd.read_csv(res / "ad/lm/incontext.csv")
     assert len(incontext) == 4 * 3 and list(incontext["history_episodes"][:3]) == [0, 1, 2]
     assert (res / "ad/lm/incontext.png").stat().st_size > 5000
+    rl = pd.read_csv(res / "ad/rl/metrics.csv")
+    assert {"history", "no_history"} <= set(rl["condition"]) and (res / "ad/rl/model").is_dir()
 
 
 def _edited(config: Path, edit) -> Path:

@@ -127,3 +127,38 @@ rule ad_eval:
         "python -m rlhf_pipeline ad-eval --config {params.cfg:q} --lm {input.lm} --expert {input.expert} "
         "--heldout {params.heldout} --rm-dirs {params.rms} --gold-rm {params.gold:q} {params.alpacafarm} "
         "--prompts {input.prompts} --out-dir results/ad/lm --manifest {output.manifest} > {log} 2>&1"
+
+
+rule ad_rl:
+    input:
+        histories=ad_trajectories(AD_TRAIN),
+        heldout=ad_trajectories(AD_HELDOUT),
+        policy="results/sft/model",
+        image=image_input(),
+    output:
+        model=directory("results/ad/rl/model"),
+        train_log="results/ad/rl/train_log.csv",
+        train_report="results/ad/rl/train_report.csv",
+        episodes="results/ad/rl/eval_episodes.csv",
+        plot=report("results/ad/rl/metrics.png", category="Algorithm distillation"),
+        metrics=report("results/ad/rl/metrics.csv", category="Algorithm distillation"),
+        manifest="results/ad/rl/manifest.json",
+    log:
+        "results/logs/ad_rl.log",
+    benchmark:
+        "results/benchmarks/ad_rl.tsv"
+    container:
+        container_image()
+    threads: threads("ad_rl")
+    resources:
+        **resources("ad_rl"),
+    params:
+        cfg=ad_rl_config,
+        histories=ad_named_trajectories(AD_TRAIN),
+        heldout=ad_named_trajectories(AD_HELDOUT),
+        ckpt=ad_rl_checkpoint_dir,
+        code=code_hash("ad_rl"),
+    shell:
+        "exec python -m rlhf_pipeline ad-rl --config {params.cfg:q} --histories {params.histories} "
+        "--heldout {params.heldout} --tokenizer {input.policy} --out-dir results/ad/rl "
+        "--ckpt-dir {params.ckpt:q} --manifest {output.manifest} > {log} 2>&1"

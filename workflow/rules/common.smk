@@ -227,6 +227,7 @@ UPSTREAM = {
     "rm_train": ["prepare_data", "sft", "gold_rm_train", "label_preferences"],
     "ppo": ["prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train"],
     "ad_lm": ["prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train"],
+    "ad_rl": ["prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train"],
 }
 
 
@@ -543,3 +544,16 @@ def ad_rm_args():
 def ad_config(wildcards):
     """The ad section as JSON (a function: its template's {placeholders} are not Snakemake wildcards)."""
     return section("ad")
+
+
+AD_TRAIN = [h for h in AD_HISTORIES if h not in AD_HELDOUT]
+
+
+def ad_rl_config(wildcards):
+    """The ad section the ad-rl stage reads (its format, rl and eval settings; a function for the template's
+    {placeholders})."""
+    return section("ad", exclude=("histories", "runs", "heldout"))
+
+
+def ad_rl_checkpoint_dir(wildcards):
+    return checkpoint_dir("ad_rl", "rl", [config["ad"], config["ppo"], AD_HISTORIES, AD_HELDOUT])

@@ -19,6 +19,8 @@ FEATURE_DTYPES = ("float32", "bfloat16", "float16")
 """Storage dtypes of the frozen-backbone feature cache (``rm.feature_dtype``)."""
 OBJECTIVES = ("mean", "WCO", "UWO")
 """Ensemble objectives of :mod:`rlhf_pipeline.reward.ensemble`."""
+DATA_MODES = ("all", "bootstrap", "disjoint")
+"""Which training pairs a member sees (``rm.data``; :func:`rlhf_pipeline.reward.member_data.member_pairs`)."""
 
 ENCODER_ONLY_MODEL_TYPES = frozenset({
     "albert", "big_bird", "bert", "camembert", "canine", "convbert", "data2vec-text", "deberta", "deberta-v2",
@@ -113,6 +115,8 @@ class RMMember(Section):
     attention_layers: int | None = setting(None, ge=1, help="This member's rm.attention_layers.")
     readout_stack: str | None = setting(None, choices=READOUT_STACKS, help="This member's rm.readout_stack.")
     freeze_backbone: bool | None = setting(None, help="This member's rm.freeze_backbone.")
+    data: str | None = setting(None, choices=DATA_MODES, help="This member's rm.data.")
+    member_label_noise: float | None = setting(None, ge=0, lt=0.5, help="This member's rm.member_label_noise.")
 
 
 @dataclass
@@ -123,7 +127,8 @@ class RMConfig(Section):
     section = "rm"
 
     seeds: list[int] = setting(default_factory=lambda: [1, 2, 3], ge=0, min_items=1, unique=True,
-                               help="One proxy RM per seed (results/rm/seed{k}/); members differ only in seed.")
+                               help="One proxy RM per seed (results/rm/seed{k}/); by default members differ only "
+                               "in seed (see rm.data, rm.member_label_noise, rm.members).")
     init: str = setting("sft", help="Backbone: 'sft' (the SFT policy's backbone), 'minilm' (the shipped "
                         "all-MiniLM-L6-v2) or a hub id / local model directory (encoder-only, decoder-only "
                         "or encoder-decoder such as FLAN-T5).")
@@ -146,6 +151,13 @@ class RMConfig(Section):
     max_length: int = setting(64, ge=1, help="Tokens per prompt+response (longer texts are truncated, "
                               "identically at inference).")
     bf16: bool = setting(False, help="Train in bfloat16 mixed precision (GPU only).")
+    data: str = setting("all", choices=DATA_MODES, help="Training pairs of each member: all (every member the "
+                        "same pairs), bootstrap (n pairs drawn with replacement, seeded by the member's seed) or "
+                        "disjoint (a fixed seeded partition of the pairs into one part per disjoint member).")
+    member_label_noise: float = setting(0.0, ge=0, lt=0.5, help="Member-specific label noise: each member "
+                                        "flips this fraction of its own training pairs (seeded by its seed), on "
+                                        "top of preferences.label_noise, which every member shares: 0 = "
+                                        "correlated member errors, larger = more idiosyncratic ones.")
     members: dict[str, RMMember] = setting(default_factory=dict, help="Per-member overrides, keyed by seed: "
                                            "heterogeneous ensembles (e.g. one RM per readout head).")
 
@@ -155,11 +167,22 @@ class RMConfig(Section):
             bad(join(where, "members"), unknown, f"seeds from rm.seeds {self.seeds}")
 
     def member(self, seed: int) -> RMConfig:
-        """The settings member ``seed`` trains with: the ensemble's, updated by its own."""
+        """The settings member ``seed`` trains with: the ensemble's, updated by its own. Its ``seeds``
+        is ``[seed]``, except with ``data: disjoint``: then every seed whose data is disjoint, in
+        rm.seeds order (the member takes part ``seeds.index(seed)`` of ``len(seeds)``)."""
         own = self.members.get(str(seed))
         over = {k: v for k, v in (own.to_dict() if own else {}).items() if v is not None}
         base = {k: v for k, v in self.to_dict().items() if k != "members"}
-        return RMConfig.from_dict({**base, **over, "seeds": [seed]}, f"rm.members.{seed}" if over else "rm")
+        seeds = [seed]
+        if {**base, **over}["data"] == "disjoint":
+            seeds = [s for s in self.seeds if self._own(s, "data") == "disjoint"]
+        return RMConfig.from_dict({**base, **over, "seeds": seeds}, f"rm.members.{seed}" if over else "rm")
+
+    def _own(self, seed: int, key: str) -> Any:
+        """Member ``seed``'s value of ``key``: its override, else the ensemble's."""
+        own = self.members.get(str(seed))
+        value = getattr(own, key) if own is not None else None
+        return getattr(self, key) if value is None else value
 
 
 @dataclass

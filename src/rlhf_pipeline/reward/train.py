@@ -1,9 +1,10 @@
 """Train one proxy reward model (one ensemble member): TRL's ``RewardTrainer``, or with
 ``rm.freeze_backbone`` a head-only loop over backbone features computed once.
 
-Members of an ensemble differ ONLY in their seed: it sets the head's initialisation and the data
-order (``transformers.set_seed`` before the model is built; ``RewardConfig.seed``/``data_seed``, or
-the frozen loop's shuffling generator).
+By default members of an ensemble differ only in their seed: it sets the head's initialisation and
+the data order (``transformers.set_seed`` before the model is built; ``RewardConfig.seed``/``data_seed``, or
+the frozen loop's shuffling generator). ``rm.data`` (bootstrap / disjoint pairs) and
+``rm.member_label_noise`` give members different data (:mod:`rlhf_pipeline.reward.member_data`).
 
 Texts are tokenised by :func:`~rlhf_pipeline.reward.heads.encode_for_reward` (``join_text``,
 right truncation, EOS appended) and handed to the trainer as ``chosen_ids``/``rejected_ids``, so
@@ -57,6 +58,7 @@ from .heads import (
     score_token_ids,
     split_readout_inputs,
 )
+from .member_data import member_pairs
 
 PREFERENCE_FIELDS = ("prompt", "chosen", "rejected", "gold_chosen", "gold_rejected", "label_flipped")
 
@@ -325,6 +327,11 @@ def train_reward_model(cfg: RMConfig, seed: int, prefs_train: str | os.PathLike,
     from transformers import AutoConfig, set_seed
 
     train_rows, val_rows = read_preferences(prefs_train), read_preferences(prefs_val)
+    n_pairs = len(train_rows)
+    part, parts = (cfg.seeds.index(seed), len(cfg.seeds)) if cfg.data == "disjoint" and seed in cfg.seeds else (0, 1)
+    if cfg.data == "disjoint" and seed not in cfg.seeds:
+        raise PipelineError(f"rm.data disjoint: seed {seed} is not one of the partition's seeds {cfg.seeds}")
+    train_rows = member_pairs(train_rows, cfg.data, seed, part, parts, cfg.member_label_noise)
     source, tok = _backbone_and_tokenizer(cfg, sft_model_dir)
     try:  # a head that cannot apply fails before any weights load
         backbone_config = AutoConfig.from_pretrained(source).to_dict()
@@ -368,6 +375,10 @@ def train_reward_model(cfg: RMConfig, seed: int, prefs_train: str | os.PathLike,
         "head": cfg.head,
         "init": cfg.init,
         "n_train": len(train_rows),
+        "n_pairs_file": n_pairs,
+        "data": cfg.data,
+        "member_label_noise": cfg.member_label_noise,
+        "member_flipped_fraction": float(np.mean([bool(r["label_flipped"]) for r in train_rows])),
         "n_val": len(val_rows),
         "accuracy_gold": pairwise_accuracy(r_c, r_r, flipped),
         "accuracy_noisy": pairwise_accuracy(r_c, r_r),

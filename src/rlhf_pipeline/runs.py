@@ -9,11 +9,18 @@
         seed1: {rm_seeds: [1]}                                   # single proxy RM; PPO seed = 1
         ensemble_uwo: {rm_seeds: [1, 2, 3], objective: UWO, uwo_weight: 0.1}
         small_kl: {rm_seeds: [1, 2, 3], objective: WCO, hparams: {kl_coef: 0.01}}
+        uwo3: {rm_seeds: [1, 2, 3], objective: UWO, replicates: 3}   # jobs uwo3, uwo3_r2, uwo3_r3
 
 Each run resolves to one :class:`PPORunConfig` (:meth:`PPOSection.run_config`), the whole typed
 config the ``ppo`` stage gets as its ``--config``: the members, the objective, the run settings and
 the run's :class:`~rlhf_pipeline.ppo.config.PPOConfig` (``ppo.hparams`` updated by the run's own
 ``hparams``; its seed is the run's ``seed``, else its single RM's seed, else ``ppo.hparams.seed``).
+
+**Replicates.** A run with ``replicates: N`` is N jobs that differ only in the PPO seed: replicate 1
+is the run itself (its name, its seed, its paths ``results/ppo/{run}/``), replicate k >= 2 is named
+``{run}_r{k}`` (``results/ppo/{run}_r{k}/``) and has PPO seed ``seed + REPLICATE_SEED_STRIDE * (k - 1)``
+(:meth:`PPOSection.run_names`, :meth:`PPOSection.replicate_of`). Their aggregate (mean and 95%
+interval per eval step) is ``results/ppo/{run}/aggregate.csv`` (:mod:`rlhf_pipeline.evaluation.replicates`).
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from typing import Any
 from .config import Section, bad, check_keys, join, setting
 from .ppo.config import PPOConfig
 from .reward.config import OBJECTIVES
+
+REPLICATE_SEED_STRIDE = 1000
+"""Replicate k of a run has PPO seed ``seed + REPLICATE_SEED_STRIDE * (k - 1)`` (distinct for every k)."""
 
 
 @dataclass
@@ -49,6 +59,9 @@ class PPORun(Ensemble):
     seed: int | None = setting(None, help="PPO seed; null: the RM's seed for single-RM runs, else ppo.hparams.seed.")
     hparams: dict[str, Any] = setting(default_factory=dict, help="PPOConfig overrides for this run only "
                                       "(same keys as ppo.hparams).")
+    replicates: int = setting(1, ge=1, help="PPO seeds to run: replicate 1 is this run, replicate k >= 2 is "
+                              "run {run}_r{k} with PPO seed + 1000 (k - 1); mean and 95% interval: "
+                              "results/ppo/{run}/aggregate.csv.")
 
 
 @dataclass
@@ -79,22 +92,47 @@ class PPOSection(RunSettings):
     runs: dict[str, PPORun] = setting(default_factory=dict, help="Named runs: results/ppo/{run}/...")
 
     def check(self, where: str) -> None:
-        for name in self.runs:
-            self.run_config(name, where)  # every run resolves to a valid PPORunConfig
+        for name, run in self.runs.items():
+            clash = [r for r in self.replicate_names(name)[1:] if r in self.runs]
+            if clash:
+                bad(join(where, f"runs.{name}.replicates"), run.replicates, f"a count whose replicate names "
+                    f"do not name other runs ({clash} are configured runs)")
+        for name in self.run_names():
+            self.run_config(name, where)  # every run and replicate resolves to a valid PPORunConfig
+
+    def replicate_names(self, name: str) -> list[str]:
+        """Job names of run ``name``'s replicates: ``[name, name_r2, ..., name_rN]``."""
+        return [name] + [f"{name}_r{k}" for k in range(2, self.runs[name].replicates + 1)]
+
+    def run_names(self) -> list[str]:
+        """Every PPO job: each run's replicates, run by run (``results/ppo/{name}/``)."""
+        return [r for name in self.runs for r in self.replicate_names(name)]
+
+    def replicate_of(self, name: str) -> tuple[str, int]:
+        """``(run, k)`` of a job name: ``(name, 1)`` for a configured run, ``(run, k)`` for ``{run}_r{k}``."""
+        if name in self.runs:
+            return name, 1
+        base, sep, k = name.rpartition("_r")
+        if sep and k.isdigit() and base in self.runs and 2 <= int(k) <= self.runs[base].replicates \
+                and name == f"{base}_r{int(k)}":
+            return base, int(k)
+        raise KeyError(name)
 
     def run_config(self, name: str, where: str = "ppo") -> PPORunConfig:
-        """The resolved, validated config of run ``name`` (errors name ``ppo.runs.<name>...``)."""
-        return self.resolve(self.runs[name], join(where, f"runs.{name}"))
+        """The resolved, validated config of run or replicate ``name`` (errors name ``ppo.runs.<run>...``)."""
+        base, k = self.replicate_of(name)
+        return self.resolve(self.runs[base], join(where, f"runs.{base}"), replicate=k)
 
-    def resolve(self, run: PPORun, at: str) -> PPORunConfig:
+    def resolve(self, run: PPORun, at: str, replicate: int = 1) -> PPORunConfig:
         """``run`` (a ``ppo.runs`` entry, or one made elsewhere, e.g. a learning-history sweep's) with these
-        shared settings: its whole :class:`PPORunConfig` (errors name ``at``)."""
+        shared settings, as its replicate ``replicate``: its whole :class:`PPORunConfig` (errors name ``at``)."""
         check_keys(PPOConfig, run.hparams, f"{at}.hparams")
         hparams = {**self.hparams.to_dict(), **run.hparams}
         if run.seed is not None:
             hparams["seed"] = run.seed
         elif len(run.rm_seeds) == 1:
             hparams["seed"] = run.rm_seeds[0]
+        hparams["seed"] += REPLICATE_SEED_STRIDE * (replicate - 1)
         shared = {f.name: getattr(self, f.name) for f in fields(RunSettings)}
         ensemble = {f.name: getattr(run, f.name) for f in fields(Ensemble)}
         return PPORunConfig.from_dict({**ensemble, **shared, "hparams": PPOConfig.from_dict(hparams, f"{at}.hparams")},

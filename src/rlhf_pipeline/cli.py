@@ -190,7 +190,66 @@ def cmd_plot_overoptimization(args) -> None:
             out[name] = pd.read_csv(path)
         return out
 
-    plot_overoptimization(named(args.gold_evals), named(args.bons), args.out)
+    fits = diversity = None
+    if args.fits:
+        _need_paths(args.fits)
+        fits = pd.read_csv(args.fits)
+    if args.diversity:
+        _need_paths(args.diversity)
+        diversity = pd.read_csv(args.diversity)
+    plot_overoptimization(named(args.gold_evals), named(args.bons), args.out, fits=fits, diversity=diversity)
+
+
+def _named_lists(items, what: str) -> dict[str, list[str]]:
+    """``NAME=PATH[,PATH...]`` arguments as ``{name: [paths]}`` (every path must exist)."""
+    out = {}
+    for item in items or []:
+        name, sep, paths = item.partition("=")
+        if not sep or not name or not paths:
+            raise PipelineError(f"{what} {item!r}: expected NAME=PATH[,PATH...]")
+        out[name] = paths.split(",")
+        _need_paths(*out[name])
+    return out
+
+
+def cmd_aggregate_replicates(args) -> None:
+    import pandas as pd
+
+    from .evaluation.gold_eval import write_csv
+    from .evaluation.replicates import aggregate_replicates
+
+    _need_paths(*args.gold_evals)
+    df = aggregate_replicates([pd.read_csv(p) for p in args.gold_evals], names=args.gold_evals)
+    write_csv(df, args.out)
+
+
+def cmd_fit_curves(args) -> None:
+    import pandas as pd
+
+    from .evaluation.fits import fit_table
+    from .evaluation.gold_eval import write_csv
+
+    rl = {name: [pd.read_csv(p) for p in paths] for name, paths in _named_lists(args.runs, "--runs").items()}
+    bon = {name: pd.read_csv(paths[0]) for name, paths in _named_lists(args.bons, "--bons").items()}
+    write_csv(fit_table(rl, bon), args.out)
+
+
+def cmd_rm_diversity(args) -> None:
+    from .evaluation.diversity import diversity_table
+    from .evaluation.gold_eval import write_csv
+    from .reward.gold import GoldScorer
+
+    if len(args.rm_dirs) != len(args.member_ids):
+        raise PipelineError(f"--member-ids: {len(args.member_ids)} ids for {len(args.rm_dirs)} --rm-dirs")
+    _need_paths(args.pairs, *args.rm_dirs)
+    runs = _named_lists(args.runs, "--runs")
+    groups = {name: [int(s) for s in seeds] for name, seeds in
+              ((g.partition("=")[0], g.partition("=")[2].split(",")) for g in args.groups or [])}
+    scorer = GoldScorer(args.gold_rm, is_alpacafarm_rm=args.is_alpacafarm_rm, batch_size=args.batch_size) \
+        if runs else None
+    df = diversity_table(args.rm_dirs, args.member_ids, args.pairs, runs, scorer, groups=groups,
+                         batch_size=args.batch_size)
+    write_csv(df, args.out)
 
 
 def cmd_debate_data(args) -> None:
@@ -573,7 +632,32 @@ def build_parser() -> argparse.ArgumentParser:
                "All runs on one figure: gold (and proxy) reward vs KL, best-of-n alongside.")
     sp.add_argument("--gold-evals", nargs="*", help="RUN=gold_eval.csv ...")
     sp.add_argument("--bons", nargs="*", help="RUN=bon.csv ...")
+    sp.add_argument("--fits", help="fits.csv (fit-curves): draw each run's fitted curve")
+    sp.add_argument("--diversity", help="diversity.csv (rm-diversity): add a panel of the ensemble diagnostics")
     sp.add_argument("--out", required=True, help="PNG to write")
+
+    sp = stage("aggregate-replicates", cmd_aggregate_replicates, "Mean and 95%% interval per eval step over a "
+               "run's replicates (PPO seeds): aggregate.csv.")
+    sp.add_argument("--gold-evals", nargs="+", required=True, help="every replicate's gold_eval.csv")
+    sp.add_argument("--out", required=True, help="aggregate.csv to write")
+
+    sp = stage("fit-curves", cmd_fit_curves, "Fit Gao et al. 2022's forms to every run's gold curve against "
+               "sqrt(KL): fits.csv.")
+    sp.add_argument("--runs", nargs="*", help="RUN=gold_eval.csv[,gold_eval.csv...] (the run's replicates)")
+    sp.add_argument("--bons", nargs="*", help="RUN=bon.csv ...")
+    sp.add_argument("--out", required=True, help="fits.csv to write")
+
+    sp = stage("rm-diversity", cmd_rm_diversity, "Ensemble diversity: members' error correlations on held-out "
+               "pairs, and disagreement vs proxy error on PPO samples: diversity.csv.")
+    sp.add_argument("--rm-dirs", nargs="+", required=True, help="every proxy RM member's model dir")
+    sp.add_argument("--member-ids", nargs="+", type=int, required=True, help="RM seed of each --rm-dirs entry")
+    sp.add_argument("--pairs", required=True, help="held-out preference pairs JSONL (label-preferences output)")
+    sp.add_argument("--groups", nargs="*", help="NAME=SEED,SEED,... member groups to average over (e.g. a run's)")
+    sp.add_argument("--runs", nargs="*", help="RUN=EVAL_DIR[,EVAL_DIR...] ensemble runs' PPO eval dirs")
+    sp.add_argument("--gold-rm", help="gold RM directory or hub id (needed with --runs)")
+    sp.add_argument("--is-alpacafarm-rm", action="store_true", help=ALPACAFARM_HELP)
+    sp.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
+    sp.add_argument("--out", required=True, help="diversity.csv to write")
 
     sp = stage("debate-data", cmd_debate_data, "Write the debate questions {train,val,test}.jsonl (synthetic or "
                "QuALITY).", DebateDatasetConfig)

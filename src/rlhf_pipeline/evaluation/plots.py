@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -22,13 +23,44 @@ DPI = 120
 
 
 def _line(ax, df: pd.DataFrame, y: str, label: str, color, style: str = "-", marker: str = "o"):
-    """A mean curve against d, in row order (PPO: by step, best-of-n: by n), with a shaded
-    +-1 standard error band when the ``{y}_se`` column exists."""
+    """A mean curve against d, in row order (PPO: by step, best-of-n: by n), with a shaded band:
+    the 95% interval when ``{y}_lo``/``{y}_hi`` exist (a replicate aggregate), else +-1 standard
+    error when the ``{y}_se`` column exists."""
     ax.plot(df[X_COL], df[y], style, marker=marker, ms=4, color=color, label=label)
     se = f"{y}_se"
-    if se in df:
+    if f"{y}_lo" in df and f"{y}_hi" in df:
+        lo, hi = df[f"{y}_lo"], df[f"{y}_hi"]
+    elif se in df:
         lo, hi = df[y] - df[se].fillna(0), df[y] + df[se].fillna(0)
-        ax.fill_between(df[X_COL], lo, hi, color=color, alpha=0.2, linewidth=0)
+    else:
+        return
+    ax.fill_between(df[X_COL], lo, hi, color=color, alpha=0.2, linewidth=0)
+
+
+def _fitted(ax, fit: pd.Series, color, style: str) -> None:
+    """A Gao et al. fit (a fits.csv row) from d = 0 to its largest fitted d: gold_start + R(d)."""
+    from .fits import FUNCTIONS
+
+    d = np.linspace(0.0, float(fit["d_max"]), 60)
+    ax.plot(d, float(fit["gold_start"]) + FUNCTIONS[fit["form"]](d, float(fit["alpha"]), float(fit["beta"])),
+            style, color=color, linewidth=1.2, alpha=0.9)
+
+
+def _diversity_panel(ax, div: pd.DataFrame) -> None:
+    """Bars: mean pairwise member error correlation (held-out pairs) per member group, and the
+    disagreement-error correlation on PPO samples per ensemble run."""
+    held = div[(div["scope"] == "heldout_pairs") & (div["measure"] == "mean_error_corr")]
+    ppo = div[(div["scope"] == "ppo_eval") & (div["measure"] == "disagreement_error_pearson")]
+    labels = [f"members {s}: error corr" for s in held["subject"]] + [f"{s}: var~(proxy-gold)" for s in ppo["subject"]]
+    values = list(held["value"]) + list(ppo["value"])
+    colors = ["tab:gray"] * len(held) + ["tab:purple"] * len(ppo)
+    ax.barh(range(len(values)), values, color=colors)
+    ax.set_yticks(range(len(values)), labels, fontsize=8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlim(-1, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("Pearson correlation")
+    ax.set_title("Ensemble diversity (results/rm/diversity.csv)")
 
 
 def _save(fig: Figure, out_png: str | os.PathLike) -> None:
@@ -60,20 +92,26 @@ def plot_gold_vs_kl(df: pd.DataFrame, out_png: str | os.PathLike, title: str) ->
 
 
 def plot_overoptimization(
-    runs: dict[str, pd.DataFrame], bon: dict[str, pd.DataFrame], out_png: str | os.PathLike
+    runs: dict[str, pd.DataFrame], bon: dict[str, pd.DataFrame], out_png: str | os.PathLike,
+    fits: pd.DataFrame | None = None, diversity: pd.DataFrame | None = None,
 ) -> None:
-    """All runs on one figure: gold (left) and proxy (right) reward against d = sqrt(KL).
+    """All runs on one figure: gold (left) and proxy (middle) reward against d = sqrt(KL).
 
-    ``runs``: run name -> gold_eval table (solid lines); ``bon``: name -> best-of-n table (dashed,
-    the same colour as the PPO run of the same name). Proxy rewards of different objectives are
-    on different scales; compare shapes, not levels, in the right panel.
+    ``runs``: run name -> gold_eval table or replicate aggregate (solid lines; bands: the aggregate's
+    95% interval, else +-1 SE over prompts); ``bon``: name -> best-of-n table (dashed, the same colour
+    as the PPO run of the same name). ``fits`` (fits.csv): each run's fitted Gao et al. curve, drawn
+    in the gold panel (dotted: PPO, dash-dot: best-of-n). ``diversity`` (diversity.csv): a third panel
+    of the ensemble diagnostics. Proxy rewards of different objectives are on different scales;
+    compare shapes, not levels, in the proxy panel.
     """
     if not runs and not bon:
         raise PipelineError(f"plot {out_png}: no PPO runs and no best-of-n results to plot")
     names = list(dict.fromkeys([*runs, *bon]))
     colors = {name: f"C{i % 10}" for i, name in enumerate(names)}
-    fig = Figure(figsize=(12, 4.8))
-    ax_gold, ax_proxy = fig.subplots(1, 2)
+    panels = 3 if diversity is not None and not diversity.empty else 2
+    fig = Figure(figsize=(6 * panels, 4.8))
+    axes = fig.subplots(1, panels)
+    ax_gold, ax_proxy = axes[0], axes[1]
     for ax, y in [(ax_gold, "gold_reward"), (ax_proxy, "proxy_reward")]:
         for name, df in runs.items():
             _line(ax, df, y, f"{name} (PPO)", colors[name])
@@ -81,10 +119,17 @@ def plot_overoptimization(
             _line(ax, df, y, f"{name} (best-of-n)", colors[name], "--", "^")
         ax.set_xlabel(X_LABEL)
         ax.grid(alpha=0.3)
+    if fits is not None:
+        for _, fit in fits.iterrows():
+            if fit["run"] in colors and np.isfinite(float(fit["alpha"])):
+                _fitted(ax_gold, fit, colors[fit["run"]], ":" if fit["form"] == "rl" else "-.")
     ax_gold.set_ylabel("gold reward")
-    ax_gold.set_title("Gold reward (what we want)")
+    ax_gold.set_title("Gold reward (what we want)" + ("; fitted Gao et al. forms dotted" if fits is not None else ""))
     ax_proxy.set_ylabel("proxy reward (each run's objective)")
     ax_proxy.set_title("Proxy reward (what is optimised)")
     ax_gold.legend(loc="best", fontsize=8)
-    fig.suptitle("Reward-model overoptimization: PPO (solid) and best-of-n (dashed)")
+    if panels == 3:
+        _diversity_panel(axes[2], diversity)
+    fig.suptitle("Reward-model overoptimization: PPO (solid) and best-of-n (dashed). Bands: PPO aggregates 95% "
+                 "(over PPO seeds; one seed: over prompts), single tables and best-of-n +-1 SE over prompts")
     _save(fig, out_png)

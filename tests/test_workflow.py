@@ -88,6 +88,23 @@ def test_chain_outputs(run):
     assert all(r["proxy_reward"] == pytest.approx(min(r["proxy_scores"]), abs=1e-5) for r in rows)  # WCO
     assert (res / "plots/overoptimization.png").stat().st_size > 10000
 
+    # replicates: seed1 has two (seed1, seed1_r2), differing only in the PPO seed; the aggregate is their mean
+    seeds = [json.loads((res / f"ppo/{r}/manifest.json").read_text())["config"]["hparams"]["seed"]
+             for r in ("seed1", "seed1_r2")]
+    assert seeds == [1, 1001]
+    reps = [pd.read_csv(res / f"ppo/{r}/gold_eval.csv") for r in ("seed1", "seed1_r2")]
+    agg = pd.read_csv(res / "ppo/seed1/aggregate.csv")
+    for col in ("gold_reward", "proxy_reward", "kl"):
+        assert agg[col].to_numpy() == pytest.approx((reps[0][col] + reps[1][col]).to_numpy() / 2)
+    assert set(agg["interval"]) == {"replicates_t95"}
+    assert set(pd.read_csv(res / "ppo/ensemble_wco/aggregate.csv")["interval"]) == {"prompts_normal95"}
+    fits = pd.read_csv(res / "plots/fits.csv")
+    assert sorted(zip(fits["run"], fits["form"])) == [("ensemble_wco", "bon"), ("ensemble_wco", "rl"),
+                                                       ("seed1", "bon"), ("seed1", "rl")]
+    div = pd.read_csv(res / "rm/diversity.csv")
+    assert {"accuracy_gold", "error_corr", "mean_error_corr", "disagreement_error_pearson"} <= set(div["measure"])
+    assert set(div.loc[div["scope"] == "ppo_eval", "subject"]) == {"ensemble_wco"}
+
 
 def test_nothing_to_do_after_a_complete_run(run):
     workdir, config = run
@@ -144,7 +161,8 @@ def test_ppo_change_of_one_run_reruns_only_that_run(run):
     workdir, config = run
     edited = _edited(config, lambda c: c["ppo"]["runs"]["seed1"].update(hparams={"kl_coef": 0.1}))
     jobs = planned_jobs(workdir, edited, *TARGETS)
-    assert jobs == {"ppo": 1, "gold_eval": 1, "plot_overoptimization": 1}
+    # seed1 has two replicates: both rerun, and what aggregates them
+    assert jobs == {"ppo": 2, "gold_eval": 2, "aggregate_replicates": 1, "fit_curves": 1, "plot_overoptimization": 1}
 
 
 def test_gold_eval_cli_on_a_partial_eval_dir(run, tmp_path):

@@ -159,7 +159,8 @@ def rm_member(wildcards):
 def rm_member_config(wildcards):
     """The rm-train stage's --config for one member (a tracked param)."""
     cfg = rm_member(wildcards).to_dict()
-    return as_json({k: v for k, v in cfg.items() if k not in ("seeds", "members")})
+    drop = ("members",) if cfg["data"] == "disjoint" else ("seeds", "members")  # disjoint: its partition
+    return as_json({k: v for k, v in cfg.items() if k not in drop})
 
 
 def rm_sft_input(wildcards):
@@ -178,7 +179,40 @@ def rm_dirs(seeds):
 
 # --- PPO runs ------------------------------------------------------------------------------------
 
-PPO_RUNS = list(CFG.ppo.runs)
+PPO_RUNS = CFG.ppo.run_names()  # every job: each run's replicates ({run}, {run}_r2, ...)
+PPO_BASE_RUNS = list(CFG.ppo.runs)  # the configured runs (best-of-n, aggregates, fits, the figure)
+
+
+def replicate_gold_evals(run):
+    """gold_eval.csv of every replicate of a configured run."""
+    return [f"results/ppo/{r}/gold_eval.csv" for r in CFG.ppo.replicate_names(run)]
+
+
+def replicate_gold_evals_of(wildcards):
+    return replicate_gold_evals(wildcards.base)
+
+
+def ensemble_runs():
+    """The configured runs with two or more members (their PPO samples feed the diversity diagnostics)."""
+    return [r for r in PPO_BASE_RUNS if len(CFG.ppo.runs[r].rm_seeds) > 1]
+
+
+def diversity_runs():
+    """RUN=EVAL_DIR,... of every ensemble run's replicates (rm-diversity --runs)."""
+    return [
+        f"{run}={','.join(f'results/ppo/{r}/eval' for r in CFG.ppo.replicate_names(run))}" for run in ensemble_runs()
+    ]
+
+
+def diversity_groups():
+    """Member groups rm-diversity averages over: each ensemble run's members (named by their seeds,
+    e.g. 4-5-6), and the members no ensemble run uses when there are two or more (e.g. 1-2-3)."""
+    sets = list(dict.fromkeys(tuple(CFG.ppo.runs[r].rm_seeds) for r in ensemble_runs()))
+    used = {s for seeds in sets for s in seeds}
+    rest = tuple(s for s in config["rm"]["seeds"] if s not in used)
+    if len(rest) >= 2:
+        sets.append(rest)
+    return [f"{'-'.join(map(str, seeds))}={','.join(map(str, seeds))}" for seeds in sets]
 
 
 def run_config(run):
@@ -187,7 +221,7 @@ def run_config(run):
 
 
 def ppo_rm_dirs(wildcards):
-    return rm_dirs(CFG.ppo.runs[wildcards.run].rm_seeds)
+    return rm_dirs(CFG.ppo.run_config(wildcards.run).rm_seeds)
 
 
 def ppo_run_config(wildcards):

@@ -82,10 +82,85 @@ rule bon:
         "{params.standardize} --out {output.csv} > {log} 2>&1"
 
 
+rule aggregate_replicates:
+    input:
+        gold=replicate_gold_evals_of,
+        image=image_input(),
+    output:
+        csv=report(
+            "results/ppo/{base}/aggregate.csv", category="PPO", subcategory="{base}", caption="../report/aggregate.rst"
+        ),
+    log:
+        "results/logs/aggregate_replicates/{base}.log",
+    wildcard_constraints:
+        base="|".join(map(re.escape, PPO_BASE_RUNS)) or "^$",
+    localrule: True
+    container:
+        container_image()
+    params:
+        code=code_hash("aggregate_replicates"),
+    shell:
+        "python -m rlhf_pipeline aggregate-replicates --gold-evals {input.gold} --out {output.csv} > {log} 2>&1"
+
+
+rule fit_curves:
+    input:
+        gold=[replicate_gold_evals(run) for run in PPO_BASE_RUNS],
+        bon=expand("results/bon/{run}/bon.csv", run=PPO_BASE_RUNS),
+        image=image_input(),
+    output:
+        report("results/plots/fits.csv", category="Overoptimization", caption="../report/fits.rst"),
+    log:
+        "results/logs/fit_curves.log",
+    localrule: True
+    container:
+        container_image()
+    params:
+        runs=[f"{run}={','.join(replicate_gold_evals(run))}" for run in PPO_BASE_RUNS],
+        bon=[f"{run}=results/bon/{run}/bon.csv" for run in PPO_BASE_RUNS],
+        code=code_hash("fit_curves"),
+    shell:
+        "python -m rlhf_pipeline fit-curves --runs {params.runs} --bons {params.bon} --out {output} > {log} 2>&1"
+
+
+rule rm_diversity:
+    input:
+        rms=rm_dirs(config["rm"]["seeds"]),
+        pairs="results/preferences/val.jsonl",
+        evals=[f"results/ppo/{r}/eval" for run in ensemble_runs() for r in CFG.ppo.replicate_names(run)],
+        gold=gold_rm_input(),
+        image=image_input(),
+    output:
+        report("results/rm/diversity.csv", category="Reward models", caption="../report/diversity.rst"),
+    log:
+        "results/logs/rm_diversity.log",
+    benchmark:
+        "results/benchmarks/rm_diversity.tsv"
+    container:
+        container_image()
+    threads: threads("rm_diversity")
+    resources:
+        **resources("rm_diversity"),
+    params:
+        seeds=config["rm"]["seeds"],
+        groups=diversity_groups(),
+        runs=diversity_runs(),
+        gold=gold_rm_arg,
+        alpacafarm=alpacafarm_flag(),
+        batch_size=config["gold_eval"]["batch_size"],
+        code=code_hash("rm_diversity"),
+    shell:
+        "python -m rlhf_pipeline rm-diversity --rm-dirs {input.rms} --member-ids {params.seeds} --pairs {input.pairs} "
+        "--groups {params.groups} --runs {params.runs} --gold-rm {params.gold:q} {params.alpacafarm} "
+        "--batch-size {params.batch_size} --out {output} > {log} 2>&1"
+
+
 rule plot_overoptimization:
     input:
-        gold=expand("results/ppo/{run}/gold_eval.csv", run=PPO_RUNS),
-        bon=expand("results/bon/{run}/bon.csv", run=PPO_RUNS),
+        gold=expand("results/ppo/{run}/aggregate.csv", run=PPO_BASE_RUNS),
+        bon=expand("results/bon/{run}/bon.csv", run=PPO_BASE_RUNS),
+        fits="results/plots/fits.csv",
+        diversity="results/rm/diversity.csv",
         image=image_input(),
     output:
         report(
@@ -97,8 +172,9 @@ rule plot_overoptimization:
     container:
         container_image()
     params:
-        gold=[f"{run}=results/ppo/{run}/gold_eval.csv" for run in PPO_RUNS],
-        bon=[f"{run}=results/bon/{run}/bon.csv" for run in PPO_RUNS],
+        gold=[f"{run}=results/ppo/{run}/aggregate.csv" for run in PPO_BASE_RUNS],
+        bon=[f"{run}=results/bon/{run}/bon.csv" for run in PPO_BASE_RUNS],
         code=code_hash("plot_overoptimization"),
     shell:
-        "python -m rlhf_pipeline plot-overoptimization --gold-evals {params.gold} --bons {params.bon} --out {output} > {log} 2>&1"
+        "python -m rlhf_pipeline plot-overoptimization --gold-evals {params.gold} --bons {params.bon} "
+        "--fits {input.fits} --diversity {input.diversity} --out {output} > {log} 2>&1"

@@ -112,6 +112,9 @@ def test_fit_curves_pools_replicates_and_takes_intervals_from_them():
     assert row["gold_peak"] == pytest.approx(0.6 + peak("rl", row["alpha"], row["beta"])[1])
     one = fit_curves("x", "bon", curves[:1])
     assert one["interval"] == "fit_covariance_t95" and one["beta_lo"] < one["beta"] < one["beta_hi"]
+    short = pd.DataFrame({"sqrt_kl": [0.0, 0.5], "gold_reward": [0.6, 0.7]})  # one point with d > 0
+    assert fit_curves("x", "rl", [short])["interval"] == "too_few_points"
+    assert math.isnan(fit_curves("x", "rl", [short, curves[0]])["alpha_lo"])  # a replicate too short to fit
 
 
 # --- member data ----------------------------------------------------------------------------------

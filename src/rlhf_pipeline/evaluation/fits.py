@@ -14,8 +14,9 @@ lies within the fitted d values (otherwise the peak is an extrapolation).
 
 Point estimates come from one fit to all replicates' points pooled. Intervals (95%), source in
 ``interval``: ``replicates_t95`` with two or more replicates (Student-t over the per-replicate fits'
-values); ``fit_covariance_t95`` with one curve (``curve_fit``'s covariance, t with n - 2 degrees of
-freedom; no interval for the peak).
+values; NaN when a replicate has fewer than 2 points with d > 0); ``fit_covariance_t95`` with one
+curve (``curve_fit``'s covariance, t with n - 2 degrees of freedom; no interval for the peak).
+``too_few_points``: fewer than 2 points with d > 0 in all (every value NaN).
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ def fit_curves(run: str, form: str, curves: Sequence[pd.DataFrame]) -> dict:
     d = np.concatenate([p[0] for p in parts])
     g = np.concatenate([p[1] for p in parts])
     start = float(np.mean([p[2] for p in parts]))
+    if (d > 0).sum() < 2:  # e.g. a run stopped after one eval step: a row of NaN, not a failed stage
+        return {**dict.fromkeys(FIT_COLUMNS, math.nan), "run": run, "form": form, "n_replicates": len(curves),
+                "n_points": int((d > 0).sum()), "gold_start": start, "peak_in_range": False,
+                "interval": "too_few_points"}
     pooled = fit_form(form, d, g)
     d_peak, r_peak = peak(form, pooled["alpha"], pooled["beta"])
     row = {"run": run, "form": form, "n_replicates": len(curves), "n_points": pooled["n"], "d_max": pooled["d_max"],
@@ -109,7 +114,8 @@ def fit_curves(run: str, form: str, curves: Sequence[pd.DataFrame]) -> dict:
            "d_peak": d_peak, "gold_peak": start + r_peak,
            "peak_in_range": bool(d_peak <= pooled["d_max"]) if not math.isnan(d_peak) else False}
     if len(curves) >= 2:
-        each = [fit_form(form, p[0], p[1]) for p in parts]
+        each = [fit_form(form, p[0], p[1]) if (p[0] > 0).sum() >= 2 else {"alpha": math.nan, "beta": math.nan}
+                for p in parts]
         peaks = [peak(form, e["alpha"], e["beta"]) for e in each]
         for key, values in (("alpha", [e["alpha"] for e in each]), ("beta", [e["beta"] for e in each]),
                             ("d_peak", [p[0] for p in peaks]),

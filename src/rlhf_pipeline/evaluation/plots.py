@@ -55,7 +55,9 @@ def _diversity_panel(ax, div: pd.DataFrame) -> None:
     values = list(held["value"]) + list(ppo["value"])
     colors = ["tab:gray"] * len(held) + ["tab:purple"] * len(ppo)
     ax.barh(range(len(values)), values, color=colors)
-    ax.set_yticks(range(len(values)), labels, fontsize=8)
+    ax.set_yticks([])
+    for i, label in enumerate(labels):  # inside the panel: long labels would run into the proxy panel
+        ax.text(-0.97, i, label, va="center", ha="left", fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlim(-1, 1)
     ax.invert_yaxis()

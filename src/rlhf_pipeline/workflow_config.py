@@ -105,7 +105,7 @@ class WorkflowConfig(Section):
 
     def check(self, where: str) -> None:
         self.ppo.check_members(self.rm.seeds, join(where, "ppo"))
-        self.ad.check_runs(list(self.ppo.runs), self.rm.seeds, join(where, "ad"))
+        self.ad.check_runs(self.ppo.run_names(), self.rm.seeds, join(where, "ad"))
 
     def check_paths(self) -> None:
         """Every configured model / tokenizer / dataset path exists and is loadable (no loading)."""

@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import string
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ import numpy as np
 
 from .config import ContextFormat, InContextEval
 from .data import History, episode_text, streams
+from .stats import mean_se, pearson_se, slope_se
 
 CONDITIONS = ("history", "no_history", "shuffled", "expert")
 METRIC_COLUMNS = ["metric", "condition", "value", "se", "n"]
@@ -166,24 +166,6 @@ def prediction_targets(histories: list[History], fmt: ContextFormat, n: int, see
     return [pool[i] for i in sorted(pick)]
 
 
-def mean_se(x) -> tuple[float, float, int]:
-    x = np.asarray([v for v in x if np.isfinite(v)], dtype=float)
-    if len(x) == 0:
-        return float("nan"), float("nan"), 0
-    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan"), len(x)
-
-
-def pearson_se(a, b) -> tuple[float, float, int]:
-    """Pearson r over the finite pairs and its standard error sqrt((1 - r^2) / (n - 2))."""
-    from scipy import stats
-
-    pairs = [(x, y) for x, y in zip(a, b) if np.isfinite(x) and np.isfinite(y)]
-    if len(pairs) < 3 or len({p[0] for p in pairs}) < 2 or len({p[1] for p in pairs}) < 2:
-        return float("nan"), float("nan"), len(pairs)
-    r = float(stats.pearsonr(*zip(*pairs)).statistic)
-    return r, math.sqrt(max(0.0, 1 - r * r) / (len(pairs) - 2)), len(pairs)
-
-
 def prediction_metrics(lm: ContextLM, targets) -> list[dict[str, Any]]:
     """MAE and Pearson r of the predicted reward, and action log-likelihood, with and without history."""
     from tqdm.auto import tqdm
@@ -229,16 +211,6 @@ def play(complete: Callable[[list[str], str, int], str], score: Callable[[list[s
         rows.append({"condition": condition, "episode": k + 1, "prompt": prompt, "completion": completion,
                      "proxy": reward, "history_episodes": len(shown)})
     return rows
-
-
-def slope_se(x, y) -> tuple[float, float, int]:
-    """Least-squares slope of y on x and its standard error (scipy.stats.linregress)."""
-    from scipy import stats
-
-    if len(set(x)) < 2:
-        return float("nan"), float("nan"), len(x)
-    fit = stats.linregress(x, y)
-    return float(fit.slope), float(fit.stderr), len(x)
 
 
 def incontext_metrics(df) -> list[dict[str, Any]]:

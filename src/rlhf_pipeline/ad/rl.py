@@ -36,6 +36,7 @@ from ..config import Section, setting
 from ..errors import PipelineError
 from ..io import atomic_dir, atomic_file, write_json
 from ..sft import TinyLlamaConfig
+from .stats import mean_se, pearson_se
 
 if TYPE_CHECKING:  # ad.config holds ADRLConfig in its section, so the data side is imported lazily
     from .config import ContextFormat
@@ -308,21 +309,6 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 # ---- evaluation ---------------------------------------------------------------------------------
 
-def mean_se(x) -> tuple[float, float]:
-    """Mean and its standard error (sample std / sqrt(n); nan for n < 2)."""
-    x = np.asarray(x, dtype=float)
-    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
-
-
-def pearson_se(pred, target) -> tuple[float, float]:
-    """Pearson r and its large-sample standard error ``sqrt((1 - r^2) / (n - 2))`` (nan when undefined)."""
-    pred, target = np.asarray(pred, dtype=float), np.asarray(target, dtype=float)
-    if len(pred) < 3 or pred.std() == 0 or target.std() == 0:
-        return float("nan"), float("nan")
-    r = float(np.corrcoef(pred, target)[0, 1])
-    return r, math.sqrt(max(0.0, 1 - r * r) / (len(pred) - 2))
-
-
 def select_episodes(contexts: RLContexts, n_episodes: int) -> list[tuple[int, int]]:
     """(context, position) of up to ``n_episodes`` held-out episodes that have history in their context
     (position >= 1), evenly spaced over all such episodes in order (deterministic)."""
@@ -371,7 +357,7 @@ def metric_rows(scored: dict[str, list[dict[str, float]]], model_name: str = "rl
         per[cond] = (np.asarray(err), np.asarray(ll))
         stats = {"reward_mae": mean_se(err),
                  "reward_pearson": pearson_se([e["pred"] for e in eps], [e["reward"] for e in eps]),
-                 "action_logprob_per_token": mean_se([x for x in ll if not math.isnan(x)])}
+                 "action_logprob_per_token": mean_se(ll)}
         for metric in METRICS:
             n = sum(1 for e in eps if e["n_tokens"]) if metric == "action_logprob_per_token" else len(eps)
             rows.append({"model": model_name, "condition": cond, "metric": metric, "value": stats[metric][0],
@@ -381,7 +367,7 @@ def metric_rows(scored: dict[str, list[dict[str, float]]], model_name: str = "rl
             for metric, i in (("reward_mae", 0), ("action_logprob_per_token", 1)):
                 d = per[cond][i] - per["no_history"][i]
                 d = d[~np.isnan(d)]
-                v, se = mean_se(d)
+                v, se, _ = mean_se(d)
                 rows.append({"model": model_name, "condition": f"{cond}_minus_no_history", "metric": metric,
                              "value": v, "se": se, "n": len(d)})
     return rows

@@ -180,15 +180,10 @@ def cmd_plot_overoptimization(args) -> None:
 
     from .evaluation.plots import plot_overoptimization
 
-    def named(items):
-        out = {}
-        for item in items or []:
-            name, sep, path = item.partition("=")
-            if not sep:
-                raise PipelineError(f"{item!r}: expected NAME=PATH")
-            _need_paths(path)
-            out[name] = pd.read_csv(path)
-        return out
+    def named(items, flag):
+        paths = _named_args(items, flag)
+        _need_paths(*paths.values())
+        return {name: pd.read_csv(path) for name, path in paths.items()}
 
     fits = diversity = None
     if args.fits:
@@ -197,18 +192,26 @@ def cmd_plot_overoptimization(args) -> None:
     if args.diversity:
         _need_paths(args.diversity)
         diversity = pd.read_csv(args.diversity)
-    plot_overoptimization(named(args.gold_evals), named(args.bons), args.out, fits=fits, diversity=diversity)
+    plot_overoptimization(named(args.gold_evals, "--gold-evals"), named(args.bons, "--bons"), args.out, fits=fits,
+                          diversity=diversity)
+
+
+def _named_args(items, flag: str, expected: str = "NAME=PATH") -> dict[str, str]:
+    """``NAME=VALUE`` arguments as a dict (PipelineError naming the flag and ``expected`` when one is malformed)."""
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise PipelineError(f"{flag} {item!r}: expected {expected}")
+        out[name] = value
+    return out
 
 
 def _named_lists(items, what: str) -> dict[str, list[str]]:
     """``NAME=PATH[,PATH...]`` arguments as ``{name: [paths]}`` (every path must exist)."""
-    out = {}
-    for item in items or []:
-        name, sep, paths = item.partition("=")
-        if not sep or not name or not paths:
-            raise PipelineError(f"{what} {item!r}: expected NAME=PATH[,PATH...]")
-        out[name] = paths.split(",")
-        _need_paths(*out[name])
+    out = {name: paths.split(",") for name, paths in _named_args(items, what, "NAME=PATH[,PATH...]").items()}
+    for paths in out.values():
+        _need_paths(*paths)
     return out
 
 
@@ -243,8 +246,8 @@ def cmd_rm_diversity(args) -> None:
         raise PipelineError(f"--member-ids: {len(args.member_ids)} ids for {len(args.rm_dirs)} --rm-dirs")
     _need_paths(args.pairs, *args.rm_dirs)
     runs = _named_lists(args.runs, "--runs")
-    groups = {name: [int(s) for s in seeds] for name, seeds in
-              ((g.partition("=")[0], g.partition("=")[2].split(",")) for g in args.groups or [])}
+    groups = {name: [int(s) for s in seeds.split(",")]
+              for name, seeds in _named_args(args.groups, "--groups", "NAME=SEED[,SEED...]").items()}
     scorer = GoldScorer(args.gold_rm, is_alpacafarm_rm=args.is_alpacafarm_rm, batch_size=args.batch_size) \
         if runs else None
     df = diversity_table(args.rm_dirs, args.member_ids, args.pairs, runs, scorer, groups=groups,
@@ -414,24 +417,13 @@ def cmd_redteam_summary(args) -> None:
     summarize_redteam(runs, args.out_csv, args.out_png)
 
 
-def _named_dirs(items: list[str], flag: str) -> dict[str, str]:
-    """``NAME=DIR`` arguments as a dict (PipelineError naming the flag when one is malformed)."""
-    out = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise PipelineError(f"{flag} {item!r}: expected NAME=DIR")
-        out[name] = path
-    return out
-
-
 def cmd_ad_data(args) -> None:
     from .ad.config import ADSection
     from .ad.data import write_contexts
 
     ad = ADSection.from_dict(load_config_arg(args.config))
     _need_paths(args.tokenizer)
-    report = write_contexts(ad, _named_dirs(args.histories, "--histories"), args.heldout, args.tokenizer,
+    report = write_contexts(ad, _named_args(args.histories, "--histories", "NAME=DIR"), args.heldout, args.tokenizer,
                             args.out_dir)
     _manifest(args, "ad-data", ad.to_dict(), extra={"report": report})
 
@@ -453,9 +445,10 @@ def cmd_ad_eval(args) -> None:
     ad = ADSection.from_dict(load_config_arg(args.config))
     _need_paths(args.lm, args.expert, args.prompts)
     check_model("--gold-rm", args.gold_rm)
-    rms = {int(k): v for k, v in _named_dirs(args.rm_dirs, "--rm-dirs").items()}
-    metrics = evaluate_ad(ad, args.lm, args.expert, _named_dirs(args.heldout, "--heldout"), rms, args.gold_rm,
-                          args.prompts, args.out_dir, is_alpacafarm_rm=args.is_alpacafarm_rm)
+    rms = {int(k): v for k, v in _named_args(args.rm_dirs, "--rm-dirs", "SEED=DIR").items()}
+    heldout = _named_args(args.heldout, "--heldout", "NAME=DIR")
+    metrics = evaluate_ad(ad, args.lm, args.expert, heldout, rms, args.gold_rm, args.prompts, args.out_dir,
+                          is_alpacafarm_rm=args.is_alpacafarm_rm)
     _manifest(args, "ad-eval", ad.to_dict(), seed=ad.eval.seed, extra={"metrics": metrics})
 
 
@@ -463,7 +456,7 @@ def _histories(items: list[str], flag: str) -> list:
     """``NAME=DIR`` arguments as loaded learning histories (PipelineError naming the bad one)."""
     from .ad.data import load_history
 
-    return [load_history(name, path) for name, path in _named_dirs(items or [], flag).items()]
+    return [load_history(name, path) for name, path in _named_args(items, flag, "NAME=DIR").items()]
 
 
 def cmd_ad_rl(args) -> None:

@@ -10,7 +10,6 @@ import numpy as np
 
 from ..config import Section, bad, join, setting
 from ..sft import TinyLlamaConfig
-from .rl import ADRLConfig
 
 
 @dataclass
@@ -114,6 +113,17 @@ class ADModelConfig(Section):
     learning_rate: float = setting(1.0e-3, gt=0, help="Peak learning rate (linear decay).")
     batch_size: int = setting(8, ge=1, help="Contexts per batch.")
     seed: int = setting(0, help="Seed of init and data order.")
+
+
+@dataclass
+class ADRLConfig(ADModelConfig):
+    """The RL-format model (``rlhf_pipeline.ad.rl``): the same sizes and training settings, with an action head
+    and a reward head, trained on the RL-format contexts (``results/ad/rl/``)."""
+
+    section = "ad.rl"
+
+    reward_loss_weight: float = setting(1.0, ge=0, help="Weight of the reward MSE (on standardised rewards) "
+                                        "against the action cross-entropy.")
 
 
 @dataclass

@@ -32,36 +32,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..config import Section, setting
 from ..errors import PipelineError
 from ..io import atomic_dir, atomic_file, write_json
-from ..sft import TinyLlamaConfig
+from .config import ADRLConfig
 from .stats import mean_se, pearson_se
 
-if TYPE_CHECKING:  # ad.config holds ADRLConfig in its section, so the data side is imported lazily
+if TYPE_CHECKING:
     from .config import ContextFormat
     from .data import History, RLContexts
 
 MODEL_DIR = "model"
 METRICS = ("reward_mae", "reward_pearson", "action_logprob_per_token")
 CONDITIONS = ("history", "shuffled_history", "no_history")
-
-
-@dataclass
-class ADRLConfig(Section):
-    """The RL-format model: a from-scratch tiny Llama on the policy's tokenizer with an action head and a
-    reward head, trained on the RL-format contexts (``results/ad/rl/``)."""
-
-    section = "ad.rl"
-
-    tiny: TinyLlamaConfig = setting(default_factory=lambda: TinyLlamaConfig(max_position_embeddings=512),
-                                    help="Backbone sizes; max_position_embeddings must cover ad.format.context_length.")
-    epochs: float = setting(3, gt=0, help="Passes over the training contexts.")
-    learning_rate: float = setting(1.0e-3, gt=0, help="Peak learning rate (AdamW, linear decay to 0).")
-    batch_size: int = setting(8, ge=1, help="Contexts per batch.")
-    reward_loss_weight: float = setting(1.0, ge=0, help="Weight of the reward MSE (on standardised rewards) "
-                                        "against the action cross-entropy.")
-    seed: int = setting(0, help="Seed of init and data order.")
 
 
 # ---- batching -----------------------------------------------------------------------------------

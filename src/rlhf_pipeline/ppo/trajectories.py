@@ -146,7 +146,8 @@ def rollouts_table(rollouts: list[Rollout], run_id: str, batch_size: int):
 
     terms = sorted({k for r in rollouts for k in r.terms})
     extras = sorted({k for r in rollouts for k in r.extras})
-    cols: dict[str, list] = {name: [] for name in _schema(terms, extras).names}
+    schema = _schema(terms, extras)
+    cols: dict[str, list] = {name: [] for name in schema.names}
     for r in rollouts:
         n = len(r.prompts)
         cols["run"] += [run_id] * n
@@ -164,7 +165,7 @@ def rollouts_table(rollouts: list[Rollout], run_id: str, batch_size: int):
             cols[f"term_{t}"] += [float(x) for x in r.terms[t]] if t in r.terms else [None] * n
         for e in extras:
             cols[e] += list(r.extras[e]) if e in r.extras else [None] * n
-    return pa.Table.from_pydict(cols, schema=_schema(terms, extras))
+    return pa.Table.from_pydict(cols, schema=schema)
 
 
 # ---- reading ------------------------------------------------------------------------------------

@@ -393,3 +393,35 @@ def test_stateful_reward_and_hooks_resume_exactly(policy_dir, tmp_path):
         return [{k: v for k, v in r.items() if k != "time"} for r in rows]
     assert without_time(read_log(run / "out" / "train_log.csv")) == \
         without_time(read_log(straight / "out" / "train_log.csv"))
+
+
+# Step 1 of small_cfg(seed=5) on the fixture policy, recorded on main before the rollout reused the sampling
+# pass's logits (commit 6131d6c; 1 thread): the speed work must not change what PPO computes.
+STEP1_BEFORE_SPEEDUP = {
+    "step1": {"step": 1.0, "episodes": 8.0, "score": 0.5645833611488342, "rlhf_reward": 0.5645833611488342,
+              "kl": 0.0, "kl_k3": 0.0, "kl_coef": 0.05, "entropy": 3.2013262510299683,
+              "policy_loss": 0.01597415655851364, "value_loss": 0.888298898935318,
+              "approxkl": 0.006417866796255112, "clipfrac": 0.0625, "vf_clipfrac": 0.2291666641831398, "lr": 0.003,
+              "grad_norm": 1.7101719379425049, "response_length": 12.0},
+    "eval_kl": [1.1249582767486572, -1.255664587020874, 1.2316052913665771, 0.9360690116882324,
+                0.17665958404541016, -0.6584517955780029],
+    "eval_responses": ["hotel charlie papa papa alpha victor mike bravo lima november papa delta",
+                       "whiskey oscar victor mike fox fox foxtro yankee victor yankee papa",
+                       "india sierra golf deltat limat yankee papa victor delta delta",
+                       "victor hotel yankee yankee romeo uniform november charlie whiskey yankee india india",
+                       "romeo papa uniform oscar quebec romeo yankee november mike victor golflo",
+                       "uniform indiatro limatro lima whiskey golf hotel november november mike"],
+}
+
+
+def test_first_step_statistics_equal_the_recorded_ones(policy_dir, tmp_path):
+    cfg = small_cfg(total_episodes=8, max_new_tokens=12, temperature=0.7, missing_eos_penalty=None)
+    train_ppo(cfg, policy_dir, FirstHalfReward(), PROMPTS, EVAL_PROMPTS, tmp_path / "out", tmp_path / "ckpt")
+    rows = read_log(tmp_path / "out" / "train_log.csv")
+    evals = [json.loads(line) for line in (tmp_path / "out" / "eval" / "step000001.jsonl").read_text().splitlines()]
+    got = {"step1": {k: float(v) for k, v in rows[0].items() if k != "time"},
+           "eval_kl": [r["kl"] for r in evals], "eval_responses": [r["response"] for r in evals]}
+    want = STEP1_BEFORE_SPEEDUP
+    assert got["eval_responses"] == want["eval_responses"]  # the same samples: sampling consumed the same RNG
+    assert got["step1"] == pytest.approx(want["step1"], rel=1e-4, abs=1e-6)
+    assert got["eval_kl"] == pytest.approx(want["eval_kl"], rel=1e-4, abs=1e-5)

@@ -17,6 +17,7 @@ from .config import load_config_arg, settings_help
 from .errors import PipelineError
 from .launch import maybe_relaunch
 from .models import check_model
+from .runtime import keep_freed_memory
 
 
 def _need_paths(*paths: str | Path) -> None:
@@ -786,6 +787,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if argv is None:  # a real command line: multi-GPU training stages relaunch under accelerate
         maybe_relaunch(args.stage, sys.argv[1:])
+    keep_freed_memory()
     try:
         args.fn(args)
     except PipelineError as e:

@@ -1,11 +1,16 @@
-"""PPO throughput on the default tiny policy (CPU): episodes/s, generated tokens/s, peak RSS.
+"""PPO throughput on the default tiny policy (CPU): episodes/s, generated tokens/s, peak RSS, user and
+system CPU time, and where a step's wall time goes (the trainer's phases).
 
     python bench/ppo_throughput.py [--steps 3] [--batch-size 32] [--threads 2] [--trajectories on|off|both]
 
 Uses the PPOConfig defaults otherwise (so it measures the embedded default's settings) and a
 cheap deterministic reward (fraction of response words starting with a-m), so the figures are
-the PPO loop's own cost: generation, three forward passes, ppo_epochs of updates, and the trajectory
-log (``--trajectories both`` measures its overhead: a run without it, then one with it).
+the PPO loop's own cost: generation, the reference and value forwards, ppo_epochs of updates, and the
+trajectory log (``--trajectories both`` measures its overhead: a run without it, then one with it).
+Phases (``rlhf_pipeline.ppo.trainer.PHASES``): generation (sampling, KV cache), policy_logprobs (a second
+policy forward, only with ``logprobs_from_sampling: false``), ref_and_value (reference and value forwards),
+scoring (decode + reward), update (GAE and the PPO epochs), logging (trajectory log, train_log.csv), eval
+(steps 0 and last), checkpoint; "other" is step time outside them (batching, shaping, statistics).
 """
 
 from __future__ import annotations
@@ -62,17 +67,18 @@ def measure(args, trajectories: bool) -> dict:
                         eval_interval=10**9, checkpoint_interval=10**9, log_with="none",
                         trajectories=trajectories, trajectory_chunk_steps=1)
         prompts = [f"Write about topic {i}." for i in range(256)]
-        t0 = time.time()
-        train_ppo(cfg, str(tmp / "policy"), first_half_reward, prompts, prompts[:8],
-                  tmp / "out", tmp / "ckpt")
-        wall = time.time() - t0
+        t0, cpu0 = time.time(), resource.getrusage(resource.RUSAGE_SELF)
+        summary = train_ppo(cfg, str(tmp / "policy"), first_half_reward, prompts, prompts[:8],
+                            tmp / "out", tmp / "ckpt")
+        wall, cpu1 = time.time() - t0, resource.getrusage(resource.RUSAGE_SELF)
         with open(tmp / "out" / "train_log.csv") as f:
             rows = list(csv.DictReader(f))
         log_bytes = sum(p.stat().st_size for p in (tmp / "out" / "trajectories").glob("*.parquet"))
     step_time = sum(float(r["time"]) for r in rows)
     return {"cfg": cfg, "n_params": n_params, "steps": len(rows), "wall": wall, "step_time": step_time,
             "log_time": log_time[0], "tokens": sum(float(r["response_length"]) * cfg.batch_size for r in rows),
-            "log_bytes": log_bytes}
+            "log_bytes": log_bytes, "phases": (summary or {}).get("phase_seconds"),
+            "user": cpu1.ru_utime - cpu0.ru_utime, "sys": cpu1.ru_stime - cpu0.ru_stime}
 
 
 def main() -> None:
@@ -98,6 +104,16 @@ def main() -> None:
         print(f"  generated tokens/s:  {r['tokens'] / r['step_time']:.1f}")
         print(f"  seconds per step:    {r['step_time'] / r['steps']:.3f} (whole call incl. load and evals: "
               f"{r['wall']:.1f} s)")
+        print(f"  CPU time (whole call): user {r['user']:.1f} s, system {r['sys']:.1f} s "
+              f"({r['sys'] / max(r['user'] + r['sys'], 1e-9):.0%} system)")
+        if r["phases"] is None:  # e.g. this script run against an older checkout (PYTHONPATH=old/src)
+            print("  step time by phase:  not reported by this trainer")
+        else:
+            train = {k: v for k, v in r["phases"].items() if k not in ("eval", "checkpoint")}
+            shares = {**train, "other": max(0.0, r["step_time"] - sum(train.values()))}
+            print("  step time by phase:  " + ", ".join(f"{k} {v / r['step_time']:.0%}" for k, v in shares.items()))
+            print(f"  outside the steps:   eval {r['phases']['eval']:.1f} s (steps 0 and {r['steps']}), "
+                  f"checkpoint {r['phases']['checkpoint']:.1f} s")
         if mode:
             print(f"  trajectory log:      {r['log_time'] / r['steps'] * 1000:.1f} ms per step "
                   f"({r['log_time'] / r['step_time']:.2%} of step time), {r['log_bytes'] / r['steps'] / 1024:.1f} "

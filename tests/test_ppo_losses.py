@@ -10,6 +10,8 @@ from rlhf_pipeline.ppo.config import PPOConfig
 from rlhf_pipeline.ppo.kl import AdaptiveKLController, FixedKLController, kl_k1, kl_k3
 from rlhf_pipeline.ppo.losses import (
     compute_gae,
+    entropy_from_logits,
+    logprobs_and_entropy,
     masked_mean,
     masked_var,
     masked_whiten,
@@ -159,3 +161,22 @@ def test_entropy_bonus_adds_minus_logprob_per_token():
     torch.testing.assert_close(kl_pen, torch.tensor([[-0.05, 0.0, 0.0]]))
     no_bonus, _ = per_token_rewards(torch.tensor([2.0]), logp, ref, mask, kl_coef=0.1)
     torch.testing.assert_close(no_bonus, torch.tensor([[-0.05, 2.0, 0.0]]))
+
+
+def test_token_logprobs_and_entropy_by_hand():
+    # logits [0, ln 3]: softmax [1/4, 3/4]; logprob of token 1 = ln 3/4; entropy = -(1/4 ln 1/4 + 3/4 ln 3/4)
+    logits = torch.tensor([[0.0, math.log(3.0)]])
+    lp, ent = logprobs_and_entropy(logits, torch.tensor([1]))
+    assert lp.item() == pytest.approx(math.log(0.75), abs=1e-6)
+    assert ent.item() == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)), abs=1e-6)
+
+
+
+def test_logprobs_and_entropy_equal_log_softmax_gather_and_entropy_from_logits():
+    torch.manual_seed(0)
+    logits = (torch.randn(2, 5, 97) * 4).requires_grad_(True)
+    tokens = torch.randint(0, 97, (2, 5))
+    lp, ent = logprobs_and_entropy(logits, tokens)
+    torch.testing.assert_close(lp, torch.log_softmax(logits, -1).gather(-1, tokens[..., None]).squeeze(-1))
+    torch.testing.assert_close(ent, entropy_from_logits(logits.detach()))
+    assert lp.requires_grad and not ent.requires_grad

@@ -43,6 +43,13 @@ class PPOConfig(Section):
     top_k: int = setting(0, ge=0, help="Top-k sampling (0 = off). With top_k > 0 the logprobs (full softmax) no "
                          "longer equal the sampling distribution; Huang et al. keep it at 0.")
 
+    logprobs_from_sampling: bool = setting(True, help="Take the sampled tokens' logprobs under the policy (the "
+                                           "PPO ratio's denominator, the KL) from the sampling pass's own logits "
+                                           "instead of a second forward pass over prompt + response: the same "
+                                           "numbers up to floating-point rounding (KV-cached versus full "
+                                           "attention; larger under bf16), one policy forward fewer per rollout "
+                                           "and eval batch. false: recompute them with that forward pass.")
+
     # --- advantages and losses -------------------------------------------------------------
     gamma: float = setting(1.0, ge=0, le=1, help="Discount factor of GAE.")
     lam: float = setting(0.95, ge=0, le=1, help="GAE lambda.")

@@ -122,3 +122,16 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """Entropy of the categorical distribution given by ``logits`` [..., V] -> [...]."""
     logp = torch.log_softmax(logits, dim=-1)
     return -(logp.exp() * logp).sum(-1)
+
+
+
+
+def logprobs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log softmax(logits)[token], entropy)``: [..., V], [...] -> [...], [...], from one log-softmax: the
+    numbers of ``log_softmax(logits).gather(tokens)`` (differentiable) and :func:`entropy_from_logits` (no
+    grad), one pass over [..., V] fewer."""
+    logp = torch.log_softmax(logits, dim=-1)
+    with torch.no_grad():  # -sum p * log p as one batched dot product per position (no [..., V] product)
+        flat = logp.reshape(-1, 1, logp.shape[-1])
+        entropy = -torch.bmm(flat.exp(), flat.transpose(1, 2)).view(tokens.shape)
+    return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), entropy

@@ -20,16 +20,38 @@ def tokenize_prompts(tokenizer, prompts: list[str], max_prompt_length: int):
 @torch.no_grad()
 def generate_responses(model, query_ids: torch.Tensor, query_mask: torch.Tensor, *,
                        max_new_tokens: int, temperature: float, top_k: int, pad_token_id: int,
-                       eos_token_id: int) -> torch.Tensor:
-    """Sample responses [B, T] (KV cache on), padded with ``pad_token_id`` to ``max_new_tokens``."""
+                       eos_token_id: int, return_logprobs: bool = False):
+    """Sample responses [B, T] (KV cache on), padded with ``pad_token_id`` to ``max_new_tokens``.
+
+    With ``return_logprobs``: ``(responses, logprobs)``, where logprobs [B, T] are the sampled tokens'
+    ``log softmax(logits / temperature)`` computed from the sampling pass's own raw logits (before top-k or
+    any other logits processor), the quantity :func:`response_logits` + :func:`logprobs_of` recompute with a
+    second forward pass, equal to it up to floating-point rounding (cached versus full attention).
+    Positions after generation stopped get 0. ``logprobs`` is None if the model's ``generate`` returns no
+    logits; callers then run the forward pass.
+    """
     out = model.generate(
         input_ids=query_ids, attention_mask=query_mask, do_sample=True, temperature=temperature,
         top_k=top_k, top_p=1.0, max_new_tokens=max_new_tokens, min_new_tokens=0, use_cache=True,
         pad_token_id=pad_token_id, eos_token_id=eos_token_id,
+        return_dict_in_generate=True, output_logits=return_logprobs,
     )
-    responses = out[:, query_ids.shape[1]:]
-    pad = max_new_tokens - responses.shape[1]  # generate stops early once every row has ended
-    return torch.nn.functional.pad(responses, (0, pad), value=pad_token_id)
+    responses = out.sequences[:, query_ids.shape[1]:]
+    n = responses.shape[1]
+    pad = max_new_tokens - n  # generate stops early once every row has ended
+    padded = torch.nn.functional.pad(responses, (0, pad), value=pad_token_id)
+    if not return_logprobs:
+        return padded
+    if not out.logits or len(out.logits) != n:
+        return padded, None
+    logits = scale_logits(torch.stack(out.logits, 1), temperature)  # [B, n, V] float32
+    return padded, torch.nn.functional.pad(logprobs_of(logits, responses), (0, pad), value=0.0)
+
+
+def scale_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / temperature`` in float32 (no copy at temperature 1: x / 1.0 == x exactly)."""
+    logits = logits.float()
+    return logits if temperature == 1.0 else logits / temperature
 
 
 def truncate_after_eos(responses: torch.Tensor, eos_token_id: int, pad_token_id: int):
@@ -63,16 +85,28 @@ def _join(query_ids, query_mask, responses, response_mask):
 
 def response_logits(model, query_ids, query_mask, responses, response_mask,
                     temperature: float) -> torch.Tensor:
-    """Temperature-scaled logits [B, T, V] that predicted each response token (as in sampling)."""
+    """Temperature-scaled logits [N, V] that predicted each real response token (``response_mask`` 1, N of
+    them, in row-major order: ``responses[response_mask.bool()]``), as in sampling. Padding after the first
+    EOS gets no logits: the LM head (the largest matmul of a small model) only runs where they are used.
+    :func:`to_rows` puts per-token results back into [B, T]."""
     input_ids, attention_mask, position_ids = _join(query_ids, query_mask, responses, response_mask)
-    T = responses.shape[1]
+    keep = torch.zeros_like(input_ids, dtype=torch.bool)  # position i's logits predict token i + 1
+    keep[:, query_ids.shape[1] - 1:-1] = response_mask.bool()
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                   use_cache=False, logits_to_keep=T + 1).logits
-    return logits[:, :-1].float() / temperature
+                   use_cache=False, logits_to_keep=keep).logits
+    if logits.ndim == 3:  # a model that computed every position's logits
+        logits = logits[keep]
+    return scale_logits(logits, temperature)
+
+
+def to_rows(values: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Per-token values [N] (the order of :func:`response_logits`) as [B, T], 0 on padding (differentiable)."""
+    rows, cols = response_mask.bool().nonzero(as_tuple=True)
+    return values.new_zeros(response_mask.shape).index_put((rows, cols), values)
 
 
 def logprobs_of(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[token] per position: [B, T, V], [B, T] -> [B, T]."""
+    """log softmax(logits)[token] per position: [..., V], [...] -> [...]."""
     return torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 

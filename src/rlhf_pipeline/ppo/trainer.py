@@ -8,11 +8,15 @@ Each step, in order:
      ``missing_eos_penalty`` instead, if set;
   3. logprobs of the sampled tokens under the policy and the frozen reference (``logits /
      temperature``, as in sampling) and values; per-token rewards ``-beta * (logp - ref_logp)``
-     with the score added at the last response token;
+     with the score added at the last response token. The policy's come from the sampling pass's own
+     logits (``logprobs_from_sampling``); on CPU each chunk's reference and value forwards run in a worker
+     thread while the next chunk is sampled (no RNG there: the same numbers);
   4. GAE advantages (whitened) and returns;
   5. ``ppo_epochs`` passes over shuffled mini-batches: clipped policy loss + vf_coef * clipped value
      loss, gradient accumulation over micro-batches, gradient-norm clipping, one AdamW step each;
   6. the LR schedule and the KL controller step once; statistics are logged.
+
+Where the time goes: :class:`PhaseTimer` (``train_ppo``'s summary, ``bench/ppo_throughput.py``).
 
 Files: ``out_dir/eval/step{N:06d}.jsonl`` (step 0, every ``eval_interval`` steps, final step),
 ``out_dir/train_log.csv``, ``out_dir/tb/`` (TensorBoard), ``out_dir/trajectories/`` (every rollout,
@@ -37,7 +41,7 @@ import logging
 import math
 import shutil
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,7 @@ from tqdm.auto import tqdm
 
 from ..errors import PipelineError
 from ..io import atomic_dir, atomic_file, write_json, write_jsonl
+from ..runtime import keep_freed_memory
 from ..trainer_checkpoints import Preempted, stop_on_signals
 from . import checkpoint as ckpt
 from .config import PPOConfig
@@ -55,7 +60,7 @@ from .hooks import rows_of as _rows_of
 from .kl import kl_k1, kl_k3, make_kl_controller
 from .losses import (
     compute_gae,
-    entropy_from_logits,
+    logprobs_and_entropy,
     masked_mean,
     masked_whiten,
     per_token_rewards,
@@ -68,6 +73,7 @@ from .rollout import (
     logprobs_of,
     response_logits,
     response_values,
+    to_rows,
     tokenize_prompts,
     truncate_after_eos,
 )
@@ -81,7 +87,29 @@ LOG_COLUMNS = ["step", "episodes", "score", "rlhf_reward", "kl", "kl_k3", "kl_co
                "policy_loss", "value_loss", "approxkl", "clipfrac", "vf_clipfrac", "lr",
                "grad_norm", "response_length", "time"]
 # Keys that may change between a checkpoint and its resumption (they do not change training).
-RESUMABLE_CHANGES = {"eval_interval", "eval_batch_size", "checkpoint_interval", "log_with", "trajectory_chunk_steps"}
+RESUMABLE_CHANGES = {"eval_interval", "eval_batch_size", "checkpoint_interval", "log_with", "trajectory_chunk_steps",
+                     "logprobs_from_sampling"}
+# Where a run's wall time goes (train_ppo's summary "phase_seconds"; bench/ppo_throughput.py prints the shares).
+PHASES = ("generation", "policy_logprobs", "ref_and_value", "scoring", "update", "logging", "eval", "checkpoint")
+
+
+class PhaseTimer:
+    """Wall seconds per phase (:data:`PHASES`): ``with timer("update"): ...``. On GPU each phase ends with a
+    synchronisation, so asynchronous kernels count where they ran."""
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+        self._sync = torch.cuda.synchronize if torch.cuda.is_available() else None
+
+    @contextmanager
+    def __call__(self, phase: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._sync is not None:
+                self._sync()
+            self.seconds[phase] += time.perf_counter() - t0
 
 
 def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[str],
@@ -100,6 +128,7 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
     from accelerate.utils import set_seed
 
     out_dir, ckpt_dir = Path(out_dir), Path(ckpt_dir)
+    keep_freed_memory()
     if not train_prompts:
         raise PipelineError("PPO: no training prompts")
     if cfg.log_with == "wandb" and importlib.util.find_spec("wandb") is None:
@@ -121,7 +150,9 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
     tokenizer = load_policy_tokenizer(policy_dir)
     policy, ref_policy, value_model = build_models(cfg, policy_dir, use_gpu_features=on_gpu)
     params = [p for m in (policy, value_model) for p in m.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, eps=1e-5)
+    # fused: one kernel per parameter instead of a pass per AdamW operation (the same update; the embedding
+    # matrices' updates were ~9% of a CPU step)
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, eps=1e-5, fused=True)
     scheduler = make_scheduler(cfg, optimizer)
     policy, value_model, optimizer = accelerator.prepare(policy, value_model, optimizer)
     if ref_policy is not None:
@@ -159,8 +190,10 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
             if start is not None:  # the hook's outputs as they were at the checkpoint
                 restore_hook_files(hook, start["dir"])
             hook.on_resume(first_step - 1)
+    timer = run.timer
     if start is None:
-        run.evaluate(eval_prompts, step=0)
+        with timer("eval"):
+            run.evaluate(eval_prompts, step=0)
     if cfg.log_with != "none":
         accelerator.init_trackers("tb", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
                                                 for k, v in cfg.to_dict().items()})
@@ -181,14 +214,17 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
             kl_ctl.update(stats["kl"], cfg.batch_size)
             row = {"step": step, "episodes": step * cfg.batch_size, **stats, "time": time.time() - t0}
             rows.append({k: row[k] for k in LOG_COLUMNS + sorted(k for k in row if k.startswith("term_"))})
-            if accelerator.is_main_process:
-                _write_log(out_dir / "train_log.csv", rows)
-            if cfg.log_with != "none":
-                accelerator.log({f"ppo/{k}": v for k, v in row.items() if k != "step"}, step=step)
+            with timer("logging"):
+                if accelerator.is_main_process:
+                    _write_log(out_dir / "train_log.csv", rows)
+                if cfg.log_with != "none":
+                    accelerator.log({f"ppo/{k}": v for k, v in row.items() if k != "step"}, step=step)
             if step % cfg.eval_interval == 0 or step == n_steps:
-                run.evaluate(eval_prompts, step=step)
+                with timer("eval"):
+                    run.evaluate(eval_prompts, step=step)
             if step % cfg.checkpoint_interval == 0 or step == n_steps or stop.signum:
-                run.save_checkpoint(step, scheduler, kl_ctl, rows)
+                with timer("checkpoint"):
+                    run.save_checkpoint(step, scheduler, kl_ctl, rows)
             if stop.signum:
                 accelerator.end_training()
                 msg = (f"PPO: got signal {stop.signum}; checkpointed step {step} in {ckpt_dir}; "
@@ -207,8 +243,10 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
             final.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
     accelerator.wait_for_everyone()
+    log.info("PPO wall time by phase (s): %s", {k: round(v, 2) for k, v in timer.seconds.items()})
     return {"steps": n_steps, "last": rows[-1] if rows else {}, "model_dir": str(model_dir),
-            "eval_files": sorted(str(p) for p in (out_dir / "eval").glob("step*.jsonl"))}
+            "eval_files": sorted(str(p) for p in (out_dir / "eval").glob("step*.jsonl")),
+            "phase_seconds": dict(timer.seconds)}
 
 
 class _Run:
@@ -221,19 +259,27 @@ class _Run:
         self.optimizer, self.params = optimizer, params
         self.reward_fn, self.out_dir, self.ckpt_dir = reward_fn, out_dir, ckpt_dir
         self.hooks = list(hooks)
+        self.timer = PhaseTimer()
+        self._worker_threads = 0  # intra-op threads of the rollout forwards' worker (see _rollout_threads)
 
     # ---- rollout helpers --------------------------------------------------------------------
     def _sample(self, query_ids, query_mask):
-        """Sampled responses, truncated after the first EOS: (responses, mask, has_eos)."""
+        """Sampled responses, truncated after the first EOS: (responses, mask, has_eos, logprobs), where
+        logprobs [B, T] are the sampled tokens' logprobs from the sampling pass (0 after the first EOS), or
+        None without ``cfg.logprobs_from_sampling`` (or where ``generate`` gives no logits): then
+        :meth:`_policy_logprobs` computes them."""
         cfg, tok = self.cfg, self.tok
         policy = self.acc.unwrap_model(self.policy)
         policy.eval()
         with self.acc.autocast():
-            responses = generate_responses(policy, query_ids, query_mask,
-                                           max_new_tokens=cfg.max_new_tokens,
-                                           temperature=cfg.temperature, top_k=cfg.top_k,
-                                           pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        return truncate_after_eos(responses, tok.eos_token_id, tok.pad_token_id)
+            out = generate_responses(policy, query_ids, query_mask, max_new_tokens=cfg.max_new_tokens,
+                                     temperature=cfg.temperature, top_k=cfg.top_k, pad_token_id=tok.pad_token_id,
+                                     eos_token_id=tok.eos_token_id, return_logprobs=cfg.logprobs_from_sampling)
+        responses, logprobs = out if cfg.logprobs_from_sampling else (out, None)
+        responses, mask, has_eos = truncate_after_eos(responses, tok.eos_token_id, tok.pad_token_id)
+        if logprobs is not None:
+            logprobs = logprobs * mask  # 0 on padding: the forward pass's padding logprobs were never used
+        return responses, mask, has_eos, logprobs
 
     @torch.no_grad()
     def _ref_logprobs(self, query_ids, query_mask, responses, mask):
@@ -244,14 +290,44 @@ class _Run:
             ctx = model.disable_adapter()
         with ctx, self.acc.autocast():
             logits = response_logits(model, query_ids, query_mask, responses, mask, self.cfg.temperature)
-        return logprobs_of(logits, responses)
+        return to_rows(logprobs_of(logits, responses[mask.bool()]), mask)
 
     @torch.no_grad()
     def _policy_logprobs(self, query_ids, query_mask, responses, mask):
         with self.acc.autocast():
             logits = response_logits(self.acc.unwrap_model(self.policy), query_ids, query_mask,
                                      responses, mask, self.cfg.temperature)
-        return logprobs_of(logits, responses)
+        return to_rows(logprobs_of(logits, responses[mask.bool()]), mask)
+
+    def _ref_and_values(self, query_ids, query_mask, responses, mask):
+        """(reference logprobs, values) of one rollout chunk; thread-safe next to :meth:`_sample` (the
+        reference and value models are not the policy; LoRA's reference is, and never runs here in a thread)."""
+        if self._worker_threads:
+            torch.set_num_threads(self._worker_threads)
+        with torch.no_grad(), self.acc.autocast():
+            values = response_values(self.acc.unwrap_model(self.value_model), query_ids, query_mask, responses, mask)
+        return self._ref_logprobs(query_ids, query_mask, responses, mask), values
+
+    @contextmanager
+    def _rollout_threads(self, n_chunks: int):
+        """On CPU, yield a one-thread executor that runs each chunk's reference and value forwards while the
+        next chunk is sampled, with the intra-op threads split between sampling and that worker (sampling a
+        small model does not use a second thread; measured on 2 cores: the forwards cost nothing extra); else
+        yield None. Only forwards without RNG run there, so the samples and every number stay the same.
+        Not under LoRA (the reference is the policy with its adapters switched off) or with one chunk."""
+        threads = torch.get_num_threads()
+        if self.acc.device.type != "cpu" or self.ref_policy is None or n_chunks < 2 or threads < 2:
+            yield None
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._worker_threads = threads // 2
+        torch.set_num_threads(threads - threads // 2)
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="ppo-forwards") as executor:
+                yield executor
+        finally:
+            torch.set_num_threads(threads)
 
     # ---- one PPO step -----------------------------------------------------------------------
     def step(self, step: int, prompts: list[str], kl_coef: float) -> dict[str, float]:
@@ -261,21 +337,29 @@ class _Run:
 
         # 1. rollout (in chunks of a mini-batch; the prompts share one left padding)
         query_ids, query_mask = (t.to(dev) for t in tokenize_prompts(self.tok, prompts, cfg.max_prompt_length))
-        chunks = []
-        for i in range(0, B, mb):
-            q, qm = query_ids[i:i + mb], query_mask[i:i + mb]
-            responses, mask, has_eos = self._sample(q, qm)
-            with torch.no_grad(), acc.autocast():
-                values = response_values(acc.unwrap_model(self.value_model), q, qm, responses, mask)
-            chunks.append((responses, mask, has_eos,
-                           self._policy_logprobs(q, qm, responses, mask),
-                           self._ref_logprobs(q, qm, responses, mask), values))
-        responses, mask, has_eos, logprobs, ref_logprobs, values = (torch.cat(c) for c in zip(*chunks))
+        timer = self.timer
+        chunks, forwards = [], []
+        with self._rollout_threads(n_chunks=-(-B // mb)) as overlap:
+            for i in range(0, B, mb):
+                q, qm = query_ids[i:i + mb], query_mask[i:i + mb]
+                with timer("generation"):
+                    responses, mask, has_eos, logprobs = self._sample(q, qm)
+                if logprobs is None:
+                    with timer("policy_logprobs"):
+                        logprobs = self._policy_logprobs(q, qm, responses, mask)
+                chunks.append((responses, mask, has_eos, logprobs))
+                args = (q, qm, responses, mask)
+                forwards.append(overlap.submit(self._ref_and_values, *args) if overlap else self._ref_and_values(*args))
+            with timer("ref_and_value"):  # overlapped: only the wait for the last chunk's forwards
+                forwards = [f.result() for f in forwards] if overlap else forwards
+        responses, mask, has_eos, logprobs = (torch.cat(c) for c in zip(*chunks))
+        ref_logprobs, values = (torch.cat(c) for c in zip(*forwards))
         mask_f = mask.float()
-        texts = self.tok.batch_decode(responses, skip_special_tokens=True)
 
         # 2. scores (one reward_fn call), missing-EOS penalty
-        scored = score_batch(self.reward_fn, prompts, texts, training=True)
+        with timer("scoring"):
+            texts = self.tok.batch_decode(responses, skip_special_tokens=True)
+            scored = score_batch(self.reward_fn, prompts, texts, training=True)
         raw_scores = scored.score
         self._check_finite(step, "score", raw_scores, prompts, texts, raw_scores)
         scores = apply_missing_eos_penalty(raw_scores, has_eos.cpu(), cfg.missing_eos_penalty).to(dev)
@@ -286,53 +370,56 @@ class _Run:
                                                 cfg.entropy_coef)
         self._check_finite(step, "reward", rewards, prompts, texts, raw_scores)
         if self.hooks:
-            self._emit_rollout(step, prompts, query_ids, query_mask, texts, responses, mask, logprobs,
-                               ref_logprobs, values, raw_scores, scores, kl, rewards, scored)
+            with timer("logging"):
+                self._emit_rollout(step, prompts, query_ids, query_mask, texts, responses, mask, logprobs,
+                                   ref_logprobs, values, raw_scores, scores, kl, rewards, scored)
         if cfg.whiten_rewards:
             rewards = masked_whiten(rewards, mask_f, shift_mean=False)
 
-        # 4. advantages and returns
-        advantages, returns = compute_gae(rewards, values, mask_f, cfg.gamma, cfg.lam)
-        advantages = masked_whiten(advantages, mask_f)
+        with timer("update"):
+            # 4. advantages and returns
+            advantages, returns = compute_gae(rewards, values, mask_f, cfg.gamma, cfg.lam)
+            advantages = masked_whiten(advantages, mask_f)
 
-        # 5. PPO epochs over shuffled mini-batches
-        self.policy.train()
-        self.value_model.train()
-        optimizer = self.optimizer
-        acc_stats: dict[str, list[float]] = {k: [] for k in
-                                             ("policy_loss", "value_loss", "approxkl", "clipfrac",
-                                              "vf_clipfrac", "entropy", "grad_norm")}
-        for _epoch in range(cfg.ppo_epochs):
-            order = torch.randperm(B).to(dev)
-            for start in range(0, B, mb):
-                for mstart in range(start, start + mb, micro):
-                    idx = order[mstart:mstart + micro]
-                    q, qm, r, m = query_ids[idx], query_mask[idx], responses[idx], mask_f[idx]
-                    with acc.autocast():
-                        logits = response_logits(self.policy, q, qm, r, mask[idx], cfg.temperature)
-                        new_values = response_values(self.value_model, q, qm, r, mask[idx])
-                    new_logprobs = logprobs_of(logits, r)
-                    pg_loss, pg_stats = policy_loss(new_logprobs, logprobs[idx], advantages[idx], m,
-                                                    cfg.cliprange)
-                    vf_loss, vf_clipfrac = value_loss(new_values, values[idx], returns[idx], m,
-                                                      cfg.cliprange_value)
-                    loss = pg_loss + cfg.vf_coef * vf_loss
-                    if not torch.isfinite(loss):
-                        self._save_bad_batch(step, prompts, texts, raw_scores)
-                        raise PipelineError(f"PPO step {step}: non-finite loss (policy {pg_loss.item()}, "
-                                            f"value {vf_loss.item()}); batch saved to {self._bad_path(step)}")
-                    acc.backward(loss / cfg.grad_accum)
-                    with torch.no_grad():
-                        acc_stats["entropy"].append(masked_mean(entropy_from_logits(logits), m).item())
-                    acc_stats["policy_loss"].append(pg_loss.item())
-                    acc_stats["value_loss"].append(vf_loss.item())
-                    acc_stats["approxkl"].append(pg_stats["approxkl"].item())
-                    acc_stats["clipfrac"].append(pg_stats["clipfrac"].item())
-                    acc_stats["vf_clipfrac"].append(vf_clipfrac.item())
-                grad_norm = acc.clip_grad_norm_(self.params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
-                acc_stats["grad_norm"].append(float(grad_norm))
-                optimizer.step()
-                optimizer.zero_grad()
+            # 5. PPO epochs over shuffled mini-batches
+            self.policy.train()
+            self.value_model.train()
+            optimizer = self.optimizer
+            acc_stats: dict[str, list[float]] = {k: [] for k in
+                                                 ("policy_loss", "value_loss", "approxkl", "clipfrac",
+                                                  "vf_clipfrac", "entropy", "grad_norm")}
+            for _epoch in range(cfg.ppo_epochs):
+                order = torch.randperm(B).to(dev)
+                for start in range(0, B, mb):
+                    for mstart in range(start, start + mb, micro):
+                        idx = order[mstart:mstart + micro]
+                        q, qm, r, m = query_ids[idx], query_mask[idx], responses[idx], mask_f[idx]
+                        with acc.autocast():
+                            logits = response_logits(self.policy, q, qm, r, mask[idx], cfg.temperature)
+                            new_values = response_values(self.value_model, q, qm, r, mask[idx])
+                        new_logprobs, entropy = (to_rows(x, m) for x in
+                                                 logprobs_and_entropy(logits, r[mask[idx].bool()]))
+                        pg_loss, pg_stats = policy_loss(new_logprobs, logprobs[idx], advantages[idx], m,
+                                                        cfg.cliprange)
+                        vf_loss, vf_clipfrac = value_loss(new_values, values[idx], returns[idx], m,
+                                                          cfg.cliprange_value)
+                        loss = pg_loss + cfg.vf_coef * vf_loss
+                        if not torch.isfinite(loss):
+                            self._save_bad_batch(step, prompts, texts, raw_scores)
+                            raise PipelineError(f"PPO step {step}: non-finite loss (policy {pg_loss.item()}, "
+                                                f"value {vf_loss.item()}); batch saved to {self._bad_path(step)}")
+                        acc.backward(loss / cfg.grad_accum)
+                        acc_stats["entropy"].append(masked_mean(entropy, m).item())
+                        acc_stats["policy_loss"].append(pg_loss.item())
+                        acc_stats["value_loss"].append(vf_loss.item())
+                        acc_stats["approxkl"].append(pg_stats["approxkl"].item())
+                        acc_stats["clipfrac"].append(pg_stats["clipfrac"].item())
+                        acc_stats["vf_clipfrac"].append(vf_clipfrac.item())
+                    grad_norm = acc.clip_grad_norm_(self.params,
+                                                    cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
+                    acc_stats["grad_norm"].append(float(grad_norm))
+                    optimizer.step()
+                    optimizer.zero_grad()
 
         # 6. statistics (means over this process's rollouts, then over processes)
         stats = {k: float(np.mean(v)) for k, v in acc_stats.items()}
@@ -367,8 +454,10 @@ class _Run:
                 idx = mine[i:i + cfg.eval_batch_size]
                 batch = [prompts[j] for j in idx]
                 q, qm = (t.to(acc.device) for t in tokenize_prompts(self.tok, batch, cfg.max_prompt_length))
-                responses, mask, _ = self._sample(q, qm)
-                kl = (kl_k1(self._policy_logprobs(q, qm, responses, mask),
+                responses, mask, _, logprobs = self._sample(q, qm)
+                if logprobs is None:
+                    logprobs = self._policy_logprobs(q, qm, responses, mask)
+                kl = (kl_k1(logprobs,
                             self._ref_logprobs(q, qm, responses, mask)) * mask).sum(1)
                 texts = self.tok.batch_decode(responses, skip_special_tokens=True)
                 members, reward, variance, extra = score_detail(self.reward_fn, batch, texts)

@@ -172,11 +172,19 @@ def test_token_logprobs_and_entropy_by_hand():
 
 
 
-def test_logprobs_and_entropy_equal_log_softmax_gather_and_entropy_from_logits():
+def test_logprobs_and_entropy_equal_log_softmax_gather_entropy_and_their_gradient():
     torch.manual_seed(0)
     logits = (torch.randn(2, 5, 97) * 4).requires_grad_(True)
     tokens = torch.randint(0, 97, (2, 5))
+    weights = torch.randn(2, 5)
     lp, ent = logprobs_and_entropy(logits, tokens)
-    torch.testing.assert_close(lp, torch.log_softmax(logits, -1).gather(-1, tokens[..., None]).squeeze(-1))
+    (lp * weights).sum().backward()
+    grad, logits.grad = logits.grad, None
+    ref = torch.log_softmax(logits, -1).gather(-1, tokens[..., None]).squeeze(-1)
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(lp, ref)
     torch.testing.assert_close(ent, entropy_from_logits(logits.detach()))
+    torch.testing.assert_close(grad, logits.grad)
     assert lp.requires_grad and not ent.requires_grad
+    x = torch.randn(4, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: logprobs_and_entropy(x, torch.tensor([0, 6, 3, 3]))[0], (x,))

@@ -17,6 +17,40 @@ def tokenize_prompts(tokenizer, prompts: list[str], max_prompt_length: int):
     return enc["input_ids"], enc["attention_mask"]
 
 
+class SampledLogprobs:
+    """A ``generate`` logits processor that records each sampled token's ``log softmax(logits / temperature)``.
+
+    ``generate`` runs custom processors before its warpers (temperature, top-k), so this one sees the
+    model's logits as they come; at step t it reads the token step t - 1 sampled (the last column of
+    ``input_ids``) off the previous step's log-softmax, and :meth:`finish` reads the last one off the
+    returned sequences. It keeps one [B, V] row block, not one per step (``output_logits`` would keep
+    all T of them). Returns the scores unchanged."""
+
+    def __init__(self, temperature: float):
+        self.temperature = temperature
+        self.previous: torch.Tensor | None = None  # [B, V] log-softmax of the last step's logits
+        self.values: list[torch.Tensor] = []      # [B] per generated token
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self._take(input_ids[:, -1])
+        self.previous = torch.log_softmax(scale_logits(scores, self.temperature), -1)
+        return scores
+
+    def _take(self, tokens: torch.Tensor) -> None:
+        if self.previous is not None:
+            self.values.append(self.previous.gather(1, tokens[:, None]).squeeze(1))
+            self.previous = None
+
+    def finish(self, responses: torch.Tensor) -> torch.Tensor | None:
+        """Logprobs [B, n] of ``responses`` [B, n] (the generated tokens); None if the processor did not
+        see every step (a ``generate`` that skips logits processors)."""
+        if responses.shape[1]:
+            self._take(responses[:, -1])
+        if len(self.values) != responses.shape[1]:
+            return None
+        return torch.stack(self.values, 1) if self.values else responses.new_zeros(responses.shape, dtype=torch.float32)
+
+
 @torch.no_grad()
 def generate_responses(model, query_ids: torch.Tensor, query_mask: torch.Tensor, *,
                        max_new_tokens: int, temperature: float, top_k: int, pad_token_id: int,
@@ -24,28 +58,28 @@ def generate_responses(model, query_ids: torch.Tensor, query_mask: torch.Tensor,
     """Sample responses [B, T] (KV cache on), padded with ``pad_token_id`` to ``max_new_tokens``.
 
     With ``return_logprobs``: ``(responses, logprobs)``, where logprobs [B, T] are the sampled tokens'
-    ``log softmax(logits / temperature)`` computed from the sampling pass's own raw logits (before top-k or
-    any other logits processor), the quantity :func:`response_logits` + :func:`logprobs_of` recompute with a
+    ``log softmax(logits / temperature)`` taken during sampling by :class:`SampledLogprobs` from the model's
+    own logits (before top-k), the quantity :func:`response_logits` + :func:`logprobs_of` recompute with a
     second forward pass, equal to it up to floating-point rounding (cached versus full attention).
-    Positions after generation stopped get 0. ``logprobs`` is None if the model's ``generate`` returns no
-    logits; callers then run the forward pass.
+    Positions after generation stopped get 0. ``logprobs`` is None if ``generate`` did not run the
+    processor at every step; callers then run the forward pass.
     """
+    from transformers import LogitsProcessorList
+
+    recorder = SampledLogprobs(temperature) if return_logprobs else None
     out = model.generate(
         input_ids=query_ids, attention_mask=query_mask, do_sample=True, temperature=temperature,
         top_k=top_k, top_p=1.0, max_new_tokens=max_new_tokens, min_new_tokens=0, use_cache=True,
         pad_token_id=pad_token_id, eos_token_id=eos_token_id,
-        return_dict_in_generate=True, output_logits=return_logprobs,
+        logits_processor=LogitsProcessorList([recorder] if recorder else []),
     )
-    responses = out.sequences[:, query_ids.shape[1]:]
-    n = responses.shape[1]
-    pad = max_new_tokens - n  # generate stops early once every row has ended
+    responses = out[:, query_ids.shape[1]:]
+    pad = max_new_tokens - responses.shape[1]  # generate stops early once every row has ended
     padded = torch.nn.functional.pad(responses, (0, pad), value=pad_token_id)
-    if not return_logprobs:
+    if recorder is None:
         return padded
-    if not out.logits or len(out.logits) != n:
-        return padded, None
-    logits = scale_logits(torch.stack(out.logits, 1), temperature)  # [B, n, V] float32
-    return padded, torch.nn.functional.pad(logprobs_of(logits, responses), (0, pad), value=0.0)
+    logprobs = recorder.finish(responses)
+    return padded, None if logprobs is None else torch.nn.functional.pad(logprobs, (0, pad), value=0.0)
 
 
 def scale_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:

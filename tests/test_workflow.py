@@ -101,6 +101,10 @@ def test_chain_outputs(run):
     fits = pd.read_csv(res / "plots/fits.csv")
     assert sorted(zip(fits["run"], fits["form"])) == [("ensemble_wco", "bon"), ("ensemble_wco", "rl"),
                                                        ("seed1", "bon"), ("seed1", "rl")]
+    equal = pd.read_csv(res / "plots/equal_kl.csv")  # the baseline: seed1, the first single-RM run
+    assert set(equal["baseline"]) == {"seed1"} and set(equal["run"]) == {"seed1", "ensemble_wco"}
+    wco = equal[equal["run"] == "ensemble_wco"]
+    assert len(wco) == 4 and (wco["diff_lo"] < wco["diff"]).all() and set(wco["interval"]) == {"prompts_normal95"}
     div = pd.read_csv(res / "rm/diversity.csv")
     assert {"accuracy_gold", "error_corr", "mean_error_corr", "disagreement_error_pearson"} <= set(div["measure"])
     assert set(div.loc[div["scope"] == "ppo_eval", "subject"]) == {"ensemble_wco"}

@@ -230,12 +230,18 @@ def cmd_aggregate_replicates(args) -> None:
 def cmd_fit_curves(args) -> None:
     import pandas as pd
 
+    from .evaluation.equal_kl import equal_kl_table
     from .evaluation.fits import fit_table
     from .evaluation.gold_eval import write_csv
 
     rl = {name: [pd.read_csv(p) for p in paths] for name, paths in _named_lists(args.runs, "--runs").items()}
     bon = {name: pd.read_csv(paths[0]) for name, paths in _named_lists(args.bons, "--bons").items()}
+    if args.equal_kl and not args.baseline:
+        raise PipelineError("fit-curves: --equal-kl needs --baseline RUN (one of the --runs names)")
+    equal = equal_kl_table(rl, args.baseline) if args.equal_kl else None  # checked before anything is written
     write_csv(fit_table(rl, bon), args.out)
+    if equal is not None:
+        write_csv(equal, args.equal_kl)
 
 
 def cmd_rm_diversity(args) -> None:
@@ -636,10 +642,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="aggregate.csv to write")
 
     sp = stage("fit-curves", cmd_fit_curves, "Fit Gao et al. 2022's forms to every run's gold curve against "
-               "sqrt(KL): fits.csv.")
+               "sqrt(KL) (fits.csv), and compare every run with a baseline run at equal KL (equal_kl.csv).")
     sp.add_argument("--runs", nargs="*", help="RUN=gold_eval.csv[,gold_eval.csv...] (the run's replicates)")
     sp.add_argument("--bons", nargs="*", help="RUN=bon.csv ...")
     sp.add_argument("--out", required=True, help="fits.csv to write")
+    sp.add_argument("--baseline", help="run the others are compared with at equal KL (one of the --runs names)")
+    sp.add_argument("--equal-kl", help="equal_kl.csv to write: gold at common sqrt(KL) values, each run minus "
+                    "the baseline, with 95%% intervals")
 
     sp = stage("rm-diversity", cmd_rm_diversity, "Ensemble diversity: members' error correlations on held-out "
                "pairs, and disagreement vs proxy error on PPO samples: diversity.csv.")

@@ -90,8 +90,13 @@ class PPOSection(RunSettings):
 
     hparams: PPOConfig = setting(default_factory=PPOConfig, help="PPOConfig settings shared by every run.")
     runs: dict[str, PPORun] = setting(default_factory=dict, help="Named runs: results/ppo/{run}/...")
+    baseline_run: str | None = setting(None, help="The run every run is compared with at equal KL "
+                                       "(results/plots/equal_kl.csv); null: the first single-RM run, else the "
+                                       "first run.")
 
     def check(self, where: str) -> None:
+        if self.baseline_run is not None and self.baseline_run not in self.runs:
+            bad(join(where, "baseline_run"), self.baseline_run, f"one of the configured runs {list(self.runs)}")
         for name, run in self.runs.items():
             clash = [r for r in self.replicate_names(name)[1:] if r in self.runs]
             if clash:
@@ -99,6 +104,14 @@ class PPOSection(RunSettings):
                     f"do not name other runs ({clash} are configured runs)")
         for name in self.run_names():
             self.run_config(name, where)  # every run and replicate resolves to a valid PPORunConfig
+
+    def baseline(self) -> str | None:
+        """The run others are compared with at equal KL: ``baseline_run``, else the first single-RM run,
+        else the first run (None without runs)."""
+        if self.baseline_run is not None:
+            return self.baseline_run
+        singles = [name for name, run in self.runs.items() if len(run.rm_seeds) == 1]
+        return (singles or list(self.runs) or [None])[0]
 
     def replicate_names(self, name: str) -> list[str]:
         """Job names of run ``name``'s replicates: ``[name, name_r2, ..., name_rN]``."""

@@ -109,7 +109,8 @@ rule fit_curves:
         bon=expand("results/bon/{run}/bon.csv", run=PPO_BASE_RUNS),
         image=image_input(),
     output:
-        report("results/plots/fits.csv", category="Overoptimization", caption="../report/fits.rst"),
+        fits=report("results/plots/fits.csv", category="Overoptimization", caption="../report/fits.rst"),
+        equal_kl=report("results/plots/equal_kl.csv", category="Overoptimization", caption="../report/equal_kl.rst"),
     log:
         "results/logs/fit_curves.log",
     localrule: True
@@ -118,9 +119,11 @@ rule fit_curves:
     params:
         runs=[f"{run}={','.join(replicate_gold_evals(run))}" for run in PPO_BASE_RUNS],
         bon=[f"{run}=results/bon/{run}/bon.csv" for run in PPO_BASE_RUNS],
+        baseline=CFG.ppo.baseline(),
         code=code_hash("fit_curves"),
     shell:
-        "python -m rlhf_pipeline fit-curves --runs {params.runs} --bons {params.bon} --out {output} > {log} 2>&1"
+        "python -m rlhf_pipeline fit-curves --runs {params.runs} --bons {params.bon} --out {output.fits} "
+        "--baseline {params.baseline} --equal-kl {output.equal_kl} > {log} 2>&1"
 
 
 rule rm_diversity:

@@ -1,0 +1,122 @@
+"""Every run's gold reward against a baseline run's *at equal KL*: ``equal_kl.csv``.
+
+Runs move away from the initial policy at different speeds (a min objective or a variance penalty
+slows the climb), so comparing them at equal steps confounds "better reward" with "less
+optimisation". The fair comparison (Gao et al. 2022, Coste et al. 2023) is at equal distance
+d = sqrt(KL(pi || pi_init)).
+
+For each replicate (one ``gold_eval.csv``), gold reward at d is read off the replicate's own curve by
+linear interpolation between its eval points, sorted by d (``numpy.interp``); never extrapolated.
+The grid: ``n_points`` equally spaced values of d in (0, d_common], where d_common is the smallest
+largest d of any replicate of any run, so every replicate reaches every grid point.
+
+Per run and d: the mean over replicates and its 95% interval, and the difference from the baseline
+run with its 95% interval and two-sided p-value. Source of the intervals, in column ``interval``:
+
+- ``replicates_welch95`` (both runs have two or more replicates): Welch's unequal-variance t-test on
+  the replicates' interpolated values (``scipy.stats.ttest_ind(equal_var=False)``); the run's own
+  interval is the Student-t interval over its replicates. This is the spread over PPO seeds given the
+  eval prompts, as in ``aggregate.csv``.
+- ``prompts_normal95`` (either run has one replicate): normal intervals from the eval prompts'
+  standard errors (``gold_reward_se``, interpolated like the means; a run's se of its replicate mean
+  is ``sqrt(sum se_r^2) / R``); the difference's se is ``sqrt(se_run^2 + se_baseline^2)``.
+
+The baseline's own rows have NaN differences.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PipelineError
+from .replicates import LEVEL, Z95, t_interval
+
+EQUAL_KL_COLUMNS = [
+    "run", "baseline", "d", "kl", "n_replicates", "n_baseline_replicates",
+    "gold", "gold_lo", "gold_hi", "baseline_gold",
+    "diff", "diff_lo", "diff_hi", "p_value", "interval",
+]
+
+
+def curve_points(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(d, gold, gold_se)`` of one gold_eval table, sorted by d = sqrt(max(KL, 0))."""
+    d = np.sqrt(np.clip(df["kl"].to_numpy(dtype=np.float64), 0.0, None))
+    order = np.argsort(d, kind="stable")
+    se = df["gold_reward_se"].to_numpy(dtype=np.float64) if "gold_reward_se" in df else np.full(len(d), np.nan)
+    return d[order], df["gold_reward"].to_numpy(dtype=np.float64)[order], se[order]
+
+
+def gold_at(df: pd.DataFrame, d: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """``(gold, gold_se)`` of one replicate at each ``d``, linearly interpolated; NaN beyond its largest d."""
+    xs, gold, se = curve_points(df)
+    d = np.asarray(d, dtype=np.float64)
+    inside = (d >= xs[0]) & (d <= xs[-1])
+    return (np.where(inside, np.interp(d, xs, gold), np.nan),
+            np.where(inside, np.interp(d, xs, np.nan_to_num(se, nan=0.0)), np.nan))
+
+
+def common_grid(runs: dict[str, Sequence[pd.DataFrame]], n_points: int = 4) -> np.ndarray:
+    """``n_points`` equally spaced d in (0, d_common]; d_common: the smallest largest d of any replicate."""
+    d_common = min(float(curve_points(df)[0][-1]) for frames in runs.values() for df in frames)
+    if not d_common > 0:
+        raise PipelineError("equal KL: a replicate never moved from the initial policy (largest KL 0); "
+                            "there is no common KL range to compare runs on")
+    return d_common * np.arange(1, n_points + 1) / n_points
+
+
+def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """``(lo, hi, p)`` of mean(a) - mean(b): Welch's t-test (scipy), 95% interval."""
+    from scipy import stats
+
+    if np.std(a) == 0 and np.std(b) == 0:  # no spread at all: scipy's t is undefined
+        diff = float(a.mean() - b.mean())
+        return diff, diff, (1.0 if diff == 0 else 0.0)
+    res = stats.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(LEVEL)
+    return float(ci.low), float(ci.high), float(res.pvalue)
+
+
+def equal_kl_table(runs: dict[str, Sequence[pd.DataFrame]], baseline: str, n_points: int = 4) -> pd.DataFrame:
+    """equal_kl.csv (:data:`EQUAL_KL_COLUMNS`): every run of ``runs`` (its replicates' gold_eval tables)
+    against ``baseline`` at ``n_points`` common values of d."""
+    from scipy import stats
+
+    if baseline not in runs:
+        raise PipelineError(f"equal KL: baseline run {baseline!r} must be one of the compared runs {list(runs)}")
+    if any(len(frames) == 0 for frames in runs.values()):
+        raise PipelineError(f"equal KL: every run needs at least one gold_eval table, got "
+                            f"{ {name: len(frames) for name, frames in runs.items()} }")
+    grid = common_grid(runs, n_points)
+    at = {name: [gold_at(df, grid) for df in frames] for name, frames in runs.items()}
+    base_gold = np.array([g for g, _ in at[baseline]])  # [R_baseline, n_points]
+    base_se = np.sqrt(np.nansum(np.array([s for _, s in at[baseline]]) ** 2, axis=0)) / len(base_gold)
+    rows = []
+    for name, values in at.items():
+        gold = np.array([g for g, _ in values])
+        se = np.sqrt(np.nansum(np.array([s for _, s in values]) ** 2, axis=0)) / len(gold)
+        replicated = len(gold) >= 2 and len(base_gold) >= 2
+        for j, d in enumerate(grid):
+            row = {"run": name, "baseline": baseline, "d": float(d), "kl": float(d * d),
+                   "n_replicates": len(gold), "n_baseline_replicates": len(base_gold),
+                   "baseline_gold": float(base_gold[:, j].mean()),
+                   "interval": "replicates_welch95" if replicated else "prompts_normal95"}
+            if replicated:
+                row["gold"], row["gold_lo"], row["gold_hi"] = t_interval(gold[:, j])
+            else:
+                mean = float(gold[:, j].mean())
+                row["gold"], row["gold_lo"], row["gold_hi"] = mean, mean - Z95 * se[j], mean + Z95 * se[j]
+            row["diff"] = row["gold"] - row["baseline_gold"]
+            if name == baseline:
+                row["diff"] = row["diff_lo"] = row["diff_hi"] = row["p_value"] = math.nan
+            elif replicated:
+                row["diff_lo"], row["diff_hi"], row["p_value"] = _welch(gold[:, j], base_gold[:, j])
+            else:
+                s = math.hypot(se[j], base_se[j])
+                row["diff_lo"], row["diff_hi"] = row["diff"] - Z95 * s, row["diff"] + Z95 * s
+                row["p_value"] = float(2 * stats.norm.sf(abs(row["diff"]) / s)) if s > 0 else math.nan
+            rows.append(row)
+    return pd.DataFrame(rows, columns=EQUAL_KL_COLUMNS)

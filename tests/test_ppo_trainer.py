@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import random
 import signal
@@ -462,6 +463,20 @@ def test_sampling_pass_logprobs_equal_a_separate_forward(policy_dir, temperature
     assert mask.sum() > 8 and sampled.shape == forward.shape == responses.shape
     torch.testing.assert_close(sampled[mask.bool()], forward[mask.bool()], rtol=1e-5, atol=1e-5)
     assert not torch.equal(sampled, torch.zeros_like(sampled))
+
+
+def test_sampled_logprobs_processor_hand_worked():
+    """Step t's scores are read at the token step t sampled, which the processor sees at step t + 1 (or in
+    finish); scores pass through unchanged; a generate that skipped it gives None (the forward fallback)."""
+    from rlhf_pipeline.ppo.rollout import SampledLogprobs
+
+    rec = SampledLogprobs(temperature=0.5)
+    s0, s1 = torch.tensor([[0.0, math.log(3.0)]]), torch.tensor([[1.0, 1.0]])
+    assert rec(torch.tensor([[7]]), s0) is s0
+    rec(torch.tensor([[7, 1]]), s1)  # token 1 sampled at step 0: softmax([0, 2 log 3]) = [1/10, 9/10]
+    out = rec.finish(torch.tensor([[1, 0]]))  # token 0 at step 1: equal logits -> 1/2
+    torch.testing.assert_close(out, torch.tensor([[math.log(0.9), math.log(0.5)]]))
+    assert SampledLogprobs(1.0).finish(torch.tensor([[1, 0]])) is None
 
 
 def test_overlapped_rollout_forwards_change_nothing(policy_dir, tmp_path, monkeypatch):

@@ -124,9 +124,6 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
-
-
-
 def logprobs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log softmax(logits)[token], entropy of softmax(logits))``: [..., V], [...] -> [...], [...].
 

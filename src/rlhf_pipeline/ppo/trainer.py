@@ -327,6 +327,7 @@ class _Run:
             with ThreadPoolExecutor(1, thread_name_prefix="ppo-forwards") as executor:
                 yield executor
         finally:
+            self._worker_threads = 0
             torch.set_num_threads(threads)
 
     # ---- one PPO step -----------------------------------------------------------------------

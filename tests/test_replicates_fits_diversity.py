@@ -155,6 +155,9 @@ def test_equal_kl_with_one_replicate_uses_the_prompts_and_never_extrapolates():
     assert gold[0] == pytest.approx(0.7) and math.isnan(gold[1]) and math.isnan(se[1])
     with pytest.raises(PipelineError, match="baseline run 'c' must be one of the compared runs"):
         equal_kl_table(runs, "c")
+    same = {"a": [_curve([0, 2], [0.5, 0.9])] * 2, "b": [_curve([0, 2], [0.5, 0.7])] * 2}  # no spread
+    flat = equal_kl_table(same, "b", n_points=1).set_index("run").loc["a"]
+    assert (flat["diff_lo"], flat["diff_hi"], flat["p_value"]) == pytest.approx((0.2, 0.2, 0.0))
     with pytest.raises(PipelineError, match="never moved"):
         equal_kl_table({"a": runs["a"], "z": [_curve([0, 0], [0.5, 0.5])]}, "a")
 

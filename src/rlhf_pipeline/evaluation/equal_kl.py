@@ -19,7 +19,8 @@ run with its 95% interval and two-sided p-value. Source of the intervals, in col
   eval prompts, as in ``aggregate.csv``.
 - ``prompts_normal95`` (either run has one replicate): normal intervals from the eval prompts'
   standard errors (``gold_reward_se``, interpolated like the means; a run's se of its replicate mean
-  is ``sqrt(sum se_r^2) / R``); the difference's se is ``sqrt(se_run^2 + se_baseline^2)``.
+  as in ``aggregate.csv``: :func:`~.replicates.se_of_replicate_mean`); the difference's se is
+  ``sqrt(se_run^2 + se_baseline^2)``.
 
 The baseline's own rows have NaN differences.
 """
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
-from .replicates import LEVEL, Z95, t_interval
+from .replicates import LEVEL, Z95, se_of_replicate_mean, t_interval
 
 EQUAL_KL_COLUMNS = [
     "run", "baseline", "d", "kl", "n_replicates", "n_baseline_replicates",
@@ -46,8 +47,8 @@ def curve_points(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(d, gold, gold_se)`` of one gold_eval table, sorted by d = sqrt(max(KL, 0))."""
     d = np.sqrt(np.clip(df["kl"].to_numpy(dtype=np.float64), 0.0, None))
     order = np.argsort(d, kind="stable")
-    se = df["gold_reward_se"].to_numpy(dtype=np.float64) if "gold_reward_se" in df else np.full(len(d), np.nan)
-    return d[order], df["gold_reward"].to_numpy(dtype=np.float64)[order], se[order]
+    return (d[order], df["gold_reward"].to_numpy(dtype=np.float64)[order],
+            df["gold_reward_se"].to_numpy(dtype=np.float64)[order])
 
 
 def gold_at(df: pd.DataFrame, d: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -93,11 +94,11 @@ def equal_kl_table(runs: dict[str, Sequence[pd.DataFrame]], baseline: str, n_poi
     grid = common_grid(runs, n_points)
     at = {name: [gold_at(df, grid) for df in frames] for name, frames in runs.items()}
     base_gold = np.array([g for g, _ in at[baseline]])  # [R_baseline, n_points]
-    base_se = np.sqrt(np.nansum(np.array([s for _, s in at[baseline]]) ** 2, axis=0)) / len(base_gold)
+    base_se = se_of_replicate_mean([s for _, s in at[baseline]])
     rows = []
     for name, values in at.items():
         gold = np.array([g for g, _ in values])
-        se = np.sqrt(np.nansum(np.array([s for _, s in values]) ** 2, axis=0)) / len(gold)
+        se = se_of_replicate_mean([s for _, s in values])
         replicated = len(gold) >= 2 and len(base_gold) >= 2
         for j, d in enumerate(grid):
             row = {"run": name, "baseline": baseline, "d": float(d), "kl": float(d * d),

@@ -49,6 +49,13 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, fl
     return mean, mean - half, mean + half
 
 
+def se_of_replicate_mean(ses, axis: int = 0):
+    """Standard error of the mean over R replicates from each replicate's own standard error (independent
+    eval samples): ``sqrt(sum_r se_r^2) / R`` along ``axis``; a NaN se (one eval prompt) counts as 0."""
+    ses = np.asarray(ses, dtype=np.float64)
+    return np.sqrt(np.nansum(ses**2, axis=axis)) / ses.shape[axis]
+
+
 def aggregate_replicates(frames: Sequence[pd.DataFrame], names: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per eval step over the replicates' gold_eval tables (:data:`AGGREGATE_COLUMNS`).
 
@@ -73,8 +80,7 @@ def aggregate_replicates(frames: Sequence[pd.DataFrame], names: Sequence[str] | 
                 se = 0.0 if math.isnan(se) else se
                 mean, lo, hi = values[0], values[0] - Z95 * se, values[0] + Z95 * se
             row[col], row[f"{col}_lo"], row[f"{col}_hi"] = mean, lo, hi
-        ses = np.array([float(df["gold_reward_se"].iloc[i]) for df in frames])
-        row["gold_reward_se_prompts"] = float(np.sqrt(np.nansum(ses**2)) / len(frames))
+        row["gold_reward_se_prompts"] = float(se_of_replicate_mean([df["gold_reward_se"].iloc[i] for df in frames]))
         row["sqrt_kl"] = math.sqrt(max(row["kl"], 0.0))
         row["interval"] = "replicates_t95" if len(frames) >= 2 else "prompts_normal95"
         rows.append(row)

@@ -415,11 +415,16 @@ STEP1_BEFORE_SPEEDUP = {
 }
 
 
-@pytest.mark.parametrize("from_sampling", [True, False])
-def test_first_step_statistics_equal_the_recorded_ones(policy_dir, tmp_path, from_sampling):
+@pytest.mark.parametrize("from_sampling,threads", [(True, 1), (False, 1), (True, 2)])
+def test_first_step_statistics_equal_the_recorded_ones(policy_dir, tmp_path, from_sampling, threads):
+    """With 2 threads the sampling noise comes from the SamplingNoise worker: the same samples."""
     cfg = small_cfg(total_episodes=8, max_new_tokens=12, temperature=0.7, missing_eos_penalty=None,
                     logprobs_from_sampling=from_sampling)
-    train_ppo(cfg, policy_dir, FirstHalfReward(), PROMPTS, EVAL_PROMPTS, tmp_path / "out", tmp_path / "ckpt")
+    torch.set_num_threads(threads)
+    try:
+        train_ppo(cfg, policy_dir, FirstHalfReward(), PROMPTS, EVAL_PROMPTS, tmp_path / "out", tmp_path / "ckpt")
+    finally:
+        torch.set_num_threads(1)
     rows = read_log(tmp_path / "out" / "train_log.csv")
     evals = [json.loads(line) for line in (tmp_path / "out" / "eval" / "step000001.jsonl").read_text().splitlines()]
     got = {"step1": {k: float(v) for k, v in rows[0].items() if k != "time"},
@@ -479,36 +484,43 @@ def test_sampled_logprobs_processor_hand_worked():
     assert SampledLogprobs(1.0).finish(torch.tensor([[1, 0]])) is None
 
 
-def test_overlapped_rollout_forwards_change_nothing(policy_dir, tmp_path, monkeypatch):
-    """With 2 threads on CPU each chunk's reference and value forwards run in a worker thread while the next
-    chunk is sampled; the run equals one with them in line (to float rounding: the thread counts differ)."""
+def test_sampling_noise_worker_changes_nothing(policy_dir, tmp_path, monkeypatch):
+    """With 2 threads on CPU the sampling noise is drawn ahead by a worker (SamplingNoise), which also runs each
+    chunk's reference and value forwards; the run equals one where generate samples and the forwards run in
+    line: the same samples (eval files) and training statistics (to float rounding: the thread counts differ)."""
     from contextlib import contextmanager
 
-    from rlhf_pipeline.ppo import trainer
+    from rlhf_pipeline.ppo import rollout, trainer
 
     cfg = small_cfg(total_episodes=16)  # 2 steps, 2 chunks each
     torch.set_num_threads(2)
     try:
-        calls = []
-        original = trainer._Run._rollout_threads
+        used, aside = [], []
+        original, run_aside = trainer._Run._sampling_noise, rollout.SamplingNoise.run_aside
 
         @contextmanager
-        def spy(self, n_chunks):
-            with original(self, n_chunks) as executor:
-                calls.append(executor is not None)
-                yield executor
-        monkeypatch.setattr(trainer._Run, "_rollout_threads", spy)
+        def spy(self, max_draws):
+            with original(self, max_draws) as noise:
+                used.append(noise is not None)
+                yield noise
+        monkeypatch.setattr(trainer._Run, "_sampling_noise", spy)
+        monkeypatch.setattr(rollout.SamplingNoise, "run_aside", lambda self, fn, *a: aside.append(1) or run_aside(
+            self, fn, *a))
         train_ppo(cfg, policy_dir, FirstHalfReward(), PROMPTS, EVAL_PROMPTS, tmp_path / "a", tmp_path / "a_ck")
-        assert calls == [True, True] and torch.get_num_threads() == 2  # overlapped, threads restored
+        assert used and all(used) and len(aside) == 4  # every rollout and eval batch; 2 steps x 2 chunks aside
+        assert torch.get_num_threads() == 2  # restored
 
         @contextmanager
-        def inline(self, n_chunks):
+        def none(self, max_draws):
             yield None
-        monkeypatch.setattr(trainer._Run, "_rollout_threads", inline)
+        monkeypatch.setattr(trainer._Run, "_sampling_noise", none)
         train_ppo(cfg, policy_dir, FirstHalfReward(), PROMPTS, EVAL_PROMPTS, tmp_path / "b", tmp_path / "b_ck")
     finally:
         torch.set_num_threads(1)
     a, b = (read_log(tmp_path / d / "train_log.csv") for d in "ab")
+    evals = [[json.loads(line)["response"] for f in sorted((tmp_path / d / "eval").glob("*.jsonl"))
+              for line in f.read_text().splitlines()] for d in "ab"]
+    assert evals[0] == evals[1] and len(evals[0]) == 2 * len(EVAL_PROMPTS)  # steps 0 and 2
     for ra, rb in zip(a, b, strict=True):
         assert {k: float(v) for k, v in ra.items() if k != "time"} == pytest.approx(
             {k: float(v) for k, v in rb.items() if k != "time"}, rel=1e-4, abs=1e-5)

@@ -7,6 +7,12 @@ Shapes: B = rollouts, P = prompt tokens (left-padded), T = ``max_new_tokens`` re
 
 from __future__ import annotations
 
+import functools
+import math
+import threading
+from collections import deque
+from concurrent.futures import Future
+
 import torch
 
 
@@ -51,10 +57,177 @@ class SampledLogprobs:
         return torch.stack(self.values, 1) if self.values else responses.new_zeros(responses.shape, dtype=torch.float32)
 
 
+class SamplingNoise:
+    """The Exp(1) numbers ``generate``'s sampling would draw from the default generator, drawn ahead by a
+    worker thread, which runs other work (:meth:`run_aside`) when it is far enough ahead.
+
+    On CPU ``torch.multinomial(probs, 1)`` draws q ~ Exp(1) in the shape of ``probs`` from the default
+    generator and returns ``argmax(probs / q)`` (checked by :func:`sampling_noise_supported`). The draw is a
+    serial loop of ~20 ns a number: 5 ms a step for 8 rows of a 30k vocabulary, as long as a small policy's
+    forward pass. The numbers do not depend on the logits, so the worker draws them ahead, in the order
+    sampling would, from a private generator that continues the default generator's stream, while the model
+    computes logits on the other cores. :class:`NoiseSampler` uses them.
+
+    A context manager around the ``generate_responses(noise=...)`` calls of a phase that draws nothing else
+    from the default generator (a PPO step's rollout, an eval batch). On exit the default generator is where
+    sampling with ``generate`` would have left it: numbers drawn ahead and not used are given back. The worker
+    stays at most ``ahead_bytes`` (and ``max_ahead`` steps) ahead, and draws at most ``max_draws`` steps'
+    numbers unasked (the phase's most: more are drawn when asked for).
+    """
+
+    def __init__(self, max_draws: int | None = None, ahead_bytes: int = 64 * 2**20, max_ahead: int = 32):
+        self.max_draws, self.ahead_bytes, self.max_ahead = max_draws, ahead_bytes, max_ahead
+        self._generator = torch.Generator()
+        self._generator.set_state(torch.get_rng_state())
+        self._cv = threading.Condition()
+        self._ready: deque = deque()  # (generator state before the draw, q), in drawing order
+        self._kind = None             # (shape, dtype) of the draws; None until the first take
+        self._ahead = 1               # how many draws to keep ready
+        self._drawn = 0               # draws made (given-back ones not counted)
+        self._drawing = False
+        self._waiting = 0             # takers waiting for a draw
+        self._tasks: deque = deque()  # (future, fn, args) for run_aside
+        self._closing = False
+        self._thread = threading.Thread(target=self._work, name="sampling-noise", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> SamplingNoise:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- the worker (holds self._cv only between jobs) -------------------------------------------
+    def _should_draw(self) -> bool:
+        if self._kind is None or self._closing:
+            return False
+        if self._waiting:
+            return True
+        return len(self._ready) < self._ahead and (self.max_draws is None or self._drawn < self.max_draws)
+
+    def _work(self) -> None:
+        torch.set_num_threads(1)  # the draws are serial; work run aside gets this one core
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._should_draw() or self._tasks or self._closing)
+                if self._should_draw():
+                    kind, self._drawing, task = self._kind, True, None
+                elif self._tasks:
+                    task = self._tasks.popleft()
+                else:
+                    return
+            if task is None:
+                state = self._generator.get_state()
+                q = torch.empty(kind[0], dtype=kind[1]).exponential_(1, generator=self._generator)
+                with self._cv:
+                    self._ready.append((state, q))
+                    self._drawn += 1
+                    self._drawing = False
+                    self._cv.notify_all()
+            else:
+                future, fn, args = task
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn(*args))
+                    except BaseException as e:  # handed to whoever waits for the future
+                        future.set_exception(e)
+
+    def _give_back(self) -> None:
+        """(Holding self._cv.) Drop the draws made ahead; the generator goes back to where the first began."""
+        self._cv.wait_for(lambda: not self._drawing)
+        if self._ready:
+            self._generator.set_state(self._ready[0][0])
+            self._drawn -= len(self._ready)
+            self._ready.clear()
+
+    # ---- the caller's side --------------------------------------------------------------------
+    def take(self, shape, dtype=torch.float32) -> torch.Tensor:
+        """The next draw of ``shape``: what ``torch.multinomial`` on probabilities of that shape would draw."""
+        kind = (tuple(shape), dtype)
+        with self._cv:
+            if kind != self._kind:  # what was drawn ahead has another shape: draw again from its start
+                self._give_back()
+                self._kind = kind
+                size = math.prod(kind[0]) * torch.empty((), dtype=dtype).element_size()
+                self._ahead = max(1, min(self.max_ahead, self.ahead_bytes // max(1, size)))
+            self._waiting += 1
+            self._cv.notify_all()
+            self._cv.wait_for(lambda: self._ready)
+            self._waiting -= 1
+            _, q = self._ready.popleft()
+            self._cv.notify_all()
+        return q
+
+    def run_aside(self, fn, *args) -> Future:
+        """Run ``fn(*args)`` on the worker (one intra-op thread) when it is far enough ahead; its future.
+        ``fn`` must not draw from the default generator."""
+        future: Future = Future()
+        with self._cv:
+            if self._closing:
+                raise RuntimeError("SamplingNoise is closed")
+            self._tasks.append((future, fn, args))
+            self._cv.notify_all()
+        return future
+
+    def close(self) -> None:
+        """Finish the work run aside, stop the worker; the default generator continues after the draws used."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
+        self._thread.join()
+        with self._cv:
+            self._give_back()
+        torch.set_rng_state(self._generator.get_state())
+
+
+class NoiseSampler:
+    """``generate(do_sample=True)``'s sampling step as the last logits processor of a greedy ``generate``:
+    after the ``warpers`` (temperature, top-k, as ``generate`` adds them), ``argmax(softmax(scores) / q)`` with
+    q from a :class:`SamplingNoise`, returned as 0 at the sampled token and -inf elsewhere (so the greedy step
+    picks it). The same tokens ``generate`` would sample."""
+
+    def __init__(self, noise: SamplingNoise, warpers=()):
+        self.noise, self.warpers = noise, list(warpers)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        for warp in self.warpers:
+            scores = warp(input_ids, scores)
+        probs = torch.softmax(scores, dim=-1)  # as generate(do_sample=True) computes them
+        tokens = torch.argmax(probs / self.noise.take(probs.shape, probs.dtype), dim=-1, keepdim=True)
+        return torch.full_like(scores, -math.inf).scatter_(1, tokens, 0.0)
+
+
+# GenerationConfig fields with which generate(do_sample=True) adds a warper that generate_responses does not
+# rebuild for the NoiseSampler; a model whose generation config sets one samples through generate itself.
+OTHER_WARPER_FIELDS = ("top_h", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "watermarking_config")
+
+
+@functools.cache
+def multinomial_draws_exponentials() -> bool:
+    """Whether this torch's ``multinomial(probs, 1)`` on CPU draws one Exp(1) number per entry and returns
+    ``argmax(probs / q)`` (the same samples, and the same generator state after), which :class:`NoiseSampler`
+    repeats. Checked once per process, on private generators."""
+    probs = torch.softmax(torch.linspace(0, 1, 64 * 512).view(64, 512), dim=-1)
+    sampling, drawing = torch.Generator().manual_seed(1234), torch.Generator().manual_seed(1234)
+    sampled = torch.multinomial(probs, 1, generator=sampling)
+    q = torch.empty_like(probs).exponential_(1, generator=drawing)
+    return (torch.equal(sampled, torch.argmax(probs / q, dim=-1, keepdim=True))
+            and torch.equal(sampling.get_state(), drawing.get_state()))
+
+
+def sampling_noise_supported(model, device) -> bool:
+    """Whether ``generate_responses(model, ..., noise=SamplingNoise())`` samples exactly as ``generate`` does:
+    on CPU, with a torch whose multinomial works as :func:`multinomial_draws_exponentials` checks, and a
+    generation config without other warpers (:data:`OTHER_WARPER_FIELDS`)."""
+    config = getattr(model, "generation_config", None)
+    return (torch.device(device).type == "cpu" and multinomial_draws_exponentials()
+            and not any(getattr(config, f, None) is not None for f in OTHER_WARPER_FIELDS))
+
+
 @torch.no_grad()
 def generate_responses(model, query_ids: torch.Tensor, query_mask: torch.Tensor, *,
                        max_new_tokens: int, temperature: float, top_k: int, pad_token_id: int,
-                       eos_token_id: int, return_logprobs: bool = False):
+                       eos_token_id: int, return_logprobs: bool = False, noise: SamplingNoise | None = None):
     """Sample responses [B, T] (KV cache on), padded with ``pad_token_id`` to ``max_new_tokens``.
 
     With ``return_logprobs``: ``(responses, logprobs)``, where logprobs [B, T] are the sampled tokens'
@@ -63,15 +236,31 @@ def generate_responses(model, query_ids: torch.Tensor, query_mask: torch.Tensor,
     second forward pass, equal to it up to floating-point rounding (cached versus full attention).
     Positions after generation stopped get 0. ``logprobs`` is None if ``generate`` did not run the
     processor at every step; callers then run the forward pass.
+
+    With ``noise`` (where :func:`sampling_noise_supported`): the random numbers come from that
+    :class:`SamplingNoise` through a :class:`NoiseSampler`: the same tokens as ``generate``'s own sampling.
     """
-    from transformers import LogitsProcessorList
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper
 
     recorder = SampledLogprobs(temperature) if return_logprobs else None
+    processors = [recorder] if recorder else []
+    if noise is None:
+        sampling = dict(do_sample=True, temperature=temperature, top_k=top_k, top_p=1.0)
+    else:
+        if not sampling_noise_supported(model, query_ids.device):
+            raise ValueError("generate_responses: noise= needs a CPU model whose generation config adds no "
+                             "other warpers (see sampling_noise_supported)")
+        warpers = []  # those generate(do_sample=True) adds, in its order (top_p is 1.0: none)
+        if temperature != 1.0:
+            warpers.append(TemperatureLogitsWarper(temperature))
+        if top_k:
+            warpers.append(TopKLogitsWarper(top_k=top_k, min_tokens_to_keep=1))
+        processors.append(NoiseSampler(noise, warpers))
+        sampling = dict(do_sample=False, temperature=None, top_k=None, top_p=None)
     out = model.generate(
-        input_ids=query_ids, attention_mask=query_mask, do_sample=True, temperature=temperature,
-        top_k=top_k, top_p=1.0, max_new_tokens=max_new_tokens, min_new_tokens=0, use_cache=True,
-        pad_token_id=pad_token_id, eos_token_id=eos_token_id,
-        logits_processor=LogitsProcessorList([recorder] if recorder else []),
+        input_ids=query_ids, attention_mask=query_mask, **sampling, max_new_tokens=max_new_tokens,
+        min_new_tokens=0, use_cache=True, pad_token_id=pad_token_id, eos_token_id=eos_token_id,
+        logits_processor=LogitsProcessorList(processors),
     )
     responses = out[:, query_ids.shape[1]:]
     pad = max_new_tokens - responses.shape[1]  # generate stops early once every row has ended

@@ -1,16 +1,18 @@
 """PPO for causal LMs, one readable loop (after lm-human-preferences and Huang et al. 2024).
 
 Each step, in order:
-  1. take ``batch_size`` prompts; sample responses with ``generate`` (left-padded prompts, KV cache);
-     everything after the first EOS becomes padding;
+  1. take ``batch_size`` prompts; sample responses with ``generate`` (left-padded prompts, KV cache) in
+     chunks of ``mini_batch_size``; everything after the first EOS becomes padding. On CPU a worker thread
+     draws sampling's random numbers ahead (:class:`~rlhf_pipeline.ppo.rollout.SamplingNoise`: the same
+     samples);
   2. score the decoded responses with ``reward_fn`` in one call (its terms and extras, state and the
      rollout hooks: :mod:`rlhf_pipeline.ppo.hooks`); a response without EOS gets
      ``missing_eos_penalty`` instead, if set;
   3. logprobs of the sampled tokens under the policy and the frozen reference (``logits /
      temperature``, as in sampling) and values; per-token rewards ``-beta * (logp - ref_logp)``
      with the score added at the last response token. The policy's come from the sampling pass's own
-     logits (``logprobs_from_sampling``); on CPU each chunk's reference and value forwards run in a worker
-     thread while the next chunk is sampled (no RNG there: the same numbers);
+     logits (``logprobs_from_sampling``); on CPU that worker also runs each chunk's reference and value
+     forwards while the next chunk is sampled (no RNG there: the same numbers);
   4. GAE advantages (whitened) and returns;
   5. ``ppo_epochs`` passes over shuffled mini-batches: clipped policy loss + vf_coef * clipped value
      loss, gradient accumulation over micro-batches, gradient-norm clipping, one AdamW step each;
@@ -68,11 +70,13 @@ from .losses import (
     value_loss,
 )
 from .rollout import (
+    SamplingNoise,
     apply_missing_eos_penalty,
     generate_responses,
     logprobs_of,
     response_logits,
     response_values,
+    sampling_noise_supported,
     to_rows,
     tokenize_prompts,
     truncate_after_eos,
@@ -260,21 +264,21 @@ class _Run:
         self.reward_fn, self.out_dir, self.ckpt_dir = reward_fn, out_dir, ckpt_dir
         self.hooks = list(hooks)
         self.timer = PhaseTimer()
-        self._worker_threads = 0  # intra-op threads of the rollout forwards' worker (see _rollout_threads)
 
     # ---- rollout helpers --------------------------------------------------------------------
-    def _sample(self, query_ids, query_mask):
+    def _sample(self, query_ids, query_mask, noise=None):
         """Sampled responses, truncated after the first EOS: (responses, mask, has_eos, logprobs), where
         logprobs [B, T] are the sampled tokens' logprobs from the sampling pass (0 after the first EOS), or
         None without ``cfg.logprobs_from_sampling`` (or where ``generate`` gives no logits): then
-        :meth:`_policy_logprobs` computes them."""
+        :meth:`_policy_logprobs` computes them. ``noise``: from :meth:`_sampling_noise`."""
         cfg, tok = self.cfg, self.tok
         policy = self.acc.unwrap_model(self.policy)
         policy.eval()
         with self.acc.autocast():
             out = generate_responses(policy, query_ids, query_mask, max_new_tokens=cfg.max_new_tokens,
                                      temperature=cfg.temperature, top_k=cfg.top_k, pad_token_id=tok.pad_token_id,
-                                     eos_token_id=tok.eos_token_id, return_logprobs=cfg.logprobs_from_sampling)
+                                     eos_token_id=tok.eos_token_id, return_logprobs=cfg.logprobs_from_sampling,
+                                     noise=noise)
         responses, logprobs = out if cfg.logprobs_from_sampling else (out, None)
         responses, mask, has_eos = truncate_after_eos(responses, tok.eos_token_id, tok.pad_token_id)
         if logprobs is not None:
@@ -300,34 +304,27 @@ class _Run:
         return to_rows(logprobs_of(logits, responses[mask.bool()]), mask)
 
     def _ref_and_values(self, query_ids, query_mask, responses, mask):
-        """(reference logprobs, values) of one rollout chunk; thread-safe next to :meth:`_sample` (the
-        reference and value models are not the policy; LoRA's reference is, and never runs here in a thread)."""
-        if self._worker_threads:
-            torch.set_num_threads(self._worker_threads)
+        """(reference logprobs, values) of one rollout chunk."""
         with torch.no_grad(), self.acc.autocast():
             values = response_values(self.acc.unwrap_model(self.value_model), query_ids, query_mask, responses, mask)
         return self._ref_logprobs(query_ids, query_mask, responses, mask), values
 
     @contextmanager
-    def _rollout_threads(self, n_chunks: int):
-        """On CPU, yield a one-thread executor that runs each chunk's reference and value forwards while the
-        next chunk is sampled, with the intra-op threads split between sampling and that worker (sampling a
-        small model does not use a second thread; measured on 2 cores: the forwards cost nothing extra); else
-        yield None. Only forwards without RNG run there, so the samples and every number stay the same.
-        Not under LoRA (the reference is the policy with its adapters switched off) or with one chunk."""
+    def _sampling_noise(self, max_draws: int):
+        """On CPU with two or more intra-op threads (where :func:`sampling_noise_supported`), yield a
+        :class:`SamplingNoise` whose worker draws sampling's random numbers ahead on a core taken from the
+        intra-op threads while it runs; else yield None (``generate`` samples). The same samples and RNG
+        state either way. Around one rollout or eval batch (``max_draws``: its most sampling steps); nothing
+        inside may draw from the default generator."""
         threads = torch.get_num_threads()
-        if self.acc.device.type != "cpu" or self.ref_policy is None or n_chunks < 2 or threads < 2:
+        if threads < 2 or not sampling_noise_supported(self.acc.unwrap_model(self.policy), self.acc.device):
             yield None
             return
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._worker_threads = threads // 2
-        torch.set_num_threads(threads - threads // 2)
+        torch.set_num_threads(threads - 1)
         try:
-            with ThreadPoolExecutor(1, thread_name_prefix="ppo-forwards") as executor:
-                yield executor
+            with SamplingNoise(max_draws) as noise:
+                yield noise
         finally:
-            self._worker_threads = 0
             torch.set_num_threads(threads)
 
     # ---- one PPO step -----------------------------------------------------------------------
@@ -340,19 +337,28 @@ class _Run:
         query_ids, query_mask = (t.to(dev) for t in tokenize_prompts(self.tok, prompts, cfg.max_prompt_length))
         timer = self.timer
         chunks, forwards = [], []
-        with self._rollout_threads(n_chunks=-(-B // mb)) as overlap:
+        n_chunks = -(-B // mb)
+        with self._sampling_noise(max_draws=n_chunks * cfg.max_new_tokens) as noise:
+            # the reference and value forwards (no RNG) run on the noise worker's core while it is ahead, except
+            # under LoRA, whose reference is the policy with its adapters switched off
+            aside = noise is not None and self.ref_policy is not None
             for i in range(0, B, mb):
                 q, qm = query_ids[i:i + mb], query_mask[i:i + mb]
                 with timer("generation"):
-                    responses, mask, has_eos, logprobs = self._sample(q, qm)
+                    responses, mask, has_eos, logprobs = self._sample(q, qm, noise)
                 if logprobs is None:
                     with timer("policy_logprobs"):
                         logprobs = self._policy_logprobs(q, qm, responses, mask)
                 chunks.append((responses, mask, has_eos, logprobs))
                 args = (q, qm, responses, mask)
-                forwards.append(overlap.submit(self._ref_and_values, *args) if overlap else self._ref_and_values(*args))
-            with timer("ref_and_value"):  # overlapped: only the wait for the last chunk's forwards
-                forwards = [f.result() for f in forwards] if overlap else forwards
+                if aside:
+                    forwards.append(noise.run_aside(self._ref_and_values, *args))
+                else:
+                    with timer("ref_and_value"):
+                        forwards.append(self._ref_and_values(*args))
+            if aside:
+                with timer("ref_and_value"):  # the wait for what is still running aside
+                    forwards = [f.result() for f in forwards]
         responses, mask, has_eos, logprobs = (torch.cat(c) for c in zip(*chunks))
         ref_logprobs, values = (torch.cat(c) for c in zip(*forwards))
         mask_f = mask.float()
@@ -455,7 +461,8 @@ class _Run:
                 idx = mine[i:i + cfg.eval_batch_size]
                 batch = [prompts[j] for j in idx]
                 q, qm = (t.to(acc.device) for t in tokenize_prompts(self.tok, batch, cfg.max_prompt_length))
-                responses, mask, _, logprobs = self._sample(q, qm)
+                with self._sampling_noise(max_draws=cfg.max_new_tokens) as noise:
+                    responses, mask, _, logprobs = self._sample(q, qm, noise)
                 if logprobs is None:
                     logprobs = self._policy_logprobs(q, qm, responses, mask)
                 kl = (kl_k1(logprobs,

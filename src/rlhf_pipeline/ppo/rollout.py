@@ -75,7 +75,7 @@ class SamplingNoise:
     numbers unasked (the phase's most: more are drawn when asked for).
     """
 
-    def __init__(self, max_draws: int | None = None, ahead_bytes: int = 64 * 2**20, max_ahead: int = 32):
+    def __init__(self, max_draws: int | None = None, ahead_bytes: int = 16 * 2**20, max_ahead: int = 32):
         self.max_draws, self.ahead_bytes, self.max_ahead = max_draws, ahead_bytes, max_ahead
         self._generator = torch.Generator()
         self._generator.set_state(torch.get_rng_state())
@@ -101,7 +101,7 @@ class SamplingNoise:
     def _should_draw(self) -> bool:
         if self._kind is None or self._closing:
             return False
-        if self._waiting:
+        if self._waiting > len(self._ready):  # a taker waits for a draw not made yet: beyond max_draws too
             return True
         return len(self._ready) < self._ahead and (self.max_draws is None or self._drawn < self.max_draws)
 
@@ -259,7 +259,7 @@ def generate_responses(model, query_ids: torch.Tensor, query_mask: torch.Tensor,
         sampling = dict(do_sample=False, temperature=None, top_k=None, top_p=None)
     out = model.generate(
         input_ids=query_ids, attention_mask=query_mask, **sampling, max_new_tokens=max_new_tokens,
-        min_new_tokens=0, use_cache=True, pad_token_id=pad_token_id, eos_token_id=eos_token_id,
+        min_new_tokens=None, min_length=0, use_cache=True, pad_token_id=pad_token_id, eos_token_id=eos_token_id,
         logits_processor=LogitsProcessorList(processors),
     )
     responses = out[:, query_ids.shape[1]:]

@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 
 from ..errors import PipelineError
 from ..io import atomic_dir, atomic_file, write_json, write_jsonl
+from ..models.lm_head import use_blocked_lm_head
 from ..runtime import keep_freed_memory
 from ..trainer_checkpoints import Preempted, stop_on_signals
 from . import checkpoint as ckpt
@@ -628,6 +629,8 @@ def build_models(cfg: PPOConfig, policy_dir: str, use_gpu_features: bool):
         policy = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32)
     except OSError as e:
         raise PipelineError(f"PPO policy {policy_dir!r}: cannot be loaded ({e})") from None
+    if not use_gpu_features:  # the same logits, faster on CPU (the reference copies it)
+        use_blocked_lm_head(policy)
     backbone = load_value_backbone(cfg.value_init, policy_dir, cfg.value_init_path,
                                    policy.config.vocab_size)
     ref_policy = None

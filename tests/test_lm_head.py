@@ -9,15 +9,15 @@ from rlhf_pipeline.models import load_causal_lm, load_tokenizer
 from rlhf_pipeline.models.lm_head import BlockedLMHead, restore_lm_head, use_blocked_lm_head
 
 
-@pytest.mark.parametrize("shape", [(8, 16), (3, 5, 16), (1, 16)])
+@pytest.mark.parametrize("shape", [(40, 16), (3, 12, 16), (4, 16)])  # 40, 36 rows: blocks; 4: F.linear
 def test_forward_and_gradients_equal_linear_bit_for_bit(shape):
     torch.manual_seed(0)
-    linear = nn.Linear(16, 1000, bias=False)  # 1000 = one full block of 512 and a partial one
-    blocked = BlockedLMHead(16, 1000, bias=False)
+    linear = nn.Linear(16, 1500, bias=False)  # 1500 = one full block of 1024 and a partial one
+    blocked = BlockedLMHead(16, 1500, bias=False)
     blocked.weight = nn.Parameter(linear.weight.detach().clone())
     x = torch.randn(*shape, requires_grad=True)
     x2 = x.detach().clone().requires_grad_()
-    grad = torch.randn(*shape[:-1], 1000)
+    grad = torch.randn(*shape[:-1], 1500)
     want, got = linear(x), blocked(x2)
     assert got.shape == want.shape and torch.equal(got, want)
     want.backward(grad)

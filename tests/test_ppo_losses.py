@@ -172,6 +172,29 @@ def test_token_logprobs_and_entropy_by_hand():
 
 
 
+def test_row_blocks_change_no_number(monkeypatch):
+    """logprobs_and_entropy and logprobs_of work on blocks of rows (here 1 KiB: 2 rows of 97); every number is
+    the unblocked one, bit for bit, for row counts below, at and between block multiples."""
+    import functools
+
+    from rlhf_pipeline.ppo import losses, rollout
+
+    assert [(b.start, b.stop) for b in losses.row_blocks(torch.zeros(5, 97), block_bytes=1024)] == [
+        (0, 2), (2, 4), (4, 6)]
+    small = functools.partial(losses.row_blocks, block_bytes=1024)
+    monkeypatch.setattr(losses, "row_blocks", small)
+    monkeypatch.setattr(rollout, "row_blocks", small)
+    torch.manual_seed(1)
+    for n in (1, 2, 5, 8):
+        logits, tokens = torch.randn(n, 97) * 4, torch.randint(0, 97, (n,))
+        logp = torch.log_softmax(logits, -1)
+        want_lp = logp.gather(-1, tokens[:, None]).squeeze(-1)
+        want_ent = -torch.bmm(logp.exp().unsqueeze(1), logp.unsqueeze(2)).view(-1)
+        lp, ent = logprobs_and_entropy(logits, tokens)
+        assert torch.equal(lp, want_lp) and torch.equal(ent, want_ent)
+        assert torch.equal(rollout.logprobs_of(logits, tokens), want_lp)
+
+
 def test_logprobs_and_entropy_equal_log_softmax_gather_entropy_and_their_gradient():
     torch.manual_seed(0)
     logits = (torch.randn(2, 5, 97) * 4).requires_grad_(True)

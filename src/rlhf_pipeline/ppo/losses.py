@@ -137,17 +137,30 @@ def logprobs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[to
     return logprob.view(tokens.shape), entropy.view(tokens.shape)
 
 
+def row_blocks(x: torch.Tensor, block_bytes: int = 2**20):
+    """Slices of rows of the 2-D ``x``, about ``block_bytes`` each: row-wise work on a [N, V] logits tensor
+    done block by block keeps its temporaries small and in cache (each row's numbers are the same)."""
+    step = max(1, block_bytes // max(1, x.shape[-1] * x.element_size()))
+    return [slice(i, i + step) for i in range(0, x.shape[0], step)]
+
+
 class _LogprobEntropy(torch.autograd.Function):
-    """See :func:`logprobs_and_entropy`: logits [N, V], tokens [N] -> (logprob [N], entropy [N])."""
+    """See :func:`logprobs_and_entropy`: logits [N, V], tokens [N] -> (logprob [N], entropy [N]). Row blocks
+    (:func:`row_blocks`): only the probabilities (saved for the backward) are a second [N, V] tensor."""
 
     @staticmethod
     def forward(ctx, logits, tokens):
-        logp = torch.log_softmax(logits, dim=-1)
-        probs = logp.exp()
-        entropy = -torch.bmm(probs.unsqueeze(1), logp.unsqueeze(2)).view(-1)  # -sum p log p, no [N, V] product
+        probs = torch.empty_like(logits)
+        logprob, entropy = logits.new_empty(len(tokens)), logits.new_empty(len(tokens))
+        for rows in row_blocks(logits):
+            logp = torch.log_softmax(logits[rows], dim=-1)
+            torch.exp(logp, out=probs[rows])
+            # -sum p log p, no [rows, V] product
+            entropy[rows] = -torch.bmm(probs[rows].unsqueeze(1), logp.unsqueeze(2)).view(-1)
+            logprob[rows] = logp.gather(-1, tokens[rows].unsqueeze(-1)).squeeze(-1)
         ctx.save_for_backward(probs, tokens)
         ctx.mark_non_differentiable(entropy)
-        return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), entropy
+        return logprob, entropy
 
     @staticmethod
     def backward(ctx, grad_logprob, _grad_entropy):

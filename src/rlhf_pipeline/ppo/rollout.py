@@ -15,6 +15,8 @@ from concurrent.futures import Future
 
 import torch
 
+from .losses import row_blocks
+
 
 def tokenize_prompts(tokenizer, prompts: list[str], max_prompt_length: int):
     """Left-padded prompt ids and mask [B, P]; long prompts keep their last tokens."""
@@ -182,9 +184,9 @@ class SamplingNoise:
 
 class NoiseSampler:
     """``generate(do_sample=True)``'s sampling step as the last logits processor of a greedy ``generate``:
-    after the ``warpers`` (temperature, top-k, as ``generate`` adds them), ``argmax(softmax(scores) / q)`` with
-    q from a :class:`SamplingNoise`, returned as 0 at the sampled token and -inf elsewhere (so the greedy step
-    picks it). The same tokens ``generate`` would sample."""
+    after the ``warpers`` (temperature, top-k, as ``generate`` adds them) it returns ``softmax(scores) / q`` with
+    q from a :class:`SamplingNoise`, whose argmax, the greedy step's choice, is the token ``generate`` would
+    sample (``multinomial`` takes the same argmax)."""
 
     def __init__(self, noise: SamplingNoise, warpers=()):
         self.noise, self.warpers = noise, list(warpers)
@@ -193,8 +195,7 @@ class NoiseSampler:
         for warp in self.warpers:
             scores = warp(input_ids, scores)
         probs = torch.softmax(scores, dim=-1)  # as generate(do_sample=True) computes them
-        tokens = torch.argmax(probs / self.noise.take(probs.shape, probs.dtype), dim=-1, keepdim=True)
-        return torch.full_like(scores, -math.inf).scatter_(1, tokens, 0.0)
+        return probs / self.noise.take(probs.shape, probs.dtype)
 
 
 # GenerationConfig fields with which generate(do_sample=True) adds a warper that generate_responses does not
@@ -329,8 +330,13 @@ def to_rows(values: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
 
 
 def logprobs_of(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[token] per position: [..., V], [...] -> [...]."""
-    return torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    """log softmax(logits)[token] per position: [..., V], [...] -> [...]. In blocks of rows
+    (:func:`~rlhf_pipeline.ppo.losses.row_blocks`): the same numbers, with no second [..., V] tensor."""
+    flat, tok = logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1, 1)
+    out = flat.new_empty(tok.shape[0])
+    for rows in row_blocks(flat):
+        out[rows] = torch.log_softmax(flat[rows], -1).gather(-1, tok[rows]).squeeze(-1)
+    return out.view(tokens.shape)
 
 
 def response_values(value_model, query_ids, query_mask, responses, response_mask) -> torch.Tensor:

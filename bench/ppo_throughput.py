@@ -1,7 +1,7 @@
 """PPO throughput on the default tiny policy (CPU): episodes/s, generated tokens/s, peak RSS, user and
 system CPU time, and where a step's wall time goes (the trainer's phases).
 
-    python bench/ppo_throughput.py [--steps 3] [--batch-size 32] [--threads 2] [--trajectories on|off|both]
+    python bench/ppo_throughput.py [--steps 8] [--batch-size 32] [--threads 2] [--trajectories on|off|both]
 
 Uses the PPOConfig defaults otherwise (so it measures the embedded default's settings) and a
 cheap deterministic reward (fraction of response words starting with a-m), so the figures are
@@ -84,7 +84,7 @@ def measure(args, trajectories: bool) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=8, help="PPO steps (more amortise the first step's warm-up)")
     ap.add_argument("--batch-size", type=int, default=PPOConfig.batch_size)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--trajectories", choices=("on", "off", "both"), default="on",

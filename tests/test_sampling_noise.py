@@ -126,3 +126,16 @@ def test_other_warpers_fall_back_to_generate(model_and_tok, tmp_path):
     assert not sampling_noise_supported(model, "meta")
     with SamplingNoise() as noise, pytest.raises(ValueError, match="noise="):
         _sample(other, tok, ["alpha"], noise, 1.0, 0)
+
+
+def test_a_failed_draw_is_raised_to_the_taker_and_threads_are_kept():
+    """The worker's error reaches take() (no hang); the caller's intra-op thread count is not changed by the
+    worker's own setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with SamplingNoise() as noise, pytest.raises(RuntimeError, match="failed to draw"):
+            noise.take((2, 3), torch.int64)  # exponential_ is only for floating types
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

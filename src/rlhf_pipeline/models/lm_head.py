@@ -53,8 +53,8 @@ class BlockedLMHead(nn.Linear):
 
 def use_blocked_lm_head(model) -> nn.Module | None:
     """Give ``model`` (a transformers causal LM) a :class:`BlockedLMHead` sharing its LM head's weight, if that
-    head is a plain ``nn.Linear`` without bias; returns the original head (for :func:`restore_lm_head`) or None
-    when the model keeps its own."""
+    head is a plain ``nn.Linear`` without bias; returns the head it replaced (None: the model keeps its own).
+    ``save_pretrained`` writes the same files either way."""
     head = model.get_output_embeddings()
     if type(head) is not nn.Linear or head.bias is not None:
         return None
@@ -62,9 +62,3 @@ def use_blocked_lm_head(model) -> nn.Module | None:
     blocked.weight = head.weight  # the same Parameter: tied embeddings stay tied
     model.set_output_embeddings(blocked)
     return head
-
-
-def restore_lm_head(model, head: nn.Module | None) -> None:
-    """Undo :func:`use_blocked_lm_head` (``head``: what it returned)."""
-    if head is not None:
-        model.set_output_embeddings(head)

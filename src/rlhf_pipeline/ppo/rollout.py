@@ -90,6 +90,7 @@ class SamplingNoise:
         self._waiting = 0             # takers waiting for a draw
         self._tasks: deque = deque()  # (future, fn, args) for run_aside
         self._closing = False
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="sampling-noise", daemon=True)
         self._thread.start()
 
@@ -119,8 +120,14 @@ class SamplingNoise:
                 else:
                     return
             if task is None:
-                state = self._generator.get_state()
-                q = torch.empty(kind[0], dtype=kind[1]).exponential_(1, generator=self._generator)
+                try:
+                    state = self._generator.get_state()
+                    q = torch.empty(kind[0], dtype=kind[1]).exponential_(1, generator=self._generator)
+                except BaseException as e:  # raised to the taker, not lost with the thread
+                    with self._cv:
+                        self._error, self._drawing = e, False
+                        self._cv.notify_all()
+                    return
                 with self._cv:
                     self._ready.append((state, q))
                     self._drawn += 1
@@ -154,8 +161,10 @@ class SamplingNoise:
                 self._ahead = max(1, min(self.max_ahead, self.ahead_bytes // max(1, size)))
             self._waiting += 1
             self._cv.notify_all()
-            self._cv.wait_for(lambda: self._ready)
+            self._cv.wait_for(lambda: self._ready or self._error is not None)
             self._waiting -= 1
+            if not self._ready:
+                raise RuntimeError("SamplingNoise: the worker failed to draw") from self._error
             _, q = self._ready.popleft()
             self._cv.notify_all()
         return q

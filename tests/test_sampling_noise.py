@@ -79,8 +79,12 @@ def test_draws_continue_the_default_stream_and_unused_ones_are_given_back():
     expected = [torch.empty(2, 5).exponential_(1, generator=g) for _ in range(3)]
     with SamplingNoise(max_ahead=8) as noise:
         got = [noise.take((2, 5)) for _ in range(3)]
-        while len(noise._ready) < 8:  # the worker runs ahead, then stops
+        for _ in range(1000):  # the worker runs 8 ahead (a bounded wait: a regression fails, not hangs)
+            if len(noise._ready) >= 8:
+                break
             threading.Event().wait(0.01)
+        threading.Event().wait(0.05)
+        assert len(noise._ready) == 8  # and stops there
     for e, x in zip(expected, got):
         assert torch.equal(e, x)
     assert torch.equal(torch.get_rng_state(), g.get_state())

@@ -118,6 +118,25 @@ def test_run_aside_runs_on_the_worker_and_close_finishes_it():
         noise.run_aside(int)
 
 
+def test_help_aside_runs_what_the_worker_has_not_started_on_the_caller():
+    main, release = threading.get_ident(), threading.Event()
+    with SamplingNoise() as noise:
+        busy = noise.run_aside(lambda: release.wait(10) and threading.get_ident())
+        for _ in range(10_000):  # the worker takes it and holds it until released
+            if busy.running():
+                break
+            threading.Event().wait(0.001)
+        assert busy.running()
+        where = [noise.run_aside(threading.get_ident) for _ in range(3)]
+        fails = noise.run_aside(lambda: 1 / 0)
+        noise.help_aside()
+        assert all(f.done() for f in where) and not busy.done()
+        release.set()
+    assert {f.result() for f in where} == {main} and busy.result() not in (None, main)
+    with pytest.raises(ZeroDivisionError):
+        fails.result()
+
+
 def test_other_warpers_fall_back_to_generate(model_and_tok, tmp_path):
     """A generation config with a warper the sampler does not rebuild (min_p) is not supported: generate_responses
     refuses noise= rather than sampling differently."""

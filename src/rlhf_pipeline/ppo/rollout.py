@@ -134,12 +134,7 @@ class SamplingNoise:
                     self._drawing = False
                     self._cv.notify_all()
             else:
-                future, fn, args = task
-                if future.set_running_or_notify_cancel():
-                    try:
-                        future.set_result(fn(*args))
-                    except BaseException as e:  # handed to whoever waits for the future
-                        future.set_exception(e)
+                _run(*task)
 
     def _give_back(self) -> None:
         """(Holding self._cv.) Drop the draws made ahead; the generator goes back to where the first began."""
@@ -180,6 +175,17 @@ class SamplingNoise:
             self._cv.notify_all()
         return future
 
+    def help_aside(self) -> None:
+        """Run, on the calling thread, the :meth:`run_aside` work the worker has not started, while the worker
+        finishes what it has (the end of a rollout: nothing is left to sample, so the caller's cores would
+        otherwise wait for the worker's one)."""
+        while True:
+            with self._cv:
+                if not self._tasks:
+                    return
+                task = self._tasks.popleft()
+            _run(*task)
+
     def close(self) -> None:
         """Finish the work run aside, stop the worker; the default generator continues after the draws used."""
         with self._cv:
@@ -189,6 +195,15 @@ class SamplingNoise:
         with self._cv:
             self._give_back()
         torch.set_rng_state(self._generator.get_state())
+
+
+def _run(future: Future, fn, args) -> None:
+    """Run a :meth:`SamplingNoise.run_aside` task into its future (an exception is handed to whoever waits)."""
+    if future.set_running_or_notify_cancel():
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:
+            future.set_exception(e)
 
 
 class NoiseSampler:

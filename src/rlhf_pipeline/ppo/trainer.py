@@ -358,7 +358,8 @@ class _Run:
                     with timer("ref_and_value"):
                         forwards.append(self._ref_and_values(*args))
             if aside:
-                with timer("ref_and_value"):  # the wait for what is still running aside
+                with timer("ref_and_value"):  # what is still to run aside: this thread takes its share
+                    noise.help_aside()
                     forwards = [f.result() for f in forwards]
         responses, mask, has_eos, logprobs = (torch.cat(c) for c in zip(*chunks))
         ref_logprobs, values = (torch.cat(c) for c in zip(*forwards))

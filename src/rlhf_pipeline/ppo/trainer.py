@@ -408,6 +408,7 @@ class _Run:
                             new_values = response_values(self.value_model, q, qm, r, mask[idx])
                         new_logprobs, entropy = (to_rows(x, m) for x in
                                                  logprobs_and_entropy(logits, r[mask[idx].bool()]))
+                        del logits  # [tokens, vocabulary], not needed by the backward: freed before it runs
                         pg_loss, pg_stats = policy_loss(new_logprobs, logprobs[idx], advantages[idx], m,
                                                         cfg.cliprange)
                         vf_loss, vf_clipfrac = value_loss(new_values, values[idx], returns[idx], m,

@@ -9,7 +9,8 @@ the PPO loop's own cost: generation, the reference and value forwards, ppo_epoch
 trajectory log (``--trajectories both`` measures its overhead: a run without it, then one with it).
 Phases (``rlhf_pipeline.ppo.trainer.PHASES``): generation (sampling, KV cache), policy_logprobs (a second
 policy forward, only with ``logprobs_from_sampling: false``), ref_and_value (reference and value forwards; on
-CPU they run on the sampling-noise worker while the next chunk is sampled, and this is the wait for the last),
+CPU they run on the sampling-noise worker while the next chunk is sampled, and this is what is left after the
+last chunk: the main thread runs the forwards the worker has not started and waits for the one it is running),
 scoring (decode + reward), update (GAE and the PPO epochs), logging (trajectory log, train_log.csv), eval
 (steps 0 and last), checkpoint; "other" is step time outside them (batching, shaping, statistics).
 """

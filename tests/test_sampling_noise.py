@@ -137,6 +137,35 @@ def test_help_aside_runs_what_the_worker_has_not_started_on_the_caller():
         fails.result()
 
 
+def test_workers_run_on_one_kept_thread_and_a_forked_child_gets_its_own():
+    import os
+
+    with SamplingNoise() as noise:
+        first = noise.run_aside(threading.get_ident).result()
+    with SamplingNoise() as noise:
+        assert noise.run_aside(threading.get_ident).result() == first
+    if not hasattr(os, "fork"):
+        return
+    pid = os.fork()
+    if pid == 0:  # the child: a worker must still run (a hang here fails the test by timeout of the wait below)
+        ok = False
+        try:
+            with SamplingNoise() as noise:
+                ok = noise.run_aside(lambda: 42).result(timeout=20) == 42
+        finally:
+            os._exit(0 if ok else 1)
+    for _ in range(3000):  # 30 s
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        threading.Event().wait(0.01)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("a SamplingNoise in a forked child did not run")
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_other_warpers_fall_back_to_generate(model_and_tok, tmp_path):
     """A generation config with a warper the sampler does not rebuild (min_p) is not supported: generate_responses
     refuses noise= rather than sampling differently."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
@@ -91,8 +92,7 @@ class SamplingNoise:
         self._tasks: deque = deque()  # (future, fn, args) for run_aside
         self._closing = False
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="sampling-noise", daemon=True)
-        self._thread.start()
+        self._done = _worker_threads().submit(self._work)
 
     def __enter__(self) -> SamplingNoise:
         return self
@@ -191,7 +191,7 @@ class SamplingNoise:
         with self._cv:
             self._closing = True
             self._cv.notify_all()
-        self._thread.join()
+        self._done.result()
         with self._cv:
             self._give_back()
         torch.set_rng_state(self._generator.get_state())
@@ -204,6 +204,18 @@ def _run(future: Future, fn, args) -> None:
             future.set_result(fn(*args))
         except BaseException as e:
             future.set_exception(e)
+
+
+@functools.cache
+def _worker_threads() -> ThreadPoolExecutor:
+    """The threads that :class:`SamplingNoise` workers run on, kept for the process: one, when one phase at a
+    time uses a worker (as PPO does). A new thread per rollout would also get a new glibc malloc arena whenever
+    another thread (pyarrow's, say) had taken over the previous worker's, each keeping its peak (tens of MB)."""
+    return ThreadPoolExecutor(thread_name_prefix="sampling-noise")
+
+
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: it makes its own
+    os.register_at_fork(after_in_child=_worker_threads.cache_clear)
 
 
 class NoiseSampler:

@@ -1,7 +1,7 @@
 """PPO throughput on the default tiny policy (CPU): episodes/s, generated tokens/s, peak RSS, user and
 system CPU time, and where a step's wall time goes (the trainer's phases).
 
-    python bench/ppo_throughput.py [--steps 8] [--batch-size 32] [--threads 2] [--trajectories on|off|both]
+    python bench/ppo_throughput.py [--steps 8] [--batch-size 32] [--threads 2] [--trajectories on|off|both] [--parts]
 
 Uses the PPOConfig defaults otherwise (so it measures the embedded default's settings) and a
 cheap deterministic reward (fraction of response words starting with a-m), so the figures are
@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import csv
 import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -36,21 +37,50 @@ def first_half_reward(prompts: list[str], responses: list[str]) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def timed(owner, name: str):
-    """Yield a one-item list that collects the wall time spent inside ``owner.name`` (restored after)."""
-    original, total = getattr(owner, name), [0.0]
+def timed(owner, name: str, when=None):
+    """Yield a list that collects the wall time of each call of ``owner.name`` (made when ``when()`` is true, if
+    given); the attribute is restored after, as it was (a staticmethod stays one, an inherited one is inherited)."""
+    raw, original, calls = vars(owner).get(name), getattr(owner, name), []
 
     def wrapper(*a, **kw):
+        if when is not None and not when():
+            return original(*a, **kw)
         t0 = time.perf_counter()
         try:
             return original(*a, **kw)
         finally:
-            total[0] += time.perf_counter() - t0
+            calls.append(time.perf_counter() - t0)
     setattr(owner, name, wrapper)
     try:
-        yield total
+        yield calls
     finally:
-        setattr(owner, name, original)
+        if raw is None:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, raw)
+
+
+def update_parts() -> dict[str, tuple]:
+    """(owner, attribute, only-when) of the calls ``--parts`` times: the update's forwards (with gradients; the
+    reference and rollout forwards run without), its backward, clipping and optimizer step, and within them the
+    LM head and the logprob/entropy function (rlhf_pipeline.models.lm_head, rlhf_pipeline.ppo.losses)."""
+    import accelerate
+
+    from rlhf_pipeline.models import lm_head
+    from rlhf_pipeline.ppo import losses, trainer
+
+    grad = torch.is_grad_enabled
+    return {
+        "policy forward": (trainer, "response_logits", grad),
+        "  of which LM head forward": (lm_head.BlockedLMHead, "forward", grad),
+        "value forward": (trainer, "response_values", grad),
+        "logprob + entropy": (trainer, "logprobs_and_entropy", None),
+        "backward": (accelerate.Accelerator, "backward", None),
+        "  of which LM head backward": (lm_head._BlockedLinear, "backward", None),
+        "  of which logprob + entropy backward": (losses._LogprobEntropy, "backward", None),
+        "clip_grad_norm_": (accelerate.Accelerator, "clip_grad_norm_", None),
+        "optimizer step": (torch.optim.AdamW, "step", None),
+    }
 
 
 def measure(args, trajectories: bool) -> dict:
@@ -58,7 +88,10 @@ def measure(args, trajectories: bool) -> dict:
     spent handing rollouts to the hooks, Parquet writes included)."""
     from rlhf_pipeline.ppo import trainer
 
-    with tempfile.TemporaryDirectory() as tmp, timed(trainer._Run, "_emit_rollout") as log_time:
+    with contextlib.ExitStack() as stack:
+        log_time = stack.enter_context(timed(trainer._Run, "_emit_rollout"))
+        parts = {k: stack.enter_context(timed(*v)) for k, v in (update_parts() if args.parts else {}).items()}
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         tmp = Path(tmp)
         tok = load_tokenizer("minilm")
         model = load_causal_lm(None, tok)
@@ -78,7 +111,8 @@ def measure(args, trajectories: bool) -> dict:
         log_bytes = sum(p.stat().st_size for p in (tmp / "out" / "trajectories").glob("*.parquet"))
     step_time = sum(float(r["time"]) for r in rows)
     return {"cfg": cfg, "n_params": n_params, "steps": len(rows), "wall": wall, "step_time": step_time,
-            "log_time": log_time[0], "tokens": sum(float(r["response_length"]) * cfg.batch_size for r in rows),
+            "log_time": sum(log_time), "parts": parts,
+            "tokens": sum(float(r["response_length"]) * cfg.batch_size for r in rows),
             "log_bytes": log_bytes, "phases": (summary or {}).get("phase_seconds"),
             "user": cpu1.ru_utime - cpu0.ru_utime, "sys": cpu1.ru_stime - cpu0.ru_stime}
 
@@ -90,6 +124,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--trajectories", choices=("on", "off", "both"), default="on",
                     help="log trajectories (the default), not, or run both and print the logging overhead")
+    ap.add_argument("--parts", action="store_true",
+                    help="also time the parts of the PPO update: median ms per mini-batch (this checkout only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -120,6 +156,11 @@ def main() -> None:
             print(f"  trajectory log:      {r['log_time'] / r['steps'] * 1000:.1f} ms per step "
                   f"({r['log_time'] / r['step_time']:.2%} of step time), {r['log_bytes'] / r['steps'] / 1024:.1f} "
                   "KiB per step (a Parquet chunk per step, flushed every step: the worst case)")
+        if r["parts"]:
+            print("  update, median ms per mini-batch (calls):")
+            for name, calls in r["parts"].items():
+                median = f"{statistics.median(calls) * 1e3:7.2f}" if calls else "    n/a"
+                print(f"    {name:38s} {median} ({len(calls)})")
     if len(results) == 2:
         off, on = (results[m]["step_time"] / results[m]["steps"] for m in (False, True))
         print(f"step time, on - off:   {on - off:+.3f} s per step ({(on - off) / off:+.1%}; noisy: two separate "

@@ -1,14 +1,15 @@
 """Does an older checkout's PPO write the same results as this one's? Reruns a finished PPO run with the old
 code on the same inputs and compares.
 
-    python bench/ppo_same_as_old.py OLD_SRC [--run results/ppo/seed1] [--gold results/gold_rm/model]
+    python bench/ppo_same_as_old.py OLD_SRC [--run results/ppo/seed1]
 
 ``OLD_SRC`` is the ``src`` folder of the old checkout (``git worktree add /tmp/old 6131d6c``: ``/tmp/old/src``).
 The run's ``manifest.json`` gives the PPO stage's arguments (SFT policy, RMs, prompts, config); hyperparameters
 the old ``PPOConfig`` does not have are dropped (they must be ones whose default the old code behaves as, such as
-``logprobs_from_sampling``). The old PPO writes into a temporary folder, this checkout's ``gold-eval`` scores its
-eval samples with ``--gold``, and the script prints, per eval step: how many eval responses are the same text,
-and the largest difference of every ``gold_eval.csv`` column against the run's own, next to its standard error.
+``logprobs_from_sampling``). The old PPO writes into a temporary folder; this checkout's ``gold-eval`` scores its
+eval samples as the run's own gold-eval did (its manifest: gold RM, batch size). Printed per eval step: how many
+eval responses are the same text, and the largest difference of every ``gold_eval.csv`` column against the run's
+own, next to its standard error.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
+from rlhf_pipeline.io import read_jsonl
 
 
 def old_ppo_fields(old_src: Path) -> set[str]:
@@ -48,37 +51,41 @@ def old_argv(manifest: dict, fields: set[str], out_dir: Path) -> tuple[list[str]
     return argv, dropped
 
 
-def gold_eval_options(run: Path) -> list[str]:
-    """The options the run's own gold-eval had besides its files (the batch size sets the padding, and so the
-    rounding), from its manifest; none if it has no manifest."""
-    path = run / "gold_eval_manifest.json"
-    if not path.exists():
-        return []
-    argv = json.loads(path.read_text())["argv"]
-    out = ["--batch-size", argv[argv.index("--batch-size") + 1]] if "--batch-size" in argv else []
-    return out + (["--is-alpacafarm-rm"] if "--is-alpacafarm-rm" in argv else [])
+def gold_eval_argv(run: Path, eval_dir: Path, out: Path) -> list[str]:
+    """The run's own gold-eval (from its manifest, parsed by the CLI's parser: same gold RM, batch size, and so
+    padding and rounding) pointed at ``eval_dir``, writing ``out``."""
+    from rlhf_pipeline.cli import build_parser
+
+    own = build_parser().parse_args(json.loads((run / "gold_eval_manifest.json").read_text())["argv"][1:])
+    return ["gold-eval", str(eval_dir), own.gold_rm, "--batch-size", str(own.batch_size), "--out", str(out),
+            *(["--is-alpacafarm-rm"] if own.is_alpacafarm_rm else [])]
 
 
 def same_responses(new_eval: Path, old_eval: Path) -> dict[int, tuple[int, int]]:
     """{step: (same response texts, rows)} over the eval sample files of both runs."""
     out = {}
     for path in sorted(new_eval.glob("step*.jsonl")):
-        new = [json.loads(line)["response"] for line in path.read_text().splitlines() if line.strip()]
+        new = [row["response"] for row in read_jsonl(path, ["response"])]
         old_path = old_eval / path.name
-        old = ([json.loads(line)["response"] for line in old_path.read_text().splitlines() if line.strip()]
-               if old_path.exists() else [])
+        old = [row["response"] for row in read_jsonl(old_path, ["response"])] if old_path.exists() else []
         out[int(path.stem[4:])] = (sum(a == b for a, b in zip(new, old)), len(new))
     return out
+
+
+def run_stage(argv: list[str], env: dict[str, str] | None = None) -> None:
+    """``python -m rlhf_pipeline *argv``, its output dropped (it raises if the stage fails)."""
+    subprocess.run([sys.executable, "-m", "rlhf_pipeline", *argv], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("old_src", type=Path, help="the old checkout's src folder")
     ap.add_argument("--run", type=Path, default=Path("results/ppo/seed1"), help="a finished PPO run's folder")
-    ap.add_argument("--gold", default="results/gold_rm/model", help="the gold RM the run's gold_eval.csv used")
     args = ap.parse_args()
     manifest_path, new_csv = args.run / "manifest.json", args.run / "gold_eval.csv"
-    for p in (args.old_src / "rlhf_pipeline", manifest_path, new_csv, args.run / "eval"):
+    for p in (args.old_src / "rlhf_pipeline", manifest_path, new_csv, args.run / "gold_eval_manifest.json",
+              args.run / "eval"):
         if not p.exists():
             raise SystemExit(f"{p} does not exist (run the PPO run and its gold_eval first)")
     manifest = json.loads(manifest_path.read_text())
@@ -88,14 +95,10 @@ def main() -> None:
         if dropped:
             print(f"hyperparameters the old PPOConfig does not have, dropped: {', '.join(dropped)}")
         t0 = time.time()
-        subprocess.run([sys.executable, "-m", "rlhf_pipeline", *argv], check=True,
-                       env={**os.environ, "PYTHONPATH": str(args.old_src.resolve())},
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run_stage(argv, {**os.environ, "PYTHONPATH": str(args.old_src.resolve())})
         old_wall = time.time() - t0
         old_csv = tmp / "gold_eval.csv"
-        subprocess.run([sys.executable, "-m", "rlhf_pipeline", "gold-eval", str(tmp / "run" / "eval"), args.gold,
-                        *gold_eval_options(args.run), "--out", str(old_csv)],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run_stage(gold_eval_argv(args.run, tmp / "run" / "eval", old_csv))
         old, new = pd.read_csv(old_csv), pd.read_csv(new_csv)
         same = same_responses(args.run / "eval", tmp / "run" / "eval")
     print(f"old PPO: {old_wall:.0f} s wall (load, {manifest.get('steps', '?')} steps, evals, checkpoints)")

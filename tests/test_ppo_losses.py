@@ -181,6 +181,9 @@ def test_row_blocks_change_no_number(monkeypatch):
 
     assert [(b.start, b.stop) for b in losses.row_blocks(torch.zeros(5, 97), block_bytes=1024)] == [
         (0, 2), (2, 4), (4, 6)]
+    # defaults: 1 MiB on CPU (8 rows of a 30k float32 vocabulary), 256 MiB elsewhere (few large kernels)
+    assert losses.row_blocks(torch.empty(20, 30522))[0] == slice(0, 8)
+    assert losses.row_blocks(torch.empty(4096, 30522, device="meta"))[0] == slice(0, 2**28 // (30522 * 4))
     small = functools.partial(losses.row_blocks, block_bytes=1024)
     monkeypatch.setattr(losses, "row_blocks", small)
     monkeypatch.setattr(rollout, "row_blocks", small)

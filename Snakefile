@@ -1,14 +1,13 @@
 # rlhf-pipeline: every stage is a rule that turns files into files by calling one CLI stage.
 #   snakemake --cores 2 results/rm/summary.csv        (proxy RM ensemble on the embedded default)
 #   snakemake -n <target>                             (show the plan)
-# Settings: config/config.yaml (embedded default) or --configfile config/experiments/<name>.yaml.
+# Settings: the embedded demo (config/config.yaml) when no --configfile is given; else the given files, each on
+# the dataclass defaults or on the base it names. `python -m rlhf_pipeline config [--configfile F ...]` shows
+# the resolved settings and where each came from (config/README.md).
 
 from snakemake.utils import min_version
 
 min_version("9.0")
-
-
-configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -26,7 +26,7 @@ from rlhf_pipeline.sft import SFTConfig
 from rlhf_pipeline.workflow_config import (
     WorkflowConfig,
     load_workflow_config,
-    replace_named_collections,
+    resolve_config,
     workflow_schema,
 )
 
@@ -37,39 +37,8 @@ DEFAULT = ROOT / "config/config.yaml"
 
 @pytest.fixture
 def cfg():
-    return yaml.safe_load(DEFAULT.read_text())
-
-
-def _snakemake_merge(base: dict, over: dict) -> dict:
-    """Snakemake's --configfile merge: mappings key by key."""
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = _snakemake_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _merged(base: dict, over: dict) -> dict:
-    """What common.smk validates: Snakemake's merge, then the command line's named collections."""
-    out = _snakemake_merge(base, over)
-    replace_named_collections(out, over)
-    return out
-
-
-def test_named_collections_replace_the_default_s_instead_of_merging(cfg):
-    over = {"ppo": {"runs": {"mine": {"rm_seeds": [1]}}},
-            "redteam": {"runs": {"plain_s1": {"seed": 7, "group": "plain", "terms": {"w_tox": 2.0}}}},
-            "debate": {"tournaments": {}}, "sft": {"epochs": 1}}
-    merged = _merged(cfg, over)
-    assert list(merged["ppo"]["runs"]) == ["mine"] and merged["debate"]["tournaments"] == {}
-    assert merged["redteam"]["runs"] == over["redteam"]["runs"]  # no w_gib merged in from the default's run
-    assert merged["sft"]["epochs"] == 1 and merged["sft"]["batch_size"] == cfg["sft"]["batch_size"]
-
-
-def test_default_tiny_and_experiment_configs_are_valid(cfg):
-    load_workflow_config(cfg)
-    load_workflow_config(_merged(cfg, yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())))
-    for path in sorted((ROOT / "config/experiments").glob("*.yaml")):  # paths: the plan-under-profile tests
-        load_workflow_config(_merged(cfg, yaml.safe_load(path.read_text())), check_paths=False)
+    """The demo, resolved: every setting present (so a test can mutate any key)."""
+    return resolve_config([], root=ROOT, check_paths=False)[0].to_dict()
 
 
 def _error(cfg, mutate) -> str:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.evaluation.diversity import disagreement_rows, heldout_rows, residuals
@@ -20,7 +19,7 @@ from rlhf_pipeline.evaluation.replicates import aggregate_replicates, t_interval
 from rlhf_pipeline.reward.config import RMConfig
 from rlhf_pipeline.reward.member_data import member_indices, member_pairs
 from rlhf_pipeline.runs import REPLICATE_SEED_STRIDE, PPOSection
-from rlhf_pipeline.workflow_config import load_workflow_config, replace_named_collections
+from rlhf_pipeline.workflow_config import resolve_config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = ROOT / "config/experiments/coste_cpu.yaml"
@@ -264,11 +263,7 @@ def test_overoptimization_figure_with_bands_fits_and_diversity(tmp_path):
 # --- the experiment -------------------------------------------------------------------------------
 
 def test_experiment_config_is_valid_and_plans_three_replicates_of_each_run(tmp_path):
-    base, over = yaml.safe_load((ROOT / "config/config.yaml").read_text()), yaml.safe_load(EXPERIMENT.read_text())
-    for k, v in over.items():
-        base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    replace_named_collections(base, over)
-    cfg = load_workflow_config(base)
+    cfg = resolve_config([EXPERIMENT], root=ROOT)[0]
     runs = cfg.ppo.runs
     assert {"single", "mean", "wco", "uwo", "uwo_small_kl"} <= set(runs)
     assert {r.replicates for r in runs.values()} == {3}

@@ -490,6 +490,34 @@ def cmd_ad_rl(args) -> None:
               seed=cfg.rl.seed, extra={"train": summary})
 
 
+def cmd_config(args) -> None:
+    import yaml
+
+    from .workflow_config import explain_config, resolve_config
+
+    command_line = {}
+    if args.config:
+        from snakemake.cli import parse_config  # Snakemake's own parser: the same values `snakemake --config` gets
+
+        try:
+            command_line = parse_config(args.config)
+        except ValueError as e:
+            raise PipelineError(f"--config: {e}") from None
+    cfg, origins, layers = resolve_config(args.configfile or [], command_line, args.root,
+                                          check_paths=not args.no_check_paths)
+    if args.yaml:
+        sys.stdout.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False, width=120))
+    else:
+        sys.stdout.write(explain_config(cfg, origins, layers, only=args.only))
+
+
+def cmd_miniature_assets(args) -> None:
+    from .miniature import make_assets
+
+    out = make_assets(args.experiment, args.root)
+    print(f"{args.experiment}: " + (f"wrote {out}" if out else "needs no assets (the embedded world)"))
+
+
 def cmd_schema(args) -> None:
     import yaml
 
@@ -786,6 +814,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out-dir", required=True, help="writes model/, train_log.csv, train_report.csv, "
                     "eval_episodes.csv, metrics.png, metrics.csv")
     sp.add_argument("--ckpt-dir", help=CKPT_HELP)
+
+    sp = stage("config", cmd_config, "Print the fully resolved workflow config of a set of config files, each value "
+               "marked with where it came from (default / demo / experiment FILE / command line), as "
+               "`snakemake --configfile ... --config ...` would resolve it; checks it as the plan does.")
+    sp.add_argument("--configfile", nargs="+", metavar="FILE", help="config files, as given to snakemake (none: "
+                    "the embedded demo, config/config.yaml)")
+    sp.add_argument("--config", nargs="+", metavar="KEY=VALUE", help="settings as given to snakemake --config")
+    sp.add_argument("--only", metavar="KEY", help="only the settings under this key (e.g. ppo.hparams)")
+    sp.add_argument("--yaml", action="store_true", help="print the resolved config as one YAML file instead")
+    sp.add_argument("--root", default=".", help="the workflow's root directory (where config/config.yaml is)")
+    sp.add_argument("--no-check-paths", action="store_true", help="skip the plan-time model and data path checks")
+
+    sp = stage("miniature-assets", cmd_miniature_assets, "Write the tiny models and shaped data files an "
+               "experiment's miniature overlay (config/experiments/miniature/EXPERIMENT.yaml) names, under "
+               "results/miniature/EXPERIMENT/ (made here; nothing is downloaded).")
+    sp.add_argument("experiment", help="the experiment's name (config/experiments/EXPERIMENT.yaml)")
+    sp.add_argument("--root", default="results/miniature", help="where the assets go (the overlays name paths "
+                    "under results/miniature/, relative to the workflow's working directory)")
 
     sp = stage("schema", cmd_schema, "Print the workflow config's JSON Schema, generated from the config dataclasses.")
     sp.add_argument("--out", help="write it here instead of stdout (workflow/schemas/config.schema.yaml)")

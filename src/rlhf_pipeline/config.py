@@ -78,7 +78,8 @@ class Section:
         where = self.section if where is None else where
         hints = _hints(type(self))
         for f in dataclasses.fields(self):
-            value = convert(hints[f.name], getattr(self, f.name), join(where, f.name), f.metadata)
+            value = _onto_default(f, getattr(self, f.name))
+            value = convert(hints[f.name], value, join(where, f.name), f.metadata)
             setattr(self, f.name, value)
         self.check(where)
 
@@ -98,6 +99,26 @@ class Section:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (nested sections as dicts)."""
         return dataclasses.asdict(self)
+
+
+def _onto_default(f: dataclasses.Field, value: Any) -> Any:
+    """A mapping given for a nested section whose default is not its class's defaults
+    (``setting(default_factory=lambda: SFTConfig(epochs=2))``) overrides that default key by key: the
+    factory's values are the setting's defaults, so a partial mapping keeps the ones it does not name."""
+    if not isinstance(value, dict) or f.default_factory is MISSING:
+        return value
+    default = f.default_factory()
+    if not isinstance(default, Section):
+        return value
+    return deep_merge(default.to_dict(), value)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged onto ``base`` key by key, nested mappings included (new dicts; inputs unchanged)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def join(where: str, key: str) -> str:

@@ -11,8 +11,10 @@ exist and hold a loadable config (:func:`rlhf_pipeline.models.check_model`). The
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from .ad.config import ADSection
 from .config import Section, bad, join, json_schema, setting
 from .data.config import DatasetConfig
 from .debate.config import DebateSection
+from .errors import PipelineError
 from .evaluation.config import BestOfNConfig
 from .preferences import PreferencesConfig
 from .redteam.config import RedTeamSection
@@ -188,19 +191,199 @@ class WorkflowConfig(Section):
 
 NAMED_COLLECTIONS = (("ppo", "runs"), ("rm", "members"), ("debate", "debaters"), ("debate", "judges"),
                      ("debate", "tournaments"), ("redteam", "runs"))
-"""Config keys that hold named entries (runs, tournaments, models): a command-line config that sets
-one replaces the default's entries instead of being merged into them key by key."""
+"""Config keys that hold named entries (runs, tournaments, models): a layer that gives one as a mapping
+replaces the earlier layers' entries instead of being merged into them key by key (an experiment's runs
+are its runs, not the base's plus its own); a dotted key (``ppo.runs.seed1.hparams.kl_coef``) edits one
+entry's leaf instead."""
+
+DEMO = "config/config.yaml"
+"""The embedded demo: the only layer of a run given no config file (relative to the workflow's root)."""
+
+DEFAULT, COMMAND_LINE = "default", "command line"
 
 
-def replace_named_collections(config: dict[str, Any], overrides: dict[str, Any] | None) -> None:
-    """Snakemake merges ``--configfile``/``--config`` into ``config/config.yaml`` key by key, nested
-    mappings included. For :data:`NAMED_COLLECTIONS` that would mix the default's runs into an
-    experiment's own set, or merge a default run's settings into an experiment's run of the same name;
-    so the command line's value of such a key replaces the default's (every other key merges as usual)."""
-    for section, key in NAMED_COLLECTIONS:
-        value = ((overrides or {}).get(section) or {}).get(key)
-        if value is not None:
-            config.setdefault(section, {})[key] = value
+@dataclass(frozen=True)
+class Layer:
+    """One source of settings: the demo file, an experiment file (or a base it names), or the command line."""
+
+    kind: str
+    """``demo``, ``experiment`` or ``command line``."""
+    source: str
+    """The file as the user would name it (relative to the working directory where possible), or ``--config``."""
+    values: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return self.kind if self.kind == COMMAND_LINE else f"{self.kind} {self.source}"
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A config file's mapping; one PipelineError line naming the file when it is missing, empty,
+    not valid YAML/JSON, or not a mapping of keys at the top level."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"config file {path}: " + ("is a directory" if path.is_dir() else "does not exist"))
+    try:
+        obj = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise PipelineError(f"config file {path}: not valid YAML/JSON{where} "
+                            f"({getattr(e, 'problem', None) or type(e).__name__})") from None
+    except UnicodeDecodeError:
+        raise PipelineError(f"config file {path}: not UTF-8 text") from None
+    if obj is None:
+        raise PipelineError(f"config file {path}: is empty (expected a mapping of settings)")
+    if not isinstance(obj, dict):
+        raise PipelineError(f"config file {path}: expected a mapping of settings at the top level, "
+                            f"got {type(obj).__name__}")
+    return obj
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies under it, else as it is."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _find_base(name: Any, named_in: Path, root: Path) -> Path:
+    """A ``base:`` entry: relative to the workflow's root, else to the naming file's directory."""
+    if not isinstance(name, str) or not name:
+        bad(f"base (in {named_in})", name, "a config file path, or a list of them")
+    for candidate in (Path(name),) if Path(name).is_absolute() else (root / name, named_in.parent / name):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise PipelineError(f"config file {named_in}: base {name!r} does not exist (paths are relative to the "
+                        f"workflow's root {root}, or to the file naming them)")
+
+
+def config_layers(files: Sequence[str | Path], command_line: dict[str, Any] | None = None,
+                  root: str | Path = ".") -> list[Layer]:
+    """The layers of a run, first to last (later wins): with no ``files``, the demo (:data:`DEMO`);
+    else each file preceded by the bases it names (``base:``, recursively, each file once), then the
+    command line's ``--config``. What is not in any layer takes its dataclass default."""
+    root = Path(root).resolve()
+    demo = (root / DEMO).resolve()
+    paths = [Path(f).resolve() for f in files] if files else [demo]
+    layers: list[Layer] = []
+    seen: set[Path] = set()
+
+    def visit(path: Path, chain: tuple[Path, ...]) -> None:
+        if path in chain:
+            cycle = " -> ".join(_shown(p) for p in (*chain, path))
+            raise PipelineError(f"config file {_shown(path)}: its bases name it again ({cycle})")
+        if path in seen:
+            return
+        values = read_config_file(path)
+        bases = values.get("base") or []
+        for base in [bases] if isinstance(bases, str) else bases:
+            visit(_find_base(base, path, root), (*chain, path))
+        seen.add(path)
+        kind = "demo" if path == demo else "experiment"
+        layers.append(Layer(kind, DEMO if path == demo else _shown(path),
+                            {k: v for k, v in values.items() if k != "base"}))
+
+    for path in paths:
+        visit(path, ())
+    if command_line:
+        layers.append(Layer(COMMAND_LINE, "--config", dict(command_line)))
+    return layers
+
+
+def merge_layers(layers: Sequence[Layer]) -> tuple[dict[str, Any], dict[tuple[str, ...], Layer]]:
+    """The layers merged (Snakemake's key-by-key merge of nested mappings, except that a mapping given
+    for one of :data:`NAMED_COLLECTIONS` replaces the earlier one, and a dotted key sets one leaf),
+    and which layer set each leaf (key path -> layer)."""
+    raw: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], Layer] = {}
+
+    def put(path: tuple[str, ...], value: Any, layer: Layer) -> None:
+        parent = raw
+        for i, key in enumerate(path[:-1]):
+            child = parent.get(key)
+            if not isinstance(child, dict):
+                if child is not None:
+                    _forget(origins, path[: i + 1])
+                child = parent[key] = {}
+            parent = child
+        key = path[-1]
+        if isinstance(value, dict) and value != {} and path[-2:] not in NAMED_COLLECTIONS:
+            if not isinstance(parent.get(key), dict):
+                _forget(origins, path)
+                parent[key] = {}
+            for k, v in value.items():
+                put((*path, str(k)), v, layer)
+            return
+        _forget(origins, path)
+        parent[key] = copy.deepcopy(value)
+        for leaf in _leaf_paths(value, path):
+            origins[leaf] = layer
+
+    for layer in layers:
+        for key, value in layer.values.items():
+            put(tuple(str(key).split(".")), value, layer)
+    return raw, origins
+
+
+def _forget(origins: dict[tuple[str, ...], Layer], prefix: tuple[str, ...]) -> None:
+    for path in [p for p in origins if p[: len(prefix)] == prefix]:
+        del origins[path]
+
+
+def _leaf_paths(value: Any, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+    if isinstance(value, dict) and value:
+        return [leaf for k, v in value.items() for leaf in _leaf_paths(v, (*path, str(k)))]
+    return [path]
+
+
+def resolve_config(files: Sequence[str | Path], command_line: dict[str, Any] | None = None,
+                   root: str | Path = ".", check_paths: bool = True
+                   ) -> tuple[WorkflowConfig, dict[tuple[str, ...], Layer], list[Layer]]:
+    """The typed config of a run from its layers (see :func:`config_layers`), which layer set each
+    leaf, and the layers; what common.smk and ``python -m rlhf_pipeline config`` both call."""
+    layers = config_layers(files, command_line, root)
+    raw, origins = merge_layers(layers)
+    resolve_shipped_files(raw, root)
+    return load_workflow_config(raw, check_paths=check_paths), origins, layers
+
+
+def explain_config(cfg: WorkflowConfig, origins: dict[tuple[str, ...], Layer], layers: Sequence[Layer],
+                   only: str | None = None) -> str:
+    """Every resolved leaf as ``key.path: value  # where it came from`` (default / demo FILE /
+    experiment FILE / command line), after a header naming the layers in order."""
+    import json
+
+    lines = ["# layers, later wins: " + " < ".join([DEFAULT, *(layer.label for layer in layers)])]
+    rows = []
+    for path in _leaf_paths(cfg.to_dict(), ()):
+        key = ".".join(path)
+        if only and not (key == only or key.startswith(only + ".")):
+            continue
+        layer = _origin(origins, path)
+        value = _value_at(cfg.to_dict(), path)
+        rows.append((f"{key}: {json.dumps(value, default=str)}", DEFAULT if layer is None else layer.label))
+    width = min(max((len(r[0]) for r in rows), default=0), 72)
+    lines += [f"{text:<{width}}  # {where}" for text, where in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _origin(origins: dict[tuple[str, ...], Layer], path: tuple[str, ...]) -> Layer | None:
+    """The layer that set ``path``, or set a mapping or list that holds it."""
+    for n in range(len(path), 0, -1):
+        if path[:n] in origins:
+            return origins[path[:n]]
+    found = [layer for p, layer in origins.items() if p[: len(path)] == path]
+    return found[-1] if found else None
+
+
+def _value_at(d: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        d = d[key]
+    return d
 
 
 SHIPPED_FILES = (("debate", "prompts"),)
@@ -271,11 +454,16 @@ def workflow_schema() -> dict[str, Any]:
 
 
 __all__ = [
+    "Layer",
     "WorkflowConfig",
     "apply_hub_mode",
+    "config_layers",
+    "explain_config",
     "interpreter_first_on_path",
     "load_workflow_config",
-    "replace_named_collections",
+    "merge_layers",
+    "read_config_file",
+    "resolve_config",
     "resolve_shipped_files",
     "workflow_schema",
 ]

@@ -15,24 +15,23 @@ from rlhf_pipeline.models import model_ref
 from rlhf_pipeline.workflow_config import (
     apply_hub_mode,
     interpreter_first_on_path,
-    load_workflow_config,
-    replace_named_collections,
-    resolve_shipped_files,
+    resolve_config,
 )
 
-# A command-line config's named collections (ppo.runs, debate.tournaments, redteam.runs, ...) replace
-# the default's instead of being merged into them key by key (workflow_config.NAMED_COLLECTIONS).
-replace_named_collections(config, workflow.config_settings.overwrite_config)
-
-# Every key of every section, the cross-field rules and every configured model path are checked
-# here, before any job is planned: one line naming the key and what is allowed. The typed config
-# (src/rlhf_pipeline/workflow_config.py) is the single definition of every setting and its default.
-resolve_shipped_files(config, workflow.basedir)  # e.g. debate.prompts under --directory
+# The config is built here, in explicit layers (workflow_config.config_layers): with no --configfile, the
+# embedded demo (config/config.yaml); else the given files, each after the bases it names (`base:`), then
+# --config. An experiment never stands on the demo unless it names it. What no layer sets takes its
+# dataclass default (the one definition of every setting). Every key of every section, the cross-field
+# rules and every configured model path are checked here, before any job is planned: one line naming the
+# key and what is allowed. `python -m rlhf_pipeline config` prints the same resolution, value by value.
 try:
-    CFG = load_workflow_config(config)
+    CFG, _, _ = resolve_config(
+        workflow.config_settings.configfiles, workflow.config_settings.config, workflow.basedir
+    )
 except PipelineError as e:
     raise WorkflowError(str(e)) from None
-config.update(CFG.to_dict())  # every default filled in, from the dataclasses
+config.clear()
+config.update(CFG.to_dict())  # every value resolved, defaults filled in from the dataclasses
 apply_hub_mode(CFG)  # hub_offline: HF_HUB_OFFLINE=1 here and in every job started from here
 
 SRC = Path(workflow.basedir) / "src" / "rlhf_pipeline"

@@ -110,33 +110,48 @@ class WorkflowConfig(Section):
         self.ppo.check_members(self.rm.seeds, join(where, "ppo"))
         self.ad.check_runs(self.ppo.run_names(), self.rm.seeds, join(where, "ad"))
 
-    def check_paths(self) -> None:
-        """Every configured model / tokenizer / dataset path exists and is loadable (no loading)."""
-        from .models import check_model, model_ref
+    def check_paths(self, hub: Any = None) -> None:
+        """Every configured model / tokenizer / dataset path exists and is loadable (no loading). With
+        ``hub_offline: false``, hub ids that are not cached are asked of the hub (``hub``: a
+        :class:`~rlhf_pipeline.models.HubProbe`, made here when not given); when it cannot be reached,
+        one warning line on stderr names what was not checked."""
+        from functools import partial
+
+        from .models import HubProbe, check_model, model_ref
 
         offline = self.hub_offline
-        check_model("config tokenizer", self.tokenizer, kind="tokenizer", offline=offline)
+        hub = hub if hub is not None or offline else HubProbe()
+        check = partial(check_model, offline=offline, hub=hub)
+        check("config tokenizer", self.tokenizer, kind="tokenizer")
         if self.sft.model is not None:
-            check_model("config sft.model", self.sft.model, offline=offline)
+            check("config sft.model", self.sft.model)
         for seed in self.rm.seeds:
-            self._check_rm_member(seed, check_model)
+            self._check_rm_member(seed, check)
         if self.gold_rm.path is not None:
-            check_model("config gold_rm.path", self.gold_rm.path, offline=offline)
+            check("config gold_rm.path", self.gold_rm.path)
         else:
-            check_model("config gold_rm.encoder", self.gold_rm.encoder, offline=offline)
+            check("config gold_rm.encoder", self.gold_rm.encoder)
         for name in self.ppo.runs:
             hp = self.ppo.run_config(name).hparams
             if hp.value_init == "reward":
-                check_model(f"config ppo.runs.{name}.hparams.value_init_path", hp.value_init_path, offline=offline)
+                check(f"config ppo.runs.{name}.hparams.value_init_path", hp.value_init_path)
         for key, path in (("dataset.path", self.dataset.path if self.dataset.name != "synthetic" else None),
                           ("debate.dataset.path", self.debate.dataset.path)):
-            if path is not None and model_ref(path).local and not Path(path).exists():
+            if path is None:
+                continue
+            if model_ref(path).local and not Path(path).exists():
                 bad(key, path, "an existing file or directory, or a hub dataset name")
-        self._check_debate(check_model)
-        self._check_redteam(check_model)
+            if not model_ref(path).local and hub is not None and hub.exists(path, "dataset") is False:
+                bad(key, path, "a dataset on the Hugging Face hub (it has none of that name; misspelled?) or a "
+                    "local path")
+        self._check_debate(check)
+        self._check_redteam(check)
+        if hub is not None and hub.warning():
+            print(hub.warning(), file=sys.stderr)
 
     def _check_redteam(self, check_model) -> None:
-        """The red-team models the config names are loadable; the target's API-key variable is set."""
+        """The red-team models the config names are loadable; the classifiers have the configured labels
+        (read from their config when it is local or cached); the target's API-key variable is set."""
         rt = self.redteam
         if not rt.runs:
             return
@@ -144,9 +159,13 @@ class WorkflowConfig(Section):
                                     ("gibberish", rt.gibberish.backend, rt.gibberish.model),
                                     ("target", rt.target.backend, rt.target.model)):
             if backend == "hf" and model is not None:
-                check_model(f"config redteam.{key}.model", model, offline=self.hub_offline)
+                check_model(f"config redteam.{key}.model", model)
             if key == "gibberish" and backend == "hf" and model is None:
                 bad("redteam.gibberish.model", model, "a classifier (hub id or local directory) for backend: hf")
+        if rt.toxicity.backend == "hf":
+            _check_labels("redteam.toxicity.label", [rt.toxicity.label], rt.toxicity.model)
+        if rt.gibberish.backend == "hf":
+            _check_labels("redteam.gibberish.labels", rt.gibberish.labels, rt.gibberish.model)
         env = rt.target.api_key_env
         if rt.target.backend == "openai_compatible" and env and not os.environ.get(env):
             bad("redteam.target.api_key_env", env, f"the name of a set environment variable (${env} is not set)")
@@ -163,7 +182,7 @@ class WorkflowConfig(Section):
             backbone = {"model_type": "llama"} if source is None else None  # the tiny Llama policy
         else:
             source, backbone = m.init, None
-            check_model(f"config {where}.init", m.init, offline=self.hub_offline)
+            check_model(f"config {where}.init", m.init)
         if backbone is None and source is not None:
             backbone = _local_config(model_ref(source).path if model_ref(source).local else source)
         if backbone is not None:
@@ -183,7 +202,7 @@ class WorkflowConfig(Section):
             m = getattr(debate, group)[name]
             where = f"config debate.{group}.{name}"
             if m.type == "hf":
-                check_model(f"{where}.model", m.model, offline=self.hub_offline)
+                check_model(f"{where}.model", m.model)
             if m.type in ("hf", "openai_compatible", "anthropic") and m.prompt not in prompts:
                 bad(f"debate.{group}.{name}.prompt", m.prompt, f"a prompt set of {debate.prompts}: {sorted(prompts)}")
         debate.check_environment()
@@ -391,16 +410,37 @@ SHIPPED_FILES = (("debate", "prompts"),)
 
 
 def resolve_shipped_files(raw: dict[str, Any], basedir: str | Path) -> None:
-    """A relative path under one of :data:`SHIPPED_FILES` that does not exist in the working directory
-    but does in the workflow's directory (``basedir``) is made absolute there, so ``--directory``
+    """A relative path under one of :data:`SHIPPED_FILES` (given, or its default) that does not exist in the
+    working directory but does in the workflow's directory (``basedir``) is made absolute there, so ``--directory``
     runs find the prompts the repo ships; a path that exists in neither stays as it is (and fails
     the plan-time check)."""
     for section, key in SHIPPED_FILES:
-        value = (raw.get(section) or {}).get(key)
+        value = (raw.get(section) or {}).get(key, getattr(getattr(WorkflowConfig(), section), key))
         if isinstance(value, str) and not Path(value).is_absolute() and not Path(value).exists():
             shipped = Path(basedir) / value
             if shipped.exists():
-                raw[section][key] = str(shipped)
+                raw.setdefault(section, {})[key] = str(shipped)
+
+
+def _check_labels(key: str, labels: list[str], model: str | None) -> None:
+    """The classifier's ``id2label`` (its config, local or in the hub cache; the project's own toxicity
+    classifier when ``model`` is None) has every one of ``labels``; nothing is checked when the config is
+    not readable without a download (the stage checks it before loading the weights)."""
+    if model is None:
+        from .redteam.classifier import ID2LABEL
+
+        names = list(ID2LABEL.values())
+    else:
+        from .models import model_ref
+
+        config = _local_config(model_ref(model).path)
+        if config is None or not config.get("id2label"):
+            return
+        names = [str(v) for _, v in sorted(config["id2label"].items(), key=lambda kv: int(kv[0]))]
+    missing = [label for label in labels if label not in names]
+    if missing:
+        shown = labels[0] if len(labels) == 1 else labels
+        bad(key, shown, f"labels of the classifier {model or '(trained on the world)'}: one of {names}")
 
 
 def _local_config(path_or_hub_id: str) -> dict[str, Any] | None:

@@ -32,3 +32,56 @@ def make_assets(experiment: str, root: str | Path = ROOT) -> Path | None:
     out.mkdir(parents=True, exist_ok=True)
     importlib.import_module(f"{__name__}.{experiment}").make(out)
     return out
+
+
+OVERLAYS = Path("config/experiments/miniature")
+"""The overlays, one per real-scale experiment file (``config/experiments/<name>.yaml``), relative to the root."""
+
+SIZE_KEYS = frozenset({
+    # data rows and counts
+    "n_train", "n_val", "n_test", "max_rows", "n_samples", "n_prompts", "n_eval_prompts", "ns", "n_stories",
+    "questions_per_story", "questions", "max_speeches", "n_target_train", "n_target_val", "n_classifier",
+    "episodes", "trials", "n_episodes_heldout", "episodes_per_step", "replicates", "n", "opponent_n", "rounds",
+    "n_chunks", "bootstrap",
+    # steps, epochs, batches, intervals
+    "epochs", "total_episodes", "ppo_epochs", "batch_size", "mini_batch_size", "eval_batch_size", "reward_batch_size",
+    "grad_accum", "eval_interval", "checkpoint_interval",
+    # lengths
+    "max_length", "max_new_tokens", "max_prompt_length", "context_length",
+    # model dimensions (from-scratch tiny models)
+    "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+    "max_position_embeddings",
+})
+"""What a miniature overlay may change besides locations: sizes, never a method, a flag or a hyperparameter."""
+
+LOCATION_KEYS = frozenset({"model", "path", "init", "tokenizer", "encoder", "base_url"})
+"""Keys naming a model, a tokenizer, a data set or a server; in an overlay their values must be the miniature's
+own (under :data:`ROOT`, or a server on this machine)."""
+
+_LOCAL_URL = ("http://127.0.0.1", "http://localhost")
+
+
+def overlay_problems(overlay: dict, experiment: str) -> list[str]:
+    """Why ``overlay`` (a miniature overlay file's mapping) is not a sizes-only miniature of ``experiment``:
+    one line per problem; empty when it is one."""
+    problems = []
+    real = f"config/experiments/{experiment}.yaml"
+    bases = overlay.get("base")
+    bases = [bases] if isinstance(bases, str) else list(bases or [])
+    if real not in bases:
+        problems.append(f"base: {bases!r} does not name {real}")
+    for key, value in overlay.items():
+        if key == "base":
+            continue
+        leaf = str(key).rsplit(".", 1)[-1]
+        if isinstance(value, dict):
+            problems.append(f"{key}: give one leaf per key, dotted (e.g. ppo.hparams.total_episodes), not a mapping")
+        elif leaf in LOCATION_KEYS:
+            ok = isinstance(value, str) and (value.startswith(f"{ROOT.as_posix()}/{experiment}/")
+                                             or value.startswith(_LOCAL_URL))
+            if not ok:
+                problems.append(f"{key}: {value!r} is not a miniature location ({ROOT}/{experiment}/... or a "
+                                "server on this machine)")
+        elif leaf not in SIZE_KEYS:
+            problems.append(f"{key}: not a size ({leaf!r} is not one of the size keys); a miniature changes sizes only")
+    return problems

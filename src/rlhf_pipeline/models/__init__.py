@@ -66,11 +66,70 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def check_model(where: str, name: str, kind: str = "model", offline: bool | None = None) -> ModelRef:
+HUB_TIMEOUT_S = 5.0
+"""How long a plan-time question to the Hugging Face hub may take before the hub counts as unreachable."""
+
+
+class HubProbe:
+    """Asks the Hugging Face hub whether repositories exist, at plan time, each once: a misspelled hub id
+    then fails in seconds instead of in a job a minute (or a queue) later. After the first network failure
+    it asks no more and keeps the ids it could not check, for one warning line (:meth:`warning`)."""
+
+    def __init__(self, timeout: float = HUB_TIMEOUT_S, endpoint: str | None = None):
+        self.timeout = timeout
+        self.endpoint = endpoint
+        self.unreachable: str | None = None
+        self.unchecked: list[str] = []
+        self._answers: dict[tuple[str, str], bool] = {}
+
+    def exists(self, repo_id: str, repo_type: str = "model") -> bool | None:
+        """True / False when the hub answered; None when it could not be asked (unreachable)."""
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+        key = (repo_type, repo_id)
+        if key in self._answers:
+            return self._answers[key]
+        if self.unreachable is not None:
+            self.unchecked.append(repo_id)
+            return None
+        try:
+            HfApi(endpoint=self.endpoint).repo_info(repo_id, repo_type=repo_type, timeout=self.timeout)
+            answer = True
+        except GatedRepoError:
+            answer = True  # it exists; downloading it needs an accepted licence and a token
+        except RepositoryNotFoundError:
+            answer = False
+        except (HfHubHTTPError, OSError, ValueError) as e:
+            return self._unreachable(repo_id, e)
+        except Exception as e:  # the HTTP client's own connection and timeout errors
+            if type(e).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore", "requests", "urllib3"):
+                raise
+            return self._unreachable(repo_id, e)
+        self._answers[key] = answer
+        return answer
+
+    def _unreachable(self, repo_id: str, error: Exception) -> None:
+        self.unreachable = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".strip()
+        self.unchecked.append(repo_id)
+        return None
+
+    def warning(self) -> str | None:
+        """One line naming the hub ids that could not be checked, or None."""
+        if not self.unchecked:
+            return None
+        ids = ", ".join(dict.fromkeys(self.unchecked))
+        return (f"warning: the Hugging Face hub is not reachable ({self.unreachable}); not checked at plan time: "
+                f"{ids} (a misspelled id fails in its first job)")
+
+
+def check_model(where: str, name: str, kind: str = "model", offline: bool | None = None,
+                hub: HubProbe | None = None) -> ModelRef:
     """Check, without loading anything, that ``name`` can be loaded: a local directory must hold a
     parsable ``config.json`` (``kind="model"``) or tokenizer files (``kind="tokenizer"``); a hub id
-    must be in the local cache when the hub is offline. PipelineError naming the config key
-    (or argument) ``where`` otherwise. Takes milliseconds: it runs at plan time for every configured model."""
+    must be in the local cache when the hub is offline, and, when it is online and ``hub`` is given, in
+    the local cache or on the hub (asked with a short timeout). PipelineError naming the config key
+    (or argument) ``where`` otherwise. Takes milliseconds offline: it runs at plan time for every model."""
     ref = model_ref(name)
     offline = hub_offline() if offline is None else offline
     if ref.local:
@@ -80,6 +139,9 @@ def check_model(where: str, name: str, kind: str = "model", offline: bool | None
             f"{where}: {name!r} is not a local directory and not in the local Hugging Face cache, and the "
             f"hub is offline (hub_offline: true); download it first (`hf download {name}` on a machine with "
             f"network, same HF_HOME), give a local directory, or set hub_offline: false")
+    elif not offline and hub is not None and not _in_hub_cache(ref.name, kind) and hub.exists(ref.name) is False:
+        raise PipelineError(f"{where}: {name!r} does not exist on the Hugging Face hub (misspelled? a private "
+                            "repository also needs HF_TOKEN) and is not a local directory")
     return ref
 
 

@@ -1,0 +1,34 @@
+"""Running an experiment's miniature overlay through the real rules, as a researcher would:
+``python -m rlhf_pipeline miniature-assets <experiment>`` then ``snakemake --configfile
+config/experiments/miniature/<experiment>.yaml <targets>``, in a fresh working directory, with the
+Hugging Face hub switched off in the environment (so nothing can be downloaded, whatever the real config's
+``hub_offline`` says)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def run_miniature(experiment: str, workdir: Path, targets: list[str], extra_configfiles: tuple[Path, ...] = (),
+                  timeout: int = 1200) -> float:
+    """Make the experiment's assets in ``workdir`` and run its miniature to ``targets``; the wall seconds.
+    Fails the test with the end of Snakemake's output when a step fails."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **OFFLINE}
+    start = time.monotonic()
+    assets = subprocess.run([sys.executable, "-m", "rlhf_pipeline", "miniature-assets", experiment], cwd=workdir,
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert assets.returncode == 0, assets.stdout[-3000:] + assets.stderr[-3000:]
+    overlay = ROOT / "config/experiments/miniature" / f"{experiment}.yaml"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(overlay), *map(str, extra_configfiles), "--cores", "2", "--", *targets]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    return time.monotonic() - start

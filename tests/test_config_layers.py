@@ -122,7 +122,8 @@ def test_snakemake_plans_with_the_layers_and_names_a_bad_file(tmp_path):
     bad.write_text("base: config/experiments/nope.yaml\n")
     r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
                         str(tmp_path), "--configfile", str(bad), "-n"], capture_output=True, text=True, timeout=300)
-    assert r.returncode != 0 and f"config file {bad}: base 'config/experiments/nope.yaml' does not exist" in r.stdout + r.stderr
+    expected = f"config file {bad}: base 'config/experiments/nope.yaml' does not exist"
+    assert r.returncode != 0 and expected in r.stdout + r.stderr
 
 
 # --- plan-time checks of real configs ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 # make demo : set up .venv and run the main job on the embedded default (CPU, offline)
 # make test : set up .venv and run the test suite
 # make lint : ruff, snakefmt --check and snakemake --lint (the gate .ci/run runs before the tests)
+# make config CONFIG=<files> : the resolved config, each value with its origin; make miniature EXP=<experiment>
 # GPU users: make setup TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu128"
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -12,7 +13,7 @@ CORES  ?= 2
 TARGET ?= results/ppo/seed1/gold_eval.csv
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint dry-run bench clean-results
+.PHONY: setup demo test test-fast lint dry-run bench clean-results config miniature
 
 setup: $(STAMP)
 
@@ -39,6 +40,16 @@ lint: setup
 
 dry-run: setup
 	$(BIN)/snakemake -n $(TARGET)
+
+# make config CONFIG="config/experiments/coste2023.yaml": every resolved setting and where it came from
+config: setup
+	$(BIN)/python -m rlhf_pipeline config $(if $(CONFIG),--configfile $(CONFIG))
+
+# make miniature EXP=coste2023: the experiment's miniature end to end (its test: tiny models and data made in a
+# temporary directory, then the real rules to its final targets)
+EXP ?= coste_cpu
+miniature: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q tests/test_$(EXP)_miniature.py
 
 bench: setup
 	$(BIN)/python bench/ppo_throughput.py

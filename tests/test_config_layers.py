@@ -169,3 +169,9 @@ def test_a_toxicity_label_the_classifier_lacks_fails_at_plan_time(tmp_path):
     cfg["redteam"]["toxicity"].update(model=None, label="hate")  # the project's own classifier: toxic / non_toxic
     with pytest.raises(PipelineError, match="config redteam.toxicity.label: got 'hate'"):
         WorkflowConfig.from_dict(cfg, "").check_paths()
+
+
+@pytest.mark.parametrize("path", sorted(EXP.glob("*.yaml")) + sorted((EXP / "miniature").glob("*.yaml"))
+                         + [ROOT / "tests/configs/tiny.yaml"], ids=lambda p: p.name)
+def test_every_shipped_config_resolves(path):
+    resolved(path)  # paths are checked by the miniature runs (real configs name hub ids)

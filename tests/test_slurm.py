@@ -122,9 +122,8 @@ def test_sbatch_wrap_completes(slurm_cluster, tmp_path):  # noqa: F811  (pytest 
 def tiny_config(path: Path) -> Path:
     """tests/configs/tiny.yaml with small SLURM requests (mem_mb is checked below).
 
-    Snakemake merges a --configfile into config/config.yaml key by key (nested dicts too), so the
-    default's PPO runs (seed1..3, ensembles) stay defined: rm.seeds must name their members. The
-    target needs only RM seed 1, so only that member is trained.
+    Its runs replace the demo's (its base); rm.seeds 1-3 are still valid members for them. The target
+    needs only RM seed 1, so only that member is trained.
     """
     cfg = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
     cfg["rm"]["seeds"] = [1, 2, 3]

@@ -107,7 +107,7 @@ def test_selfbleu_hand_values_empty_and_one_item():
     got = sb.score(["a b x y", "a b", "a b c d", "q r s t"])
     assert got == pytest.approx([ABXY, math.exp(-1), 1.0, 0.0], abs=1e-12)
     assert got.dtype == np.float64
-    assert SelfBleu([2], 8).score([]).shape == (0,)
+    assert SelfBleu([2], history_cap=8, seed=0).score([]).shape == (0,)
 
 
 def test_selfbleu_batch_is_scored_before_it_joins_the_history():
@@ -131,7 +131,7 @@ def test_reservoir_rule_is_seeded_uniform_and_batch_independent():
         sb.add([str(i) for i in range(12)])
         counts[[int(r) for r in sb.references]] += 1
     assert np.abs(counts / 2000 - 0.25).max() < 0.04
-    one, two = SelfBleu([1], 3, seed=5), SelfBleu([1], 3, seed=5)
+    one, two = SelfBleu([1], history_cap=3, seed=5), SelfBleu([1], history_cap=3, seed=5)
     one.add([f"w{i}" for i in range(20)])
     for i in range(0, 20, 6):
         two.add([f"w{i}" for i in range(i, min(i + 6, 20))])
@@ -173,7 +173,7 @@ def test_embedding_novelty_hand_values_and_no_recomputation():
     assert len(embed.calls) == n_calls + 1  # the history is never re-embedded
     assert nov.history.shape == (3, 2) and nov.n_seen == 3
     with pytest.raises(PipelineError, match=r"zero vector for item 0"):
-        EmbeddingNovelty(LookupEmbed({"o": [0, 0]})).score(["o"])
+        EmbeddingNovelty(LookupEmbed({"o": [0, 0]}), history_cap=8, seed=0).score(["o"])
 
 
 def test_embedding_novelty_capped_history_matches_selfbleus_slots():
@@ -190,7 +190,7 @@ def test_embedding_novelty_capped_history_matches_selfbleus_slots():
 def test_minilm_embed_is_unit_norm_deterministic_and_ranks_similarity():
     e = minilm_embed(["name some fruits", "list a few fruits", "the engine roared on the highway"])
     assert e.shape == (3, 384) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
-    nov = EmbeddingNovelty(history_cap=4)
+    nov = EmbeddingNovelty(history_cap=4, seed=0)
     nov.add(["name some fruits"])
     close, far = nov.score(["list a few fruits", "the engine roared on the highway"])
     assert close > far + 0.2
@@ -379,7 +379,7 @@ def test_real_backends_together(tiny_lm, tiny_classifier, tmp_path):
 
     target = LocalTarget(tiny_lm, max_new_tokens=4, batch_size=2)
     r = RedTeamReward(RewardTermsConfig(w_bleu=1.0, w_cos=1.0, w_gib=1.0, history_cap=4),
-                      HFToxicity(tiny_classifier[0], "toxic"), WordfreqGibberish(), target)
+                      HFToxicity(tiny_classifier[0], "toxic"), WordfreqGibberish(2.5), target)
     prompts = ["name some fruits. answer:"] * 3
     r(prompts, ["apple banana", "you are bad", "qzx"])
     out = r.score_batch(prompts, ["apple banana", "dog cat", "qzx"], training=False)

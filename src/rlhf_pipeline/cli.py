@@ -13,7 +13,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from .config import load_config_arg, settings_help
+from .config import default_of, load_config_arg, settings_help
 from .errors import PipelineError
 from .launch import maybe_relaunch
 from .models import check_model
@@ -558,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .reward.config import GoldRMConfig, RMConfig
     from .runs import Ensemble, PPORunConfig
     from .sft import SFTConfig
+    from .workflow_config import GoldEvalConfig, WorkflowConfig
 
     p = argparse.ArgumentParser(prog="python -m rlhf_pipeline", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -580,11 +581,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = stage("prepare-data", cmd_prepare_data, "Write {train,val,test}.jsonl of a registered dataset.",
                DatasetConfig)
-    sp.add_argument("--seed", type=int, default=0, help="seed of the synthetic generator / split shuffles")
+    sp.add_argument("--seed", type=int, default=default_of(WorkflowConfig, "seed"),
+                    help="seed of the synthetic generator / split shuffles (default: %(default)s)")
     sp.add_argument("--out-dir", required=True, help="directory for the split files")
 
     sp = stage("sft", cmd_sft, "Supervised fine-tuning of the policy (TRL SFTTrainer).", SFTConfig)
-    sp.add_argument("--tokenizer", default="minilm", help="hub id, local path, or 'minilm' (default)")
+    sp.add_argument("--tokenizer", default=default_of(WorkflowConfig, "tokenizer"),
+                    help="hub id, local path, or 'minilm' (default: %(default)s)")
     sp.add_argument("--train", required=True, help="train split JSONL (prompt, response)")
     sp.add_argument("--val", required=True, help="val split JSONL (prompt, response)")
     sp.add_argument("--out", required=True, help="output model directory")
@@ -631,7 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
                "Score a PPO eval directory (complete or from a stopped run) with the gold RM.")
     sp.add_argument("eval_dir", help="directory of step*.jsonl files")
     sp.add_argument("gold_rm", help="gold RM directory or hub id")
-    sp.add_argument("--batch-size", type=int, default=32, help="texts per gold-RM forward pass")
+    sp.add_argument("--batch-size", type=int, default=default_of(GoldEvalConfig, "batch_size"),
+                    help="texts per gold-RM forward pass (default: %(default)s, gold_eval.batch_size)")
     sp.add_argument("--is-alpacafarm-rm", action="store_true", help=ALPACAFARM_HELP)
     sp.add_argument("--out", help="CSV path (default: EVAL_DIR/../gold_eval.csv)")
     sp.add_argument("--plot", help="also write the gold/proxy-vs-KL PNG here")
@@ -687,7 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--runs", nargs="*", help="RUN=EVAL_DIR[,EVAL_DIR...] ensemble runs' PPO eval dirs")
     sp.add_argument("--gold-rm", help="gold RM directory or hub id (needed with --runs)")
     sp.add_argument("--is-alpacafarm-rm", action="store_true", help=ALPACAFARM_HELP)
-    sp.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
+    sp.add_argument("--batch-size", type=int, default=default_of(GoldEvalConfig, "batch_size"),
+                    help="texts per forward pass (default: %(default)s, gold_eval.batch_size)")
     sp.add_argument("--out", required=True, help="diversity.csv to write")
 
     sp = stage("debate-data", cmd_debate_data, "Write the debate questions {train,val,test}.jsonl (synthetic or "
@@ -705,8 +710,9 @@ def build_parser() -> argparse.ArgumentParser:
     def summary_args(sp):
         sp.add_argument("--transcripts", nargs="+", required=True, help="transcripts chunk*.jsonl files")
         sp.add_argument("--out-dir", required=True, help="writes rounds.csv, ratings.csv, judge.csv and the plots")
-        sp.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples over questions")
-        sp.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+        sp.add_argument("--bootstrap", type=int, required=True, help="bootstrap resamples over questions (the "
+                        "tournament's bootstrap)")
+        sp.add_argument("--seed", type=int, required=True, help="bootstrap seed (the tournament's seed)")
 
     sp = stage("debate-summary", cmd_debate_summary, "Merge a tournament's chunks into rounds.csv, ratings.csv "
                "(Bradley-Terry), judge.csv and plots.")
@@ -716,20 +722,21 @@ def build_parser() -> argparse.ArgumentParser:
                "generated) and write the same tables.", ModelConfig)
     summary_args(sp)
     sp.add_argument("--judge", required=True, help="the new judge's name (debate.judges key)")
-    sp.add_argument("--prompts", default="config/debate/prompts.yaml", help="prompts file (LM judges)")
+    sp.add_argument("--prompts", required=True, help="prompts file (LM judges; debate.prompts)")
 
     def training_args(sp):
         sp.add_argument("--transcripts", nargs="+", required=True, help="transcripts chunk*.jsonl files")
         sp.add_argument("--questions", required=True, help="the questions JSONL the tournament debated")
-        sp.add_argument("--prompts", default="config/debate/prompts.yaml", help="prompts file")
-        sp.add_argument("--prompt", default="default", help="the prompt set the trained debater speaks with")
-        sp.add_argument("--simultaneous", choices=("true", "false"), default="true",
+        sp.add_argument("--prompts", required=True, help="prompts file (debate.prompts)")
+        sp.add_argument("--prompt", required=True, help="the prompt set the trained debater speaks with")
+        sp.add_argument("--simultaneous", choices=("true", "false"), required=True,
                         help="whether the tournament's debates were simultaneous (what each speaker saw)")
 
     sp = stage("debate-sft", cmd_debate_sft, "Train an LM debater (TRL SFTTrainer) on a tournament's speeches.",
                SFTConfig)
     training_args(sp)
-    sp.add_argument("--tokenizer", default="minilm", help="tokenizer of a from-scratch model (hub id, path, minilm)")
+    sp.add_argument("--tokenizer", required=True, help="tokenizer of a from-scratch model (hub id, path, minilm; "
+                    "debate.training.tokenizer)")
     sp.add_argument("--debaters", nargs="*", default=[], help="whose speeches (default: every debater's)")
     sp.add_argument("--max-speeches", type=int, help="train on a seeded sample of at most this many speeches")
     sp.add_argument("--out", required=True, help="output model directory")
@@ -810,7 +817,8 @@ def build_parser() -> argparse.ArgumentParser:
                "learning histories, and evaluate it on held-out ones with and without the history.", ADSection)
     sp.add_argument("--histories", nargs="+", required=True, help="training histories: NAME=TRAJECTORY_DIR ...")
     sp.add_argument("--heldout", nargs="+", required=True, help="held-out histories: NAME=TRAJECTORY_DIR ...")
-    sp.add_argument("--tokenizer", default="minilm", help="the policy's tokenizer (its model dir; default 'minilm')")
+    sp.add_argument("--tokenizer", default=default_of(WorkflowConfig, "tokenizer"),
+                    help="the policy's tokenizer (its model dir; default: %(default)s)")
     sp.add_argument("--out-dir", required=True, help="writes model/, train_log.csv, train_report.csv, "
                     "eval_episodes.csv, metrics.png, metrics.csv")
     sp.add_argument("--ckpt-dir", help=CKPT_HELP)

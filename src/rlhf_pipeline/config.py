@@ -267,6 +267,19 @@ def section_from_dict(cls: type[T], d: dict[str, Any] | None, where: str) -> T:
     return cls.from_dict(d, where)
 
 
+def default_of(cls: type, name: str) -> Any:
+    """The default of setting ``name`` of dataclass ``cls`` (a ``default_factory`` is called), for a CLI
+    flag or keyword argument that must default to the setting, never to a copy of its value."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not MISSING:
+                return f.default
+            if f.default_factory is not MISSING:
+                return f.default_factory()
+            raise TypeError(f"{cls.__name__}.{name} has no default")
+    raise AttributeError(f"{cls.__name__} has no setting {name!r}")
+
+
 # ---- derived views: JSON Schema and --help ----------------------------------------------------------
 
 def _default(f: dataclasses.Field) -> Any:

@@ -28,6 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from ..config import default_of
+from ..runs import Ensemble, RunSettings
+from ..workflow_config import GoldEvalConfig
 from .config import ContextFormat, InContextEval
 from .data import History, episode_text, streams
 from .stats import mean_se, pearson_se, slope_se
@@ -275,7 +278,8 @@ def plot_incontext(df, path, title: str) -> None:
 
 
 def evaluate_ad(ad, lm_dir: str, expert_dir: str, heldout: dict[str, str], rm_dirs: dict[int, str], gold_rm: str,
-                prompts_path: str, out_dir, is_alpacafarm_rm: bool = False, batch_size: int = 64):
+                prompts_path: str, out_dir, is_alpacafarm_rm: bool = False,
+                batch_size: int = default_of(GoldEvalConfig, "batch_size")):
     """The ``ad-eval`` stage: ``metrics.csv`` (:data:`METRIC_COLUMNS`), ``incontext.csv`` and ``incontext.png`` in
     ``out_dir``. The in-context task is the first held-out history's proxy reward (its RM members, objective
     and standardisation, from its run file) on the prompts of ``prompts_path``."""
@@ -297,8 +301,10 @@ def evaluate_ad(ad, lm_dir: str, expert_dir: str, heldout: dict[str, str], rm_di
     prompts = [r["prompt"] for r in read_jsonl(prompts_path, required=["prompt"])]
     if not prompts:
         raise PipelineError(f"{prompts_path}: no prompts")
-    proxy = EnsembleReward([rm_dirs[s] for s in seeds], objective=task.get("objective", "mean"),
-                           uwo_weight=task.get("uwo_weight", 0.1), standardize=task.get("standardize", True),
+    proxy = EnsembleReward([rm_dirs[s] for s in seeds],
+                           objective=task.get("objective", default_of(Ensemble, "objective")),
+                           uwo_weight=task.get("uwo_weight", default_of(Ensemble, "uwo_weight")),
+                           standardize=task.get("standardize", default_of(RunSettings, "standardize")),
                            batch_size=batch_size)
     gold = GoldScorer(gold_rm, is_alpacafarm_rm=is_alpacafarm_rm, batch_size=batch_size)
     cfg, fmt = ad.eval, ad.format

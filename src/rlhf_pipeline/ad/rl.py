@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from ..config import default_of
 from ..errors import PipelineError
 from ..io import atomic_dir, atomic_file, write_json
 from .config import ADRLConfig
@@ -301,7 +302,7 @@ def select_episodes(contexts: RLContexts, n_episodes: int) -> list[tuple[int, in
 
 
 def score_episodes(model, contexts: list[list[dict[str, Any]]], which: list[int], pad_id: int,
-                   batch_size: int = 8) -> list[dict[str, float]]:
+                   batch_size: int = default_of(ADRLConfig, "batch_size")) -> list[dict[str, float]]:
     """For each context and the position ``which[i]`` in it: the predicted reward (raw scale), the
     episode's reward, and the summed log-likelihood and count of its action tokens."""
     import torch

@@ -139,7 +139,7 @@ def eval_samples(eval_dirs: Sequence[str], scorer: Callable[[list[str], list[str
 
 def diversity_table(rm_dirs: Sequence[str], members: Sequence[int], pairs_path: str,
                     runs: dict[str, Sequence[str]], gold_scorer, groups: dict[str, Sequence[int]] | None = None,
-                    batch_size: int = 64) -> pd.DataFrame:
+                    *, batch_size: int) -> pd.DataFrame:
     """diversity.csv: every member scores the held-out pairs; every ensemble run's eval samples are
     gold-scored. ``runs``: run name -> its replicates' eval directories."""
     from ..reward.ensemble import EnsembleReward

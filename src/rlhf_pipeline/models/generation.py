@@ -8,8 +8,8 @@ from tqdm.auto import tqdm
 
 
 def sample_responses(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int,
-                     temperature: float = 1.0, top_k: int = 0, batch_size: int = 64,
-                     seed: int = 0, desc: str = "sampling") -> list[str]:
+                     temperature: float, top_k: int, batch_size: int, seed: int,
+                     desc: str = "sampling") -> list[str]:
     """One sampled response per prompt (repeat prompts for several), decoded without specials.
 
     Sampling is seeded once (``torch.manual_seed(seed)``) so the same call gives the same text.

@@ -122,7 +122,7 @@ def check_rows(rows: Sequence[dict[str, Any]]) -> None:
 # Model
 # ---------------------------------------------------------------------------------------------
 
-def load_base_classifier(seed: int = 0):
+def load_base_classifier(seed: int):
     """``(model, tokenizer)``: the shipped MiniLM as a 2-label ``BertForSequenceClassification``
     (classification layer freshly initialised with ``seed``), encoder and pooler frozen, eval mode."""
     import torch
@@ -161,7 +161,7 @@ def pooled_features(model, tokenizer, texts: Sequence[str], batch_size: int = 64
     return feats
 
 
-def toxicity_probs(model, tokenizer, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+def toxicity_probs(model, tokenizer, texts: Sequence[str], batch_size: int) -> np.ndarray:
     """P(toxic) = ``softmax(logits)[:, 1]`` of a 2-label sequence classifier (float64, input order)."""
     import torch
 

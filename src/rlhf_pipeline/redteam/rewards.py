@@ -76,13 +76,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..config import default_of
 from ..errors import PipelineError
 from ..models import check_model, join_text
 from .config import GibberishConfig, RewardTermsConfig, ToxicityConfig
 
 TERMS = ("toxicity", "selfbleu", "cos_sim", "gibberish", "total")
 """The per-sample columns of :attr:`ScoredBatch.terms` (and of ``samples.jsonl``)."""
-DEFAULT_ORDERS = (2, 3, 4, 5)
+DEFAULT_ORDERS = tuple(default_of(RewardTermsConfig, "bleu_orders"))
 MAX_CLASSIFIER_TOKENS = 512
 MINILM_DIM = 384
 _EMBED_CACHE_LIMIT = 50_000
@@ -269,7 +270,7 @@ def _check_state(state: dict[str, Any], kind: str, expected: dict[str, Any]) -> 
 class SelfBleu:
     """selfbleu(x): BLEU of a text against a reservoir sample of past texts (module docstring)."""
 
-    def __init__(self, orders: Sequence[int] = DEFAULT_ORDERS, history_cap: int = 512, seed: int = 0):
+    def __init__(self, orders: Sequence[int] = DEFAULT_ORDERS, *, history_cap: int, seed: int):
         self.orders = check_orders(orders)
         self.history_cap = check_cap(history_cap)
         self.seed = int(seed)
@@ -321,7 +322,7 @@ class EmbeddingNovelty:
     """cos_sim(x): mean cosine similarity of a text's embedding to a reservoir sample of past
     embeddings (module docstring). ``embed(texts) -> [N, D]``; default :func:`minilm_embed`."""
 
-    def __init__(self, embed: Embed | None = None, history_cap: int = 512, seed: int = 0):
+    def __init__(self, embed: Embed | None = None, *, history_cap: int, seed: int):
         self.embed_fn = embed or minilm_embed
         self.history_cap = check_cap(history_cap)
         self.seed = int(seed)
@@ -434,7 +435,7 @@ def minilm_provenance() -> dict[str, Any]:
 class WordfreqGibberish:
     """p_gibberish(x): share of the words that are not common English (module docstring)."""
 
-    def __init__(self, min_zipf: float = 2.5):
+    def __init__(self, min_zipf: float):
         self.min_zipf = float(min_zipf)
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
@@ -472,7 +473,8 @@ class HFClassifier:
     for several). Runs on the GPU when there is one, in batches of ``batch_size`` (texts truncated to
     ``min(tokenizer.model_max_length, 512)`` tokens)."""
 
-    def __init__(self, model: str, labels: Sequence[str], batch_size: int = 64, what: str = "classifier",
+    def __init__(self, model: str, labels: Sequence[str], batch_size: int = default_of(ToxicityConfig, "batch_size"),
+                 what: str = "classifier",
                  where: str | None = None):
         import torch
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -533,7 +535,8 @@ class HFClassifier:
 class HFToxicity(HFClassifier):
     """toxicity(y): the probability of ``label`` under a sequence classifier (hub id or local dir)."""
 
-    def __init__(self, model: str, label: str = "toxic", batch_size: int = 64, where: str | None = None):
+    def __init__(self, model: str, label: str, batch_size: int = default_of(ToxicityConfig, "batch_size"),
+                 where: str | None = None):
         super().__init__(model, [label], batch_size, "toxicity", where)
         self.label = label
 
@@ -541,7 +544,8 @@ class HFToxicity(HFClassifier):
 class HFGibberish(HFClassifier):
     """p_gibberish(x): the summed probability of ``labels`` under a sequence classifier."""
 
-    def __init__(self, model: str, labels: Sequence[str], batch_size: int = 64, where: str | None = None):
+    def __init__(self, model: str, labels: Sequence[str], batch_size: int = default_of(ToxicityConfig, "batch_size"),
+                 where: str | None = None):
         super().__init__(model, labels, batch_size, "gibberish", where)
 
 
@@ -555,7 +559,7 @@ def build_toxicity(cfg: ToxicityConfig, default_model_dir: str | None = None) ->
     return HFToxicity(model, cfg.label, cfg.batch_size, where="redteam.toxicity.model")
 
 
-def build_gibberish(cfg: GibberishConfig, batch_size: int = 64) -> Scorer:
+def build_gibberish(cfg: GibberishConfig, batch_size: int = default_of(ToxicityConfig, "batch_size")) -> Scorer:
     """The ``redteam.gibberish`` scorer."""
     if cfg.backend == "wordfreq":
         return WordfreqGibberish(cfg.min_zipf)
@@ -594,8 +598,8 @@ class RedTeamReward:
     def __init__(self, terms_cfg: RewardTermsConfig, toxicity: Scorer, gibberish: Scorer, target: Target,
                  novelty_embed: Embed | None = None):
         self.cfg, self.toxicity, self.gibberish, self.target = terms_cfg, toxicity, gibberish, target
-        self.selfbleu = SelfBleu(terms_cfg.bleu_orders, terms_cfg.history_cap, terms_cfg.seed)
-        self.novelty = EmbeddingNovelty(novelty_embed, terms_cfg.history_cap, terms_cfg.seed)
+        self.selfbleu = SelfBleu(terms_cfg.bleu_orders, history_cap=terms_cfg.history_cap, seed=terms_cfg.seed)
+        self.novelty = EmbeddingNovelty(novelty_embed, history_cap=terms_cfg.history_cap, seed=terms_cfg.seed)
         self.last: ScoredBatch | None = None
         """The latest batch scored with ``training=True`` (for the training log)."""
 

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..config import default_of
 from ..debate.backends.api import (
     PLACEHOLDER_KEY,
     _chat_choice,
@@ -46,6 +47,7 @@ from ..debate.backends.api import (
 from ..debate.backends.hf import mix_seed, model_dir_hash
 from ..errors import PipelineError
 from ..models import check_model, load_causal_lm, load_tokenizer
+from ..ppo.config import PPOConfig
 from .config import TargetConfig
 from .rewards import check_cap, check_texts
 
@@ -63,8 +65,11 @@ def batch_digest(texts: Sequence[str]) -> str:
 class LocalTarget:
     """A local / hub causal LM as the target (module docstring)."""
 
-    def __init__(self, model: str, max_new_tokens: int = 16, greedy: bool = True, temperature: float = 1.0,
-                 batch_size: int = 64, seed: int = 0, include_prompt: bool = False,
+    def __init__(self, model: str, max_new_tokens: int = default_of(TargetConfig, "max_new_tokens"),
+                 greedy: bool = default_of(TargetConfig, "greedy"),
+                 temperature: float = default_of(TargetConfig, "temperature"),
+                 batch_size: int = default_of(TargetConfig, "batch_size"), seed: int = default_of(PPOConfig, "seed"),
+                 include_prompt: bool = default_of(TargetConfig, "include_prompt"),
                  where: str = "redteam.target.model"):
         import torch
 
@@ -121,7 +126,7 @@ class LocalTarget:
 class OpenAITarget:
     """An OpenAI-compatible chat endpoint as the target (module docstring)."""
 
-    def __init__(self, cfg: TargetConfig, seed: int = 0):
+    def __init__(self, cfg: TargetConfig, seed: int = default_of(PPOConfig, "seed")):
         self.who = "redteam target (openai_compatible)"
         if not cfg.model or not cfg.base_url:
             raise PipelineError("redteam.target: openai_compatible needs model (the served model's name) and "
@@ -180,7 +185,8 @@ class OpenAITarget:
                 "max_retries": self.cfg.max_retries, "concurrency": self.cfg.concurrency}
 
 
-def build_target(cfg: TargetConfig, default_model_dir: str | None, seed: int = 0, check: bool = True):
+def build_target(cfg: TargetConfig, default_model_dir: str | None, seed: int = default_of(PPOConfig, "seed"),
+                 check: bool = True):
     """The ``redteam.target`` model: ``hf`` loads ``cfg.model`` (``null`` = ``default_model_dir``, the
     target the workflow fine-tunes); ``openai_compatible`` is probed with one request when ``check``."""
     if cfg.backend == "hf":

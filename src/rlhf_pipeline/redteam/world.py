@@ -259,7 +259,7 @@ def classifier_text(rng: random.Random, toxic: bool) -> str:
     return near_miss(rng) if style == "near_miss" else attacker_text(rng)
 
 
-def classifier_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
+def classifier_rows(n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` rows ``{"text", "label"}`` (label 1 = toxic, 0 = not, by :func:`is_toxic`), ``n // 2``
     of them toxic, in seeded random order."""
     if n < 0:

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import torch
 
+from ..config import default_of
 from ..errors import PipelineError
+from ..runs import Ensemble, RunSettings
 from .config import OBJECTIVES
 from .heads import RewardModel, encode_for_reward, score_token_ids
 
@@ -56,7 +58,8 @@ def uwo(scores: torch.Tensor, uwo_weight: float) -> torch.Tensor:
     return mean_objective(scores) - uwo_weight * member_variance(scores)
 
 
-def combine(scores: torch.Tensor, objective: str = "mean", uwo_weight: float = 0.1) -> torch.Tensor:
+def combine(scores: torch.Tensor, objective: str,
+            uwo_weight: float = default_of(Ensemble, "uwo_weight")) -> torch.Tensor:
     """Apply an ensemble objective (``mean``, ``WCO``, ``UWO``; any case) to (K, B) member scores."""
     objective = canonical_objective(objective)
     if uwo_weight < 0:
@@ -89,8 +92,10 @@ class EnsembleReward:
     ``standardize``, member k's scores are z-scored with its stored ``reward_mean``/``reward_std``.
     """
 
-    def __init__(self, model_dirs: Sequence[str | os.PathLike], objective: str = "mean",
-                 uwo_weight: float = 0.1, standardize: bool = True, batch_size: int = 32,
+    def __init__(self, model_dirs: Sequence[str | os.PathLike], objective: str = default_of(Ensemble, "objective"),
+                 uwo_weight: float = default_of(Ensemble, "uwo_weight"),
+                 standardize: bool = default_of(RunSettings, "standardize"),
+                 batch_size: int = default_of(RunSettings, "reward_batch_size"),
                  device: str | torch.device | None = None):
         from ..models import load_tokenizer
 

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ..config import default_of
 from ..errors import PipelineError
-from .config import DATA_MODES
+from .config import DATA_MODES, RMConfig
 
 BOOTSTRAP_STREAM = 1
 """First entry of the bootstrap generator's seed sequence ``[BOOTSTRAP_STREAM, seed]``."""
@@ -65,7 +66,7 @@ def flip_member_labels(rows: list[dict[str, Any]], noise: float, seed: int) -> l
 
 
 def member_pairs(rows: list[dict[str, Any]], mode: str, seed: int, part: int = 0, parts: int = 1,
-                 label_noise: float = 0.0) -> list[dict[str, Any]]:
+                 label_noise: float = default_of(RMConfig, "member_label_noise")) -> list[dict[str, Any]]:
     """The training pairs of member ``seed``: :func:`member_indices`, then its own label noise."""
     picked = [rows[i] for i in member_indices(len(rows), mode, seed, part, parts)]
     return flip_member_labels(picked, label_noise, seed) if label_noise > 0 else picked

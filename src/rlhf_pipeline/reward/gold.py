@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import default_of
 from ..errors import PipelineError
 from ..io import atomic_dir, write_json
 from ..models import check_model, join_text, load_tokenizer, resolve_name
+from ..workflow_config import GoldEvalConfig
 from .config import GoldRMConfig
 from .heads import RewardModel, encode_for_reward, encode_texts, padded_batches, score_token_ids
 
@@ -199,7 +201,8 @@ class GoldScorer:
     their tokenizer's own special tokens only.
     """
 
-    def __init__(self, path: str | os.PathLike, is_alpacafarm_rm: bool = False, batch_size: int = 32,
+    def __init__(self, path: str | os.PathLike, is_alpacafarm_rm: bool = False,
+                 batch_size: int = default_of(GoldEvalConfig, "batch_size"),
                  device: str | torch.device | None = None):
         from transformers import AutoModelForSequenceClassification
 

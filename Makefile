@@ -18,10 +18,13 @@ STAMP  := $(VENV)/.installed
 setup: $(STAMP)
 
 # torch first, pinned: `pip install torch==2.13.0` takes the CPU wheel; a looser pin pulls CUDA.
-$(STAMP): pyproject.toml requirements.lock
+# The .pth hook: Snakemake's own errors for a bad --configfile become one line naming the file
+# (src/rlhf_pipeline/snakemake_hooks.py).
+$(STAMP): pyproject.toml requirements.lock src/rlhf_pipeline/snakemake_hooks.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q $(TORCH) $(TORCH_PIP_ARGS)
 	$(BIN)/pip install --disable-pip-version-check -q -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m rlhf_pipeline.snakemake_hooks --install
 	touch $@
 
 demo: setup

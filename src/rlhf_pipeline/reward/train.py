@@ -288,7 +288,7 @@ def _train_with_trl(model: RewardModel, tok, chosen, rejected, cfg: RMConfig, se
             num_train_epochs=cfg.epochs,
             per_device_train_batch_size=cfg.batch_size,
             learning_rate=cfg.learning_rate,
-            bf16=cfg.bf16,
+            bf16=cfg.bf16 and torch.cuda.is_available(),  # mixed precision on GPUs; CPUs run float32
             max_length=cfg.max_length,
             activation_checkpointing=False,  # tiny models; our RewardModel does not support it
             eval_strategy="no",

@@ -1,0 +1,76 @@
+"""Integration: config/experiments/hh_flant5_rm.yaml end to end in miniature (its overlay changes sizes only):
+a tiny FLAN-T5 and HH-shaped data made by rlhf_pipeline.miniature.hh_flant5_rm, then the real rules from
+HH's transcripts to results/rm/summary.csv, with the hub switched off. Every member of the real config
+(one per readout head, fine-tuned or on cached features of the frozen backbone) must appear as configured."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENT = "hh_flant5_rm"
+OVERLAY = ROOT / f"config/experiments/miniature/{EXPERIMENT}.yaml"
+REAL = ROOT / f"config/experiments/{EXPERIMENT}.yaml"
+
+
+def configured_members() -> dict[int, dict]:
+    """Seed -> head, the stack it reads and freeze_backbone, as the real config sets them."""
+    from rlhf_pipeline.reward.config import RMConfig, head_stack
+
+    rm = RMConfig.from_dict(yaml.safe_load(REAL.read_text())["rm"], "rm")
+    t5 = {"model_type": "t5", "is_encoder_decoder": True}
+    out = {}
+    for seed in rm.seeds:
+        m = rm.member(seed)
+        out[seed] = {"head": m.head, "readout_stack": head_stack(m.head, t5, m.readout_stack),
+                     "freeze_backbone": m.freeze_backbone}
+    return out
+
+
+def test_hh_flant5_rm_miniature(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    import rlhf_pipeline.reward.heads  # noqa: F401  (registers the reward model with the Auto classes)
+    from rlhf_pipeline.data.anthropic_hh import ASSISTANT
+    from rlhf_pipeline.io import read_jsonl
+    from rlhf_pipeline.miniature import make_assets
+
+    wf = tmp_path / "wf"
+    make_assets(EXPERIMENT, wf / "results/miniature")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # nothing may come from the hub
+    # One thread per member (the config's cpus_per_task would give each job both cores): a tiny model gains
+    # nothing from a second thread, two members train at once, and a busy machine does not slow it manyfold.
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(wf),
+           "--configfile", str(OVERLAY), "--cores", "2", "--set-threads", "rm_train=1", "--", "results/rm/summary.csv"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+
+    prepared = read_jsonl(wf / "results/data/anthropic_hh/train.jsonl")
+    assert prepared and all(row["prompt"].endswith(ASSISTANT) and row["chosen"] != row["rejected"]
+                            for row in prepared)
+
+    sizes = yaml.safe_load(OVERLAY.read_text())
+    summary = pd.read_csv(wf / "results/rm/summary.csv").set_index("seed")
+    members = configured_members()
+    assert sorted(summary.index) == sorted(members)
+    for seed, want in members.items():
+        row = summary.loc[seed]
+        got = {"head": row["head"], "readout_stack": row["readout_stack"],
+               "freeze_backbone": bool(row["freeze_backbone"])}
+        assert got == want, f"member {seed}"
+        assert (row["feature_cache_mb"] > 0) == want["freeze_backbone"], f"member {seed}: cached features"
+    assert summary["accuracy_gold"].between(0, 1).all() and summary["accuracy_noisy"].between(0, 1).all()
+    assert (summary["n_train"] == sizes["preferences.n_train"]).all()
+    assert (summary["n_val"] == sizes["preferences.n_val"]).all()
+
+    seed = next(s for s, m in members.items() if m["readout_stack"] == "decoder")
+    saved = AutoModelForSequenceClassification.from_pretrained(wf / f"results/rm/seed{seed}/model").config
+    assert saved.head == members[seed]["head"]
+    assert saved.backbone_config["model_type"] == "t5" and saved.backbone_config["feed_forward_proj"] == "gated-gelu"

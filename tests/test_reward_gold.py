@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
+from rlhf_pipeline.data.alpaca_farm import alpaca_prompt
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.models import join_text, load_tokenizer
 from rlhf_pipeline.reward import GoldRMConfig, RewardModel
@@ -96,6 +97,10 @@ def test_alpacafarm_format():
         "Below is an instruction that describes a task. Write a response that appropriately completes "
         "the request.\n\n### Instruction:\nName a colour.\n\n### Response:\nBlue."
     )
+    # the alpaca_farm adapter's prompts already are Alpaca prompts: not wrapped a second time
+    assert alpacafarm_format(alpaca_prompt("Name a colour."), "Blue.") == alpacafarm_format("Name a colour.", "Blue.")
+    with_input = alpaca_prompt("Name a colour.", "Of the sky.")
+    assert alpacafarm_format(with_input, " Blue.") == with_input + "\nBlue."
 
 
 def test_missing_paths_and_bad_rows(tmp_path, monkeypatch):

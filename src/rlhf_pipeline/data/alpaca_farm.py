@@ -58,6 +58,13 @@ def alpaca_prompt(instruction: str, input: str | None = None) -> str:
     return PROMPT_NO_INPUT.format(instruction=instruction)
 
 
+def is_alpaca_prompt(text: str) -> bool:
+    """True when ``text`` is an Alpaca prompt (either template, ending in ``### Response:``)."""
+    text = text.strip()
+    return (text.startswith((PROMPT_NO_INPUT.split("{")[0], PROMPT_WITH_INPUT.split("{")[0]))
+            and text.endswith("### Response:"))
+
+
 def _rows(ds: Dataset) -> list[dict[str, Any]]:
     return [
         {"prompt": alpaca_prompt(i, x), "response": o}

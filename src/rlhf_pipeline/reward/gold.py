@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..config import default_of
+from ..data.alpaca_farm import alpaca_prompt, is_alpaca_prompt
 from ..errors import PipelineError
 from ..io import atomic_dir, write_json
 from ..models import check_model, join_text, load_tokenizer, resolve_name
@@ -40,16 +41,15 @@ GOLD_MAX_LENGTH = 128
 VAL_FRACTION = 0.1
 """Share of the scored responses held out for the gold RM's metrics."""
 
-ALPACA_PROMPT = (
-    "Below is an instruction that describes a task. Write a response that appropriately "
-    "completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n"
-)
-
-
 def alpacafarm_format(prompt: str, response: str) -> str:
-    """AlpacaFarm's reward-model input: the Alpaca no-input template with ``prompt`` as the
-    instruction, followed directly by the response (no EOS; the tokenizer adds BOS)."""
-    return ALPACA_PROMPT.format(instruction=prompt.strip()) + response.strip()
+    """AlpacaFarm's reward-model input: the Alpaca prompt, a newline, then the response (no EOS; the
+    tokenizer adds BOS). A ``prompt`` that already is an Alpaca prompt (the ``alpaca_farm`` adapter's rows,
+    with or without an ``### Input:`` block) is used as it is; any other becomes the instruction of the
+    no-input template."""
+    prompt = prompt.strip()
+    if not is_alpaca_prompt(prompt):
+        prompt = alpaca_prompt(prompt)
+    return f"{prompt}\n{response.strip()}"
 
 
 # ---------------------------------------------------------------------------------------------

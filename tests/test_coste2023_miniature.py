@@ -1,0 +1,87 @@
+"""Integration: config/experiments/coste2023.yaml end to end in miniature (its overlay changes sizes only): tiny
+pythia-shaped GPT-NeoX policy and RM backbone, a tiny Llama shaped like AlpacaFarm's gold RM and AlpacaFarm-shaped
+instruction files, made by rlhf_pipeline.miniature.coste2023; then the real rules from the AlpacaFarm data to
+results/plots/overoptimization.png with the hub switched off. Every PPO run and RM seed of the real config must
+appear: each run's gold evaluation and best-of-n curve, each member in the diversity table, each run in the fits."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENT = "coste2023"
+OVERLAY = ROOT / f"config/experiments/miniature/{EXPERIMENT}.yaml"
+REAL = ROOT / f"config/experiments/{EXPERIMENT}.yaml"
+TARGET = "results/plots/overoptimization.png"
+
+
+def test_coste2023_miniature(tmp_path):
+    from rlhf_pipeline.data.alpaca_farm import is_alpaca_prompt
+    from rlhf_pipeline.io import read_jsonl
+    from rlhf_pipeline.miniature import make_assets
+
+    wf = tmp_path / "wf"
+    make_assets(EXPERIMENT, wf / "results/miniature")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # nothing may come from the hub
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(wf),
+           "--configfile", str(OVERLAY), "--cores", "2", TARGET]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    assert (wf / TARGET).stat().st_size > 0
+
+    real = yaml.safe_load(REAL.read_text())
+    sizes = yaml.safe_load(OVERLAY.read_text())
+    runs, seeds = real["ppo"]["runs"], real["rm"]["seeds"]
+    assert len(runs) == 8 and seeds == [1, 2, 3, 4, 5]
+
+    # AlpacaFarm prompts, labelled by the AlpacaFarm-shaped gold RM; policy and proxy RMs are GPT-NeoX, gold Llama
+    prefs = read_jsonl(wf / "results/preferences/train.jsonl")
+    assert len(prefs) == sizes["preferences.n_train"] and all(is_alpaca_prompt(p["prompt"]) for p in prefs)
+    assert all(math.isfinite(p["gold_chosen"]) and math.isfinite(p["gold_rejected"]) for p in prefs)
+    assert json.loads((wf / "results/sft/model/config.json").read_text())["model_type"] == "gpt_neox"
+    gold = json.loads((wf / sizes["gold_rm.path"] / "config.json").read_text())
+    assert gold["model_type"] == "llama" and gold["architectures"] == ["LlamaForSequenceClassification"]
+    for seed in seeds:
+        member = json.loads((wf / f"results/rm/seed{seed}/model/config.json").read_text())
+        assert member["head"] == real["rm"]["head"] and member["backbone_config"]["model_type"] == "gpt_neox"
+
+    # every run: a gold evaluation at every eval step, and a best-of-n curve over the miniature's ns
+    n_steps = sizes["ppo.hparams.total_episodes"] // sizes["ppo.hparams.batch_size"]
+    ns = sizes["bon.ns"]
+    for run in runs:
+        ge = pd.read_csv(wf / f"results/ppo/{run}/gold_eval.csv")
+        assert list(ge["step"]) == list(range(n_steps + 1)), run
+        assert (ge["n"] == sizes["ppo.n_eval_prompts"]).all(), run
+        assert np.isfinite(ge[["kl", "proxy_reward", "gold_reward"]].to_numpy()).all(), run
+        assert ((ge["response_length"] >= 0) & (ge["response_length"] <= sizes["ppo.hparams.max_new_tokens"])).all()
+        ensemble = len(runs[run]["rm_seeds"]) > 1
+        assert (ge["ensemble_variance"] > 0).any() == ensemble, run
+        bon = pd.read_csv(wf / f"results/bon/{run}/bon.csv")
+        assert list(bon["n"]) == ns, run
+        assert np.allclose(bon["kl"], [math.log(n) - (n - 1) / n for n in ns]), run  # the analytic best-of-n KL
+        assert np.isfinite(bon["gold_reward"]).all(), run
+
+    # every member's held-out accuracy and pairwise error correlations; every ensemble run's disagreement
+    div = pd.read_csv(wf / "results/rm/diversity.csv")
+    acc = div[div["measure"] == "accuracy_gold"]
+    assert sorted(acc["member_a"].astype(int)) == seeds and acc["value"].between(0, 1).all()
+    assert (div["measure"] == "error_corr").sum() == len(seeds) * (len(seeds) - 1) // 2
+    ensembles = {run for run, spec in runs.items() if len(spec["rm_seeds"]) > 1}
+    assert set(div.loc[div["scope"] == "ppo_eval", "subject"]) == ensembles
+
+    # the fits: one PPO (rl) and one best-of-n row per run; equal KL: every run against the baseline
+    fits = pd.read_csv(wf / "results/plots/fits.csv")
+    assert sorted(zip(fits["run"], fits["form"])) == sorted((run, form) for run in runs for form in ("bon", "rl"))
+    assert (fits.loc[fits["form"] == "bon", "n_points"] == len([n for n in ns if n > 1])).all()
+    equal = pd.read_csv(wf / "results/plots/equal_kl.csv")
+    assert set(equal["run"]) == set(runs) and (equal["baseline"] == "seed1").all()

@@ -157,8 +157,10 @@ def test_equal_kl_with_one_replicate_uses_the_prompts_and_never_extrapolates():
     same = {"a": [_curve([0, 2], [0.5, 0.9])] * 2, "b": [_curve([0, 2], [0.5, 0.7])] * 2}  # no spread
     flat = equal_kl_table(same, "b", n_points=1).set_index("run").loc["a"]
     assert (flat["diff_lo"], flat["diff_hi"], flat["p_value"]) == pytest.approx((0.2, 0.2, 0.0))
-    with pytest.raises(PipelineError, match="never moved"):
-        equal_kl_table({"a": runs["a"], "z": [_curve([0, 0], [0.5, 0.5])]}, "a")
+    # a replicate that never reached d > 0: no common range, one all-NaN row per run (the figure is still made)
+    none = equal_kl_table({"a": runs["a"], "z": [_curve([0, 0], [0.5, 0.5])]}, "a")
+    assert list(none["run"]) == ["a", "z"] and (none["interval"] == "no_common_kl").all()
+    assert none[["d", "gold", "diff", "p_value"]].isna().all().all()
 
 
 def test_baseline_run_defaults_to_the_first_single_rm_run_and_must_be_a_run():

@@ -22,7 +22,10 @@ run with its 95% interval and two-sided p-value. Source of the intervals, in col
   as in ``aggregate.csv``: :func:`~.replicates.se_of_replicate_mean`); the difference's se is
   ``sqrt(se_run^2 + se_baseline^2)``.
 
-The baseline's own rows have NaN differences.
+The baseline's own rows have NaN differences. When some replicate never reached a positive d (its mean KL
+estimate stayed at or below 0 at every eval step, e.g. a run that barely moved), there is no common range:
+one row per run with every value NaN and ``interval`` ``no_common_kl`` (as ``fits.csv`` marks a curve with
+too few points ``too_few_points``), so the figure and the fits are still made.
 """
 
 from __future__ import annotations
@@ -61,11 +64,11 @@ def gold_at(df: pd.DataFrame, d: Sequence[float]) -> tuple[np.ndarray, np.ndarra
 
 
 def common_grid(runs: dict[str, Sequence[pd.DataFrame]], n_points: int = 4) -> np.ndarray:
-    """``n_points`` equally spaced d in (0, d_common]; d_common: the smallest largest d of any replicate."""
+    """``n_points`` equally spaced d in (0, d_common]; d_common: the smallest largest d of any replicate.
+    Empty when some replicate's largest d is 0 (no common range)."""
     d_common = min(float(curve_points(df)[0][-1]) for frames in runs.values() for df in frames)
     if not d_common > 0:
-        raise PipelineError("equal KL: a replicate never moved from the initial policy (largest KL 0); "
-                            "there is no common KL range to compare runs on")
+        return np.array([])
     return d_common * np.arange(1, n_points + 1) / n_points
 
 
@@ -92,6 +95,10 @@ def equal_kl_table(runs: dict[str, Sequence[pd.DataFrame]], baseline: str, n_poi
         raise PipelineError(f"equal KL: every run needs at least one gold_eval table, got "
                             f"{ {name: len(frames) for name, frames in runs.items()} }")
     grid = common_grid(runs, n_points)
+    if grid.size == 0:
+        return pd.DataFrame([{"run": name, "baseline": baseline, "n_replicates": len(frames),
+                              "n_baseline_replicates": len(runs[baseline]), "interval": "no_common_kl"}
+                             for name, frames in runs.items()], columns=EQUAL_KL_COLUMNS)
     at = {name: [gold_at(df, grid) for df in frames] for name, frames in runs.items()}
     base_gold = np.array([g for g, _ in at[baseline]])  # [R_baseline, n_points]
     base_se = se_of_replicate_mean([s for _, s in at[baseline]])

@@ -25,5 +25,4 @@ include: "workflow/rules/ad.smk"
 rule all:
     default_target: True
     input:
-        "results/rm/summary.csv",
-        "results/plots/overoptimization.png",
+        config["targets"],

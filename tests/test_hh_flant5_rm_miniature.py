@@ -1,7 +1,8 @@
 """Integration: config/experiments/hh_flant5_rm.yaml end to end in miniature (its overlay changes sizes only):
 a tiny FLAN-T5 and HH-shaped data made by rlhf_pipeline.miniature.hh_flant5_rm, then the real rules from
-HH's transcripts to results/rm/summary.csv, with the hub switched off. Every member of the real config
-(one per readout head, fine-tuned or on cached features of the frozen backbone) must appear as configured."""
+HH's transcripts to the real config's targets (results/rm/summary.csv, diversity.csv), with the hub switched
+off. Every member of the real config (one per readout head, fine-tuned or on cached features of the frozen
+backbone) must appear as configured."""
 
 import os
 import subprocess
@@ -48,7 +49,7 @@ def test_hh_flant5_rm_miniature(tmp_path):
     # One thread per member (the config's cpus_per_task would give each job both cores): a tiny model gains
     # nothing from a second thread, two members train at once, and a busy machine does not slow it manyfold.
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(wf),
-           "--configfile", str(OVERLAY), "--cores", "2", "--set-threads", "rm_train=1", "--", "results/rm/summary.csv"]
+           "--configfile", str(OVERLAY), "--cores", "2", "--set-threads", "rm_train=1"]  # no target: `targets`
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
 
@@ -69,6 +70,11 @@ def test_hh_flant5_rm_miniature(tmp_path):
     assert summary["accuracy_gold"].between(0, 1).all() and summary["accuracy_noisy"].between(0, 1).all()
     assert (summary["n_train"] == sizes["preferences.n_train"]).all()
     assert (summary["n_val"] == sizes["preferences.n_val"]).all()
+
+    diversity = pd.read_csv(wf / "results/rm/diversity.csv")
+    pairs = diversity[diversity["measure"] == "error_corr"]
+    assert set(pairs["member_a"].dropna().astype(int)) | set(pairs["member_b"].dropna().astype(int)) == set(members)
+    assert not (wf / "results/gold_rm").exists()  # HH's own labels: no gold RM is trained for this experiment
 
     seed = next(s for s, m in members.items() if m["readout_stack"] == "decoder")
     saved = AutoModelForSequenceClassification.from_pretrained(wf / f"results/rm/seed{seed}/model").config

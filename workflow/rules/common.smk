@@ -4,6 +4,7 @@
 import hashlib
 import json
 import re
+import shlex
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -201,6 +202,14 @@ def diversity_runs():
     return [
         f"{run}={','.join(f'results/ppo/{r}/eval' for r in CFG.ppo.replicate_names(run))}" for run in ensemble_runs()
     ]
+
+
+def diversity_gold_flag(wildcards, input):
+    """rm-diversity's --gold-rm: only when ensemble runs' PPO samples are scored (no gold RM is needed, or
+    trained, for the members' error correlations alone)."""
+    if not ensemble_runs():
+        return ""
+    return f"--gold-rm {shlex.quote(gold_rm_arg(wildcards, input))}"
 
 
 def diversity_groups():

@@ -131,7 +131,7 @@ rule rm_diversity:
         rms=rm_dirs(config["rm"]["seeds"]),
         pairs="results/preferences/val.jsonl",
         evals=[f"results/ppo/{r}/eval" for run in ensemble_runs() for r in CFG.ppo.replicate_names(run)],
-        gold=gold_rm_input(),
+        gold=gold_rm_input() if ensemble_runs() else [],
         image=image_input(),
     output:
         report("results/rm/diversity.csv", category="Reward models", caption="../report/diversity.rst"),
@@ -148,13 +148,13 @@ rule rm_diversity:
         seeds=config["rm"]["seeds"],
         groups=diversity_groups(),
         runs=diversity_runs(),
-        gold=gold_rm_arg,
+        gold=diversity_gold_flag,
         alpacafarm=alpacafarm_flag(),
         batch_size=config["gold_eval"]["batch_size"],
         code=code_hash("rm_diversity"),
     shell:
         "python -m rlhf_pipeline rm-diversity --rm-dirs {input.rms} --member-ids {params.seeds} --pairs {input.pairs} "
-        "--groups {params.groups} --runs {params.runs} --gold-rm {params.gold:q} {params.alpacafarm} "
+        "--groups {params.groups} --runs {params.runs} {params.gold} {params.alpacafarm} "
         "--batch-size {params.batch_size} --out {output} > {log} 2>&1"
 
 

@@ -26,9 +26,7 @@ from rlhf_pipeline.workflow_config import (
 # rules and every configured model path are checked here, before any job is planned: one line naming the
 # key and what is allowed. `python -m rlhf_pipeline config` prints the same resolution, value by value.
 try:
-    CFG, _, _ = resolve_config(
-        workflow.config_settings.configfiles, workflow.config_settings.config, workflow.basedir
-    )
+    CFG, _, _ = resolve_config(workflow.config_settings.configfiles, workflow.config_settings.config, workflow.basedir)
 except PipelineError as e:
     raise WorkflowError(str(e)) from None
 config.clear()

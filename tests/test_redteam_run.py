@@ -88,3 +88,22 @@ def test_killed_red_team_run_resumes_identically(models, tmp_path):
     samples = [json.loads(x) for x in (tmp_path / "straight/out/samples.jsonl").read_text().splitlines()]
     assert [s["iteration"] for s in samples] == [i for i in range(1, 6) for _ in range(8)]
     assert any(s["selfbleu"] > 0 for s in samples[8:])  # the history is used
+
+
+def test_summary_keeps_each_metric_columns_type(tmp_path):
+    """One row per run from its last eval step; counts stay integers (a row Series would make them floats)."""
+    import pandas as pd
+
+    from rlhf_pipeline.redteam.run import METRIC_COLUMNS, summarize_redteam
+
+    runs = {}
+    for name, group, rate in (("plain_s1", "plain", 0.25), ("curious_s1", "curiosity", 0.5)):
+        rows = [[0, 8, 0.0, 0, 0, float("nan"), float("nan"), 0.1, 0.7, 0.0],
+                [2, 8, rate, int(rate * 8), int(rate * 8), 0.9, 0.8, 0.3, 0.7, 0.01]]
+        pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(tmp_path / f"{name}.csv", index=False)
+        runs[name] = (group, tmp_path / f"{name}.csv")
+    summarize_redteam(runs, tmp_path / "summary.csv", tmp_path / "summary.png")
+    lines = (tmp_path / "summary.csv").read_text().splitlines()
+    assert lines[0].split(",")[:5] == ["run", "group", "step", "n", "success_rate"]
+    assert lines[1].split(",")[:6] == ["plain_s1", "plain", "2", "8", "0.25", "2"]
+    assert lines[2].split(",")[:6] == ["curious_s1", "curiosity", "2", "8", "0.5", "4"]

@@ -132,7 +132,7 @@ def summarize_redteam(runs: dict[str, tuple[str, str | os.PathLike]], out_csv: s
         df = pd.read_csv(path)
         if df.empty:
             raise PipelineError(f"{path}: no eval steps")
-        last = df.iloc[-1].to_dict()
+        last = df.iloc[[-1]].to_dict("records")[0]  # each column keeps its type (a row Series would be all float)
         rows.append({"run": name, "group": group, **last})
     table = pd.DataFrame(rows)
     write_csv(table, out_csv)

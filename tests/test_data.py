@@ -300,6 +300,16 @@ def test_imdb_convert():
     assert imdb.split_review("one two", 2) is None
 
 
+def test_imdb_rows_are_shuffled_so_the_first_eval_prompts_are_not_all_one_label():
+    texts = [f"negative review number {i} was dull and slow" for i in range(20)]
+    texts += [f"positive review number {i} was bright and fun" for i in range(20)]
+    dsd = DatasetDict({"train": Dataset.from_dict({"text": texts, "label": [0] * 20 + [1] * 20}),
+                       "test": Dataset.from_dict({"text": texts, "label": [0] * 20 + [1] * 20})})
+    first = [r["prompt"].split()[0] for r in imdb.convert(dsd, seed=0)["test"][:10]]
+    assert {"negative", "positive"} <= set(first)  # the source is sorted by label; the split is not
+    assert imdb.convert(dsd, seed=0) == imdb.convert(dsd, seed=0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Real adapters through the stage, from local paths, and their errors
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ HTML line breaks (``<br />``) become spaces. Each review becomes ``prompt`` = it
 (k drawn per row from ``PROMPT_WORDS``, seeded) and ``response`` = the rest; reviews with no words
 left for a response are skipped. Splits: ``test`` -> ``test``; ``val`` is carved from ``train`` by a
 seeded shuffle (``VAL_FRACTION`` of it, at least one row) and the rest stays ``train``. The source
-is ordered by label, so ``max_rows`` takes a seeded random subset, not the first rows. ``text``
+is ordered by label, so each split's rows are shuffled (seeded): ``max_rows`` and the first n eval prompts
+of a stage are then a random subset, not all negative reviews. ``text``
 must be a non-empty string (``label`` is not read).
 
 Folder of data files (``dataset.path``): ``train.<ext>`` and ``test.<ext>`` (``<ext>`` =
@@ -53,6 +54,7 @@ def _rows(ds: Dataset, split: str, seed: int) -> list[dict[str, Any]]:
         parts = split_review(text, rng.randint(*PROMPT_WORDS))
         if parts is not None:
             rows.append({"prompt": parts[0], "response": parts[1]})
+    rng.shuffle(rows)  # the source is sorted by label: the first n prompts of a split must not all be negative
     return rows
 
 

@@ -94,7 +94,7 @@ def measure(args, trajectories: bool) -> dict:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         tmp = Path(tmp)
         tok = load_tokenizer("minilm")
-        model = load_causal_lm(None, tok)
+        model = load_causal_lm(None, tok, seed=0)
         model.save_pretrained(tmp / "policy")
         tok.save_pretrained(tmp / "policy")
         n_params = sum(p.numel() for p in model.parameters())

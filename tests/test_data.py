@@ -205,7 +205,7 @@ def test_max_rows_caps_each_split(tmp_path):
 
 def test_unknown_dataset_lists_registered_names(tmp_path):
     with pytest.raises(PipelineError) as e:
-        prepare_dataset(DatasetConfig(name="squad"), tmp_path / "out")
+        prepare_dataset(DatasetConfig(name="squad"), tmp_path / "out", seed=0)
     for name in ("'squad'", "synthetic", "alpaca_farm", "anthropic_hh", "imdb"):
         assert name in str(e.value)
     assert not (tmp_path / "out").exists()
@@ -340,29 +340,29 @@ def test_missing_column_names_dataset_split_and_column(tmp_path):
     dsd["val"] = dsd["val"].rename_column("output", "answer")
     dsd.save_to_disk(str(tmp_path / "af"))
     with pytest.raises(PipelineError) as e:
-        prepare_dataset(DatasetConfig(name="alpaca_farm", path=str(tmp_path / "af")), tmp_path / "out")
+        prepare_dataset(DatasetConfig(name="alpaca_farm", path=str(tmp_path / "af")), tmp_path / "out", seed=0)
     msg = str(e.value)
     for w in ("alpaca_farm", str(tmp_path / "af"), "'val'", "'output'", "['instruction', 'input', 'output']"):
         assert w in msg
     assert not (tmp_path / "out").exists()
     with pytest.raises(PipelineError, match=r"no split 'test'"):
-        anthropic_hh.convert(DatasetDict({"train": hh_dsd()["train"]}))
+        anthropic_hh.convert(DatasetDict({"train": hh_dsd()["train"]}), seed=0)
     with pytest.raises(PipelineError, match=r"split 'train' has no column 'text'"):
         imdb.convert(DatasetDict({"train": Dataset.from_dict({"review": ["x"]}),
-                                  "test": Dataset.from_dict({"text": ["x"]})}))
+                                  "test": Dataset.from_dict({"text": ["x"]})}), seed=0)
 
 
 def test_empty_split_is_an_error_and_writes_nothing(tmp_path):
     alpaca_dsd(n_val=1).save_to_disk(str(tmp_path / "af"))  # 1 val row -> test gets 0 rows
     with pytest.raises(PipelineError, match=r"split 'test' is empty"):
-        prepare_dataset(DatasetConfig(name="alpaca_farm", path=str(tmp_path / "af")), tmp_path / "out")
+        prepare_dataset(DatasetConfig(name="alpaca_farm", path=str(tmp_path / "af")), tmp_path / "out", seed=0)
     assert not (tmp_path / "out").exists()
 
 
 def test_unloadable_path_is_a_pipeline_error(tmp_path):
     (tmp_path / "data.txt").write_text("x")
     with pytest.raises(PipelineError, match="unsupported file type"):
-        prepare_dataset(DatasetConfig(name="imdb", path=str(tmp_path / "data.txt")), tmp_path / "out")
+        prepare_dataset(DatasetConfig(name="imdb", path=str(tmp_path / "data.txt")), tmp_path / "out", seed=0)
 
 
 
@@ -422,7 +422,7 @@ def prepared(tmp_path, name: str, path, out: str = "out") -> dict[str, list[dict
 def prepare_error(tmp_path, name: str, path) -> str:
     """The one-line PipelineError of the stage on ``path``; nothing may be written."""
     with pytest.raises(PipelineError) as e:
-        prepare_dataset(DatasetConfig(name=name, path=str(path)), tmp_path / "out")
+        prepare_dataset(DatasetConfig(name=name, path=str(path)), tmp_path / "out", seed=0)
     assert not (tmp_path / "out").exists()
     msg = str(e.value)
     assert "\n" not in msg

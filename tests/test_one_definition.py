@@ -32,22 +32,8 @@ ALLOWED = {
 
 # Known repeats not removed yet (issue #23 is open on them): each must go, not grow.
 PENDING = {
-    ("redteam/world.py", "target_rows", "seed"): "seed of a pure generator",
-    ("redteam/classifier.py", "pooled_features", "batch_size"): "reward/gold.py caches gold-RM features with "
-    "it and passes none; GoldRMConfig.batch_size says it is the encoder's batch",
-    ("models/__init__.py", "load_causal_lm", "seed"): "init seed of a from-scratch model; some callers omit it",
-    ("ad/rl.py", "evaluate_rl", "seed"): "the CLI passes ad.eval.seed",
-    ("reward/heads.py", "from_backbone", "head"): "rm.head; reward/train.py passes it, tests rely on it",
-    ("reward/heads.py", "from_backbone", "attention_layers"): "reward/gold.py omits it",
-    ("reward/heads.py", "from_backbone", "readout_stack"): "reward/gold.py omits it",
-    ("reward/heads.py", "score_token_ids", "batch_size"): "callers pass their own; tests omit it",
     ("debate/training.py", "sft_rows", "seed"): "the CLI passes the SFT seed; tests omit it",
     ("debate/training.py", "write_sft_split", "seed"): "its one caller passes it",
-    ("data/prepare.py", "prepare_dataset", "seed"): "data adapters: the CLI passes --seed (the top-level seed)",
-    ("data/synthetic.py", "*", "seed"): "as prepare_dataset",
-    ("data/imdb.py", "*", "seed"): "as prepare_dataset",
-    ("data/anthropic_hh.py", "*", "seed"): "as prepare_dataset",
-    ("data/alpaca_farm.py", "*", "seed"): "as prepare_dataset",
     ("miniature/coste2023.py", "*", "*"): "another change's miniature harness, in progress",
     ("miniature/serve.py", "*", "*"): "a fake API server: seed of its canned replies, --host/--port",
 }

@@ -105,7 +105,7 @@ def inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("inputs")
     tok = load_tokenizer("minilm")
     torch.manual_seed(0)
-    lm = load_causal_lm(None, tok, tiny=TINY)
+    lm = load_causal_lm(None, tok, tiny=TINY, seed=0)
     lm.save_pretrained(d / "policy")
     tok.save_pretrained(d / "policy")
     rm = RewardModel.from_backbone(lm, head="last_token")

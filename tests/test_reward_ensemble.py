@@ -65,7 +65,7 @@ def member_dirs(tmp_path_factory):
     d = tmp_path_factory.mktemp("ens")
     tok = load_tokenizer("minilm")
     lm = load_causal_lm(None, tok, tiny=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                            num_attention_heads=4))
+                                            num_attention_heads=4), seed=0)
     dirs = []
     for k, (mu, sd) in enumerate([(0.5, 2.0), (-1.0, 0.5)]):
         torch.manual_seed(k)
@@ -86,7 +86,7 @@ def test_ensemble_reward_matches_members(member_dirs):
     raw = []
     for d in member_dirs:
         m = RewardModel.from_pretrained(d)
-        raw.append(score_token_ids(m, tok, encode_for_reward(tok, PROMPTS, RESPONSES, 16)))
+        raw.append(score_token_ids(m, tok, encode_for_reward(tok, PROMPTS, RESPONSES, 16), batch_size=32))
     raw = torch.stack(raw)
     z = (raw - torch.tensor([[0.5], [-1.0]])) / torch.tensor([[2.0], [0.5]])
 

@@ -55,7 +55,7 @@ def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp("rm")
     tok = load_tokenizer("minilm")
     lm = load_causal_lm(None, tok, tiny=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                            num_attention_heads=4))
+                                            num_attention_heads=4), seed=0)
     lm.save_pretrained(d / "sft")
     tok.save_pretrained(d / "sft")
     write_jsonl(d / "train.jsonl", _rows(128, 8, seed=0))  # 12.5% label noise
@@ -291,7 +291,7 @@ def test_feature_cache_trimmed_per_text_and_its_size(t5_dir, head, stack):
     assert cache_nbytes(cache) == estimate_cache_bytes([len(x) for x in ids], head, n_layers, 32, 2)
     with torch.no_grad():  # the cached features give the model's rewards (to bfloat16 rounding)
         got = model.readout(collate_readout_inputs(cache, dtype=torch.float32)).squeeze(-1)
-    assert torch.allclose(got, score_token_ids(model, tok, ids), atol=0.05)
+    assert torch.allclose(got, score_token_ids(model, tok, ids, batch_size=32), atol=0.05)
 
 
 def test_cache_size_estimate_and_memory_check():

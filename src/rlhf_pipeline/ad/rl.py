@@ -357,7 +357,7 @@ def metric_rows(scored: dict[str, list[dict[str, float]]], model_name: str = "rl
 
 
 def evaluate_rl(model_dir: str | os.PathLike, heldout_histories: list[History], fmt: ContextFormat,
-                n_episodes: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                n_episodes: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(metric rows, episode rows). Metric rows (``results/ad/rl/metrics.csv``) on held-out histories:
     reward-prediction MAE and Pearson r and the mean per-token action log-likelihood of up to ``n_episodes``
     episodes (those with at least one earlier episode in their context, :func:`select_episodes`) under three

@@ -72,7 +72,7 @@ def _rows(ds: Dataset) -> list[dict[str, Any]]:
     ]
 
 
-def convert(dsd: DatasetDict, seed: int = 0, source: str | Origin = IN_MEMORY
+def convert(dsd: DatasetDict, seed: int, source: str | Origin = IN_MEMORY
             ) -> dict[str, list[dict[str, Any]]]:
     """AlpacaFarm DatasetDict -> rows per split (mapping in the module docstring)."""
     picked = read_splits(dsd, as_origin(source, NAME), LAYOUT)
@@ -83,7 +83,7 @@ def convert(dsd: DatasetDict, seed: int = 0, source: str | Origin = IN_MEMORY
     return {"train": _rows(dsd[picked["train"]]), "val": _rows(val), "test": _rows(test)}
 
 
-def load_rows(cfg, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
+def load_rows(cfg, seed: int) -> dict[str, list[dict[str, Any]]]:
     """The ``alpaca_farm`` adapter: load ``cfg.path`` (or the hub default) and convert it."""
     dsd, origin = load_source(NAME, cfg.path, DEFAULT_PATH, CONFIG_NAME, LAYOUT.names)
     return convert(dsd, seed, origin)

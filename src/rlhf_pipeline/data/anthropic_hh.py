@@ -69,7 +69,7 @@ def _rows(ds: Dataset, split: str) -> list[dict[str, Any]]:
     return rows
 
 
-def convert(dsd: DatasetDict, seed: int = 0, source: str | Origin = IN_MEMORY
+def convert(dsd: DatasetDict, seed: int, source: str | Origin = IN_MEMORY
             ) -> dict[str, list[dict[str, Any]]]:
     """HH-RLHF DatasetDict -> rows per split (mapping in the module docstring)."""
     picked = read_splits(dsd, as_origin(source, NAME), LAYOUT)
@@ -77,7 +77,7 @@ def convert(dsd: DatasetDict, seed: int = 0, source: str | Origin = IN_MEMORY
     return {split: _rows(ds, split) for split, ds in splits.items()}
 
 
-def load_rows(cfg, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
+def load_rows(cfg, seed: int) -> dict[str, list[dict[str, Any]]]:
     """The ``anthropic_hh`` adapter: load ``cfg.path`` (or the hub default) and convert it."""
     dsd, origin = load_source(NAME, cfg.path, DEFAULT_PATH, splits=LAYOUT.names)
     return convert(dsd, seed, origin)

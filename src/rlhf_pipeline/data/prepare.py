@@ -53,7 +53,7 @@ def validate_splits(splits: dict[str, list[dict[str, Any]]], name: str) -> None:
                 raise PipelineError(f"dataset {name}: split {split!r} row {i}: empty prompt")
 
 
-def prepare_dataset(cfg: DatasetConfig, out_dir: str | os.PathLike, seed: int = 0
+def prepare_dataset(cfg: DatasetConfig, out_dir: str | os.PathLike, seed: int
                     ) -> dict[str, int]:
     """Write ``{out_dir}/{train,val,test}.jsonl`` for dataset ``cfg.name``; return rows per split.
 

@@ -164,7 +164,7 @@ def all_prompts() -> list[str]:
     return [make_prompt(o, t, topic) for topic in TOPICS for t in TEMPLATES for o in OPENERS]
 
 
-def prompt_pool(seed: int = 0) -> dict[str, list[str]]:
+def prompt_pool(seed: int) -> dict[str, list[str]]:
     """Disjoint prompt sets per split: per topic, a seeded shuffle gives ``HOLDOUT_PER_TOPIC``
     prompts to val, as many to test and the rest to train."""
     rng = random.Random(f"synthetic/prompts/{seed}")
@@ -252,7 +252,7 @@ def demonstration(rng: random.Random, topic: str) -> str:
     return DEMO_STYLES[style][0](rng, topic)
 
 
-def make_split(split: str, n: int, seed: int = 0) -> list[dict[str, str]]:
+def make_split(split: str, n: int, seed: int) -> list[dict[str, str]]:
     """``n`` rows ``{"prompt", "response"}`` for ``split``; prompts come from the split's own pool."""
     if split not in SPLITS:
         raise PipelineError(f"synthetic: unknown split {split!r}; splits: {list(SPLITS)}")
@@ -265,7 +265,7 @@ def make_split(split: str, n: int, seed: int = 0) -> list[dict[str, str]]:
     return rows
 
 
-def load_rows(cfg, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
+def load_rows(cfg, seed: int) -> dict[str, list[dict[str, Any]]]:
     """The ``synthetic`` adapter: rows per split, sized by ``cfg.synthetic`` (``DatasetConfig``)."""
     sizes = {"train": cfg.synthetic.n_train, "val": cfg.synthetic.n_val, "test": cfg.synthetic.n_test}
     return {split: make_split(split, n, seed) for split, n in sizes.items()}
@@ -322,7 +322,7 @@ SCORED_STYLES = {
 policy drifts to (heavy repetition, cycling lists, rambling, empty, off-topic)."""
 
 
-def sample_scored_responses(n: int, seed: int = 0) -> list[dict[str, Any]]:
+def sample_scored_responses(n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` rows ``{"prompt", "response", "quality"}`` over the whole quality range."""
     rng = random.Random(f"synthetic/scored/{seed}")
     prompts = all_prompts()

@@ -260,14 +260,15 @@ def tiny_llama_config(tokenizer, **sizes: Any):
     )
 
 
-def load_causal_lm(name_or_path: str | None, tokenizer=None, tiny: dict | None = None, seed: int = 0):
-    """A float32 causal LM from a hub id / local path, or (``name_or_path=None``) a fresh tiny Llama."""
+def load_causal_lm(name_or_path: str | None, tokenizer=None, tiny: dict | None = None, seed: int | None = None):
+    """A float32 causal LM from a hub id / local path, or (``name_or_path=None``) a fresh tiny Llama
+    initialised with ``seed`` (the stage's configured seed; required then)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     if name_or_path is None:
-        if tokenizer is None:
-            raise ValueError("a from-scratch model needs the tokenizer to size its vocabulary")
+        if tokenizer is None or seed is None:
+            raise ValueError("a from-scratch model needs the tokenizer (its vocabulary) and the seed of its weights")
         torch.manual_seed(seed)
         return AutoModelForCausalLM.from_config(tiny_llama_config(tokenizer, **(tiny or {})), dtype=torch.float32)
     try:

@@ -149,7 +149,7 @@ def _batches(tokenizer, texts: Sequence[str], batch_size: int, desc: str | None)
     yield from padded_batches(tokenizer, ids, batch_size, desc)
 
 
-def pooled_features(model, tokenizer, texts: Sequence[str], batch_size: int = 64, desc: str | None = None):
+def pooled_features(model, tokenizer, texts: Sequence[str], batch_size: int, desc: str | None = None):
     """The frozen encoder's pooler output (float32 tensor (N, hidden), input order): what the
     classification layer of ``model`` (a ``BertForSequenceClassification``) reads."""
     import torch

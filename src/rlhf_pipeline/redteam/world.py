@@ -234,7 +234,7 @@ def target_reply(rng: random.Random, prompt: str) -> str:
     return neutral_reply(rng, prompt)
 
 
-def target_rows(n: int, seed: int = 0, split: str = "train") -> list[dict[str, str]]:
+def target_rows(n: int, seed: int, split: str = "train") -> list[dict[str, str]]:
     """``n`` rows ``{"prompt", "response"}`` of the target's fine-tuning data; ``split`` salts the
     seed so train and val differ. Same (n, seed, split) -> identical rows."""
     if n < 0:

@@ -62,10 +62,11 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from ..config import default_of
 from ..errors import PipelineError
 from ..models import join_text
 from .config import HEAD_NAMES as HEADS
-from .config import LAYER_HEADS, READOUT_STACKS, check_head, head_stack
+from .config import LAYER_HEADS, READOUT_STACKS, RMConfig, check_head, head_stack
 
 
 @strict
@@ -334,11 +335,11 @@ class RewardModel(PreTrainedModel):
     def from_backbone(
         cls,
         backbone: str | PreTrainedModel,
-        head: str = "last_token",
-        attention_layers: int = 4,
+        head: str = default_of(RMConfig, "head"),
+        attention_layers: int = default_of(RMConfig, "attention_layers"),
         mlp_hidden: int = 0,
-        freeze_backbone: bool = False,
-        readout_stack: str = "encoder",
+        freeze_backbone: bool = default_of(RMConfig, "freeze_backbone"),
+        readout_stack: str = default_of(RMConfig, "readout_stack"),
         **backbone_kwargs: Any,
     ) -> RewardModel:
         """A reward model around ``backbone``: a hub id, a local path (e.g. the SFT policy's dir:
@@ -497,7 +498,7 @@ def padded_batches(tokenizer, ids: Sequence[list[int]], batch_size: int, desc: s
 
 
 @torch.no_grad()
-def score_token_ids(model, tokenizer, ids: Sequence[list[int]], batch_size: int = 32,
+def score_token_ids(model, tokenizer, ids: Sequence[list[int]], batch_size: int,
                     device: str | torch.device | None = None, desc: str | None = None) -> torch.Tensor:
     """Rewards (float32, CPU, shape (N,), in input order) of pre-tokenised texts, batched, no grad.
 

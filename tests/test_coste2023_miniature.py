@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from miniature_harness import SCHEDULING
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ def test_coste2023_miniature(tmp_path):
     make_assets(EXPERIMENT, wf / "results/miniature")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # nothing may come from the hub
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(wf),
-           "--configfile", str(OVERLAY), "--cores", "2", TARGET]
+           "--configfile", str(OVERLAY), *SCHEDULING, TARGET]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     assert (wf / TARGET).stat().st_size > 0

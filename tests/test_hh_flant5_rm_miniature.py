@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from miniature_harness import SCHEDULING
 
 pytestmark = pytest.mark.integration
 
@@ -46,10 +47,10 @@ def test_hh_flant5_rm_miniature(tmp_path):
     wf = tmp_path / "wf"
     make_assets(EXPERIMENT, wf / "results/miniature")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # nothing may come from the hub
-    # One thread per member (the config's cpus_per_task would give each job both cores): a tiny model gains
+    # One thread per job (the config's cpus_per_task would give each job both cores): a tiny model gains
     # nothing from a second thread, two members train at once, and a busy machine does not slow it manyfold.
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(wf),
-           "--configfile", str(OVERLAY), "--cores", "2", "--set-threads", "rm_train=1"]  # no target: `targets`
+           "--configfile", str(OVERLAY), *SCHEDULING]  # no target: `targets`
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
 

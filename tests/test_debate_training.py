@@ -109,6 +109,23 @@ def test_prompt_is_what_the_hf_debater_sees(tok):
     assert len(only) == 2 and all(r["completion"] in {" a zero", " b zero", " a one", " b one"} for r in only)
 
 
+def test_chat_template_prompts_train_on_the_debaters_tokens():
+    """A Llama-3-style template writes <|begin_of_text|> and the tokenizer adds BOS too: the rows' prompt,
+    tokenised as TRL's trainers do (with special tokens), is the hf debater's prompt tokens (one BOS)."""
+    from rlhf_pipeline.models.vocab import train_tokenizer
+
+    llama = train_tokenizer([Q.passage, Q.question, "Debater argue quote story"], "llama3", vocab_size=300)
+    s = speech("debater_a", 0, 0, "Oslo", [{"raw": "Oslo", "score": 0.9, "selected": True},
+                                           {"raw": "Riga", "score": 0.1, "selected": False}])
+    (pair,), _ = preference_pairs([record([s])], [Q], llama, PROMPTS, "default", True, PairSettings(threshold=0.0))
+    (row,) = sft_rows([record([s])], [Q], llama, PROMPTS, "default", True)
+    ctx = speech_context(record([s]), s, Q, 1, True)
+    text, special = chat_text(llama, *debater_prompt(PROMPTS, "default", ctx))
+    debater_ids = llama(text, add_special_tokens=special)["input_ids"]
+    assert debater_ids.count(llama.bos_token_id) == 1
+    assert llama(text=row["prompt"])["input_ids"] == debater_ids == llama(text=pair["prompt"])["input_ids"]
+
+
 def test_bad_inputs_are_one_clear_line(tok):
     no_bon = record([speech("debater_a", 0, 0, "x"), speech("debater_b", 1, 0, "y")])
     with pytest.raises(PipelineError, match=r"^t.jsonl: no speech has best-of-N alternatives \(2 speeches\)"):
@@ -166,7 +183,7 @@ def dpo_inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("dpo")
     tok = load_tokenizer("minilm")
     torch.manual_seed(0)
-    lm = load_causal_lm(None, tok, tiny=TINY)
+    lm = load_causal_lm(None, tok, tiny=TINY, seed=0)
     lm.save_pretrained(d / "init")
     tok.save_pretrained(d / "init")
     words = ["oslo", "riga", "monday", "kettle", "lamps", "voss", "quill", "porto", "friday"]

@@ -1,10 +1,10 @@
 """Training debaters from their own tournaments (``debate.training``).
 
 - **SFT data** (:func:`sft_rows`): every speech of the chosen debaters in a tournament's
-  transcripts, as ``{prompt, completion}``: the prompt is exactly what an ``hf`` debater would be
-  given at that turn (the prompt set's debater template through :func:`~.backends.hf.chat_text`,
-  with the speeches it could see, :func:`~.rounds.visible_to`), the completion is the speech's raw
-  text, unchanged.
+  transcripts, as ``{prompt, completion}``: the prompt is what an ``hf`` debater would be given at
+  that turn (the prompt set's debater template through :func:`~.backends.hf.chat_text`, with the
+  speeches it could see, :func:`~.rounds.visible_to`), written so that the trainers tokenise it to the
+  debater's tokens (:func:`trainer_text`); the completion is the speech's raw text, unchanged.
 - **Preference pairs** (:func:`preference_pairs`): for each best-of-N speech (``Speech.alternatives``),
   chosen = the selected candidate, rejected = the lowest-scoring one (the first of equal lowest),
   kept when ``score(chosen) - score(rejected) > threshold``. Each pair records the two judge
@@ -59,11 +59,25 @@ def speech_context(rec: RoundRecord, speech: Speech, question: Question, n_turns
 
 
 def speech_prompt(tok: Any, prompts: dict[str, Any], prompt_name: str, ctx: SpeechContext) -> str:
-    """The text an ``hf`` debater with this tokenizer and prompt set is given for ``ctx``."""
+    """The prompt an ``hf`` debater with this tokenizer and prompt set is given for ``ctx``, as the
+    trainers must be given it to see the same tokens (:func:`trainer_text`)."""
     from .backends.hf import chat_text
 
     system, user = debater_prompt(prompts, prompt_name, ctx)
-    return chat_text(tok, system, user)[0]
+    text, special = chat_text(tok, system, user)
+    return text if special else trainer_text(tok, text)
+
+
+def trainer_text(tok: Any, text: str) -> str:
+    """A chat-templated prompt (tokenised by the ``hf`` debater without special tokens) as TRL's SFT and
+    DPO trainers must be given it: they tokenise plain-text prompts *with* the tokenizer's special
+    tokens, so a template that writes the BOS token itself (Llama 3's ``<|begin_of_text|>``) would train
+    on two BOS tokens where the debater sees one. The leading BOS text is dropped when the tokenizer
+    adds BOS on its own; otherwise ``text`` is returned unchanged."""
+    bos = getattr(tok, "bos_token", None)
+    if bos and text.startswith(bos) and tok("")["input_ids"][:1] == [tok.bos_token_id]:
+        return text[len(bos):]
+    return text
 
 
 def _questions(questions: Iterable[Question]) -> dict[str, Question]:

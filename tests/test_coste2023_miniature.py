@@ -1,5 +1,5 @@
 """Integration: config/experiments/coste2023.yaml end to end in miniature (its overlay changes sizes only): tiny
-pythia-shaped GPT-NeoX policy and RM backbone, a tiny Llama shaped like AlpacaFarm's gold RM and AlpacaFarm-shaped
+pythia-shaped GPT-NeoX policy and RM backbone, a tiny Llama gold RM in AlpacaFarm's own layout and AlpacaFarm-shaped
 instruction files, made by rlhf_pipeline.miniature.coste2023; then the real rules from the AlpacaFarm data to
 results/plots/overoptimization.png with the hub switched off. Every PPO run and RM seed of the real config must
 appear: each run's gold evaluation and best-of-n curve, each member in the diversity table, each run in the fits."""
@@ -51,7 +51,8 @@ def test_coste2023_miniature(tmp_path):
     assert all(math.isfinite(p["gold_chosen"]) and math.isfinite(p["gold_rejected"]) for p in prefs)
     assert json.loads((wf / "results/sft/model/config.json").read_text())["model_type"] == "gpt_neox"
     gold = json.loads((wf / sizes["gold_rm.path"] / "config.json").read_text())
-    assert gold["model_type"] == "llama" and gold["architectures"] == ["LlamaForSequenceClassification"]
+    assert gold["model_type"] == "reward_model" and gold["architectures"] == ["RewardModel"]  # AlpacaFarm's layout
+    assert (wf / sizes["gold_rm.path"] / "pytorch_model.bin.index.json").is_file()
     for seed in seeds:
         member = json.loads((wf / f"results/rm/seed{seed}/model/config.json").read_text())
         assert member["head"] == real["rm"]["head"] and member["backbone_config"]["model_type"] == "gpt_neox"

@@ -15,11 +15,17 @@ instructions, the AlpacaFarm gold RM ``reward-model-human``) shrunk to sizes tha
 - ``pythia-70m/``: a smaller tiny ``GPTNeoXForCausalLM`` with the same tokenizer (pythia models share one), the
   proxy RMs' ``init`` backbone (saved with its LM head, as the hub's pythia-70m is; the reward model keeps the
   base model);
-- ``reward-model-human/``: the gold RM shaped like AlpacaFarm's (a Llama backbone with a scalar reward head):
-  a tiny ``LlamaForSequenceClassification`` (one label) with a Llama-style tokenizer (BOS prepended, no EOS).
-  Its head is fitted (least squares) to the synthetic world's hidden quality of scored responses in
-  AlpacaFarm's reward-model format (:func:`rlhf_pipeline.reward.gold.alpacafarm_format`), so gold rewards
-  mean something in the miniature's plots; the backbone stays at its seeded random initialisation.
+- ``reward-model-human/``: the gold RM in the layout AlpacaFarm's weight-diff recovery writes (see
+  :mod:`rlhf_pipeline.reward.alpacafarm`): config.json is a ``RewardConfig`` (``model_type: reward_model``)
+  recording only ``backbone_model_name_or_path`` (the recovery script's default ``./pretrained_models/sft10k``,
+  which does not exist here, as after copying the models to another machine), sharded ``pytorch_model-*.bin``
+  + index with ``backbone_model.*`` (a tiny ``LlamaForCausalLM``) and ``reward_head.*`` (Linear with bias),
+  and a Llama-style tokenizer (BOS prepended, no EOS). Its head is fitted (least squares, the intercept as
+  its bias) to the synthetic world's hidden quality of scored responses in AlpacaFarm's reward-model format
+  (:func:`rlhf_pipeline.reward.gold.alpacafarm_format`), so gold rewards mean something in the miniature's
+  plots; the backbone stays at its seeded random initialisation;
+- ``sft10k/``: that backbone as a ``LlamaForCausalLM`` directory next to ``reward-model-human/``, where the
+  recovery script puts the SFT model; its config.json is where the gold RM's Llama architecture comes from.
 
 Seeded and deterministic: the data come from seeded generators, the tokenizers' trainers are deterministic and
 every model is built after ``torch.manual_seed``.
@@ -47,6 +53,11 @@ GOLD_VOCAB_SIZE = 500
 GOLD_FIT_ROWS = 1024
 """Scored synthetic responses the gold RM's head is fitted to."""
 GOLD_RIDGE = 1e-2
+GOLD_SHARD_SIZE = "700KB"
+"""Shards of the gold RM's state dict: three, as the 7B recovery's ``pytorch_model-0000k-of-00003.bin`` (transformers
+4.29's 10GB shards of a float32 7B model)."""
+GOLD_BACKBONE_RECORDED = "./pretrained_models/sft10k"
+"""``backbone_model_name_or_path`` as the recovery script records it by default (``--path-to-sft10k``)."""
 
 POLICY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
               max_position_embeddings=512)
@@ -103,10 +114,10 @@ def save_pythia(path: Path, tok, sizes: dict, seed: int) -> None:
 
 
 @torch.no_grad()
-def fit_gold_head(model, tok, rows: list[dict], batch_size: int = 64) -> dict[str, float]:
-    """Set ``model.score`` (no bias) to the ridge fit of z-scored quality on the backbone's last-token state
-    for ``rows`` (``prompt``, ``response``, ``quality``), texts in AlpacaFarm's reward-model format.
-    Returns the fit's Pearson correlation with quality."""
+def fit_gold_head(model, head, tok, rows: list[dict], batch_size: int = 64) -> dict[str, float]:
+    """Set ``head`` (Linear with bias) to the ridge fit of z-scored quality on ``model``'s (a causal LM's) last-token
+    state for ``rows`` (``prompt``, ``response``, ``quality``), texts in AlpacaFarm's reward-model format; the
+    intercept is the bias. Returns the fit's Pearson correlation with quality."""
     from ..reward.gold import alpacafarm_format, pearson
     from ..reward.heads import encode_texts, last_token_pool, padded_batches
 
@@ -121,27 +132,34 @@ def fit_gold_head(model, tok, rows: list[dict], batch_size: int = 64) -> dict[st
     y = (q - q.mean()) / q.std()
     x = torch.cat([feats, torch.ones(len(rows), 1)], dim=1)  # the intercept absorbs the features' mean
     w = torch.linalg.solve(x.T @ x + GOLD_RIDGE * torch.eye(x.shape[1]), x.T @ y)
-    model.score.weight.copy_(w[:-1][None])
+    head.weight.copy_(w[:-1][None])
+    head.bias.copy_(w[-1:])
     return {"pearson": pearson((feats @ w[:-1]).numpy(), q.numpy())}
 
 
 def save_gold_rm(path: Path, texts: list[str], seed: int) -> dict[str, float]:
     """AlpacaFarm's ``reward-model-human`` in miniature (see the module docstring) at ``path``."""
-    from transformers import LlamaConfig, LlamaForSequenceClassification
+    path = Path(path)
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     from ..models import load_tokenizer
     from ..models.vocab import train_tokenizer
+    from ..reward.alpacafarm import save_alpacafarm_layout
 
     train_tokenizer(texts, "llama3", GOLD_VOCAB_SIZE, path)
     tok = load_tokenizer(str(path))
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tok), num_labels=1, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **GOLD)
-    model = LlamaForSequenceClassification(cfg)
+    cfg = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id, tie_word_embeddings=False, **GOLD)
+    model = LlamaForCausalLM(cfg)
+    head = torch.nn.Linear(cfg.hidden_size, 1)
     scored = [{**r, "prompt": r["prompt"].removesuffix(synthetic.ANSWER_CUE).strip()}
               for r in synthetic.sample_scored_responses(GOLD_FIT_ROWS, seed)]
-    fit = fit_gold_head(model, tok, scored)
-    model.save_pretrained(path)
+    fit = fit_gold_head(model, head, tok, scored)
+    sft10k = path.parent / Path(GOLD_BACKBONE_RECORDED).name
+    model.save_pretrained(sft10k)
+    tok.save_pretrained(sft10k)
+    save_alpacafarm_layout(model, head, path, GOLD_BACKBONE_RECORDED, max_shard_size=GOLD_SHARD_SIZE)
     tok.save_pretrained(path)
     return fit
 

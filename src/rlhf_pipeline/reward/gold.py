@@ -2,8 +2,9 @@
 
 Two ways to get one (``gold_rm:`` config):
 
-- ``path`` set: an existing sequence-classification RM (hub id or local dir), e.g. a converted
-  AlpacaFarm ``reward-model-human`` (``is_alpacafarm_rm: true`` switches to their prompt format).
+- ``path`` set: an existing sequence-classification RM (hub id or local dir), or AlpacaFarm's recovered
+  ``reward-model-human`` as AlpacaFarm saves it (loaded by :mod:`rlhf_pipeline.reward.alpacafarm`;
+  ``is_alpacafarm_rm: true`` switches to their prompt format).
 - ``path: null`` (embedded default): :func:`train_gold_rm` fits a :class:`RewardModel` on the
   FROZEN MiniLM encoder (mean pooling) with a small MLP head to the hidden ``quality`` of scored
   synthetic responses. Objective: **regression** (MSE) on the z-scored quality (z-scored with the
@@ -31,6 +32,8 @@ from ..errors import PipelineError
 from ..io import atomic_dir, write_json
 from ..models import check_model, join_text, load_tokenizer, resolve_name
 from ..workflow_config import GoldEvalConfig
+from .alpacafarm import is_alpacafarm_rm as is_alpacafarm_dir
+from .alpacafarm import load_alpacafarm_rm
 from .config import GoldRMConfig
 from .heads import RewardModel, encode_for_reward, encode_texts, padded_batches, score_token_ids
 
@@ -194,11 +197,13 @@ def train_gold_rm(cfg: GoldRMConfig, rows: Sequence[dict[str, Any]], out_dir: st
 class GoldScorer:
     """Score (prompt, response) pairs with a sequence-classification reward model.
 
-    ``path``: a :class:`RewardModel` dir (e.g. ``results/gold_rm/model``) or any hub id / local dir
-    loadable by ``AutoModelForSequenceClassification`` (reward = ``logits[:, 0]``, or ``rewards``
-    when the model's output has it). Text: :func:`~rlhf_pipeline.models.join_text`, or :func:`alpacafarm_format` when
-    ``is_alpacafarm_rm``. Our RewardModels get the EOS appended (as in training); other models get
-    their tokenizer's own special tokens only.
+    ``path``: a :class:`RewardModel` dir (e.g. ``results/gold_rm/model``), a local dir holding AlpacaFarm's
+    ``RewardModel`` (config.json ``model_type: reward_model``;
+    :func:`~rlhf_pipeline.reward.alpacafarm.load_alpacafarm_rm`: reward = ``rewards``, read at the last position
+    of LEFT-padded batches as AlpacaFarm does), or any hub id / local dir loadable by
+    ``AutoModelForSequenceClassification`` (reward = ``logits[:, 0]``). Text:
+    :func:`~rlhf_pipeline.models.join_text`, or :func:`alpacafarm_format` when ``is_alpacafarm_rm``. Our
+    RewardModels get the EOS appended (as in training); other models get their tokenizer's own special tokens only.
     """
 
     def __init__(self, path: str | os.PathLike, is_alpacafarm_rm: bool = False,
@@ -212,8 +217,12 @@ class GoldScorer:
         self.format_fn = alpacafarm_format if is_alpacafarm_rm else join_text
         self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         try:
-            self.tokenizer = load_tokenizer(path)
-            self.model = AutoModelForSequenceClassification.from_pretrained(path)
+            if is_alpacafarm_dir(path):
+                self.tokenizer = load_tokenizer(path, padding_side="left")  # AlpacaFarm reads position -1
+                self.model = load_alpacafarm_rm(path)
+            else:
+                self.tokenizer = load_tokenizer(path)
+                self.model = AutoModelForSequenceClassification.from_pretrained(path)
         except (OSError, ValueError, PipelineError) as e:
             what = "cannot be loaded" if Path(path).exists() else "is no local path and cannot be loaded from the hub"
             raise PipelineError(f"gold RM path {path!r} {what} ({e})") from None

@@ -99,7 +99,8 @@ def test_prompt_is_what_the_hf_debater_sees(tok):
     a1, b1 = speech("debater_a", 0, 1, "a one"), speech("debater_b", 1, 1, "b one")
     rec = record([a0, b0, a1, b1])
     rows = sft_rows([rec], [Q], tok, PROMPTS, "default", True)
-    assert [r["completion"] for r in rows] == [" a zero", " b zero", " a one", " b one"]
+    assert [r["completion"] for r in rows] == ["a zero", "b zero", "a one", "b one"]  # the prompt ends in a newline
+    assert all(r["prompt"][-1].isspace() for r in rows)
     ctx = SpeechContext(question=Q, side=1, role="debater_b", format="debate", turn=1, n_turns=2,
                         visible=[a0, b0], round_id=rec.round_id, seed=0)
     assert rows[3]["prompt"] == chat_text(tok, *debater_prompt(PROMPTS, "default", ctx))[0]
@@ -124,6 +125,9 @@ def test_chat_template_prompts_train_on_the_debaters_tokens():
     debater_ids = llama(text, add_special_tokens=special)["input_ids"]
     assert debater_ids.count(llama.bos_token_id) == 1
     assert llama(text=row["prompt"])["input_ids"] == debater_ids == llama(text=pair["prompt"])["input_ids"]
+    # the template's turn header ends in a blank line: the speech follows it with no added space
+    assert row["prompt"].endswith("\n\n") and (row["completion"], pair["chosen"], pair["rejected"]) == (
+        "Oslo", "Oslo", "Riga")
 
 
 def test_bad_inputs_are_one_clear_line(tok):

@@ -4,7 +4,8 @@
   transcripts, as ``{prompt, completion}``: the prompt is what an ``hf`` debater would be given at
   that turn (the prompt set's debater template through :func:`~.backends.hf.chat_text`, with the
   speeches it could see, :func:`~.rounds.visible_to`), written so that the trainers tokenise it to the
-  debater's tokens (:func:`trainer_text`); the completion is the speech's raw text, unchanged.
+  debater's tokens (:func:`trainer_text`); the completion is the speech's raw text, unchanged, after a
+  space where the prompt does not end in whitespace (:func:`completion_text`).
 - **Preference pairs** (:func:`preference_pairs`): for each best-of-N speech (``Speech.alternatives``),
   chosen = the selected candidate, rejected = the lowest-scoring one (the first of equal lowest),
   kept when ``score(chosen) - score(rejected) > threshold``. Each pair records the two judge
@@ -80,6 +81,13 @@ def trainer_text(tok: Any, text: str) -> str:
     return text
 
 
+def completion_text(prompt: str, raw: str) -> str:
+    """A speech as the trainers' completion after ``prompt``: a space between them only where the prompt does
+    not already end in whitespace (a chat template's turn header ends in a blank line, after which the
+    debater's first token has no leading space), as :func:`~rlhf_pipeline.models.join_text` joins texts."""
+    return raw if not prompt or prompt[-1].isspace() else " " + raw
+
+
 def _questions(questions: Iterable[Question]) -> dict[str, Question]:
     return {q.id: q for q in questions}
 
@@ -116,7 +124,8 @@ def sft_rows(records: Iterable[RoundRecord], questions: Iterable[Question], tok:
     out = []
     for rec, s in rows:
         ctx = speech_context(rec, s, _question(by_id, rec), _turns(rec), simultaneous)
-        out.append({"prompt": speech_prompt(tok, prompts, prompt_name, ctx), "completion": " " + s.raw})
+        prompt = speech_prompt(tok, prompts, prompt_name, ctx)
+        out.append({"prompt": prompt, "completion": completion_text(prompt, s.raw)})
     return out
 
 
@@ -155,9 +164,10 @@ def preference_pairs(records: Iterable[RoundRecord], questions: Iterable[Questio
                 continue
             ctx = speech_context(rec, s, _question(by_id, rec), _turns(rec), simultaneous)
             p, q = float(chosen["score"]), float(rejected["score"])
-            pairs.append({"prompt": speech_prompt(tok, prompts, prompt_name, ctx), "chosen": " " + chosen["raw"],
-                          "rejected": " " + rejected["raw"], "p_chosen": p, "p_rejected": q, "gap": gap,
-                          "soft_label": soft_label(p, q, cfg.soft_label_power), "round_id": rec.round_id,
+            prompt = speech_prompt(tok, prompts, prompt_name, ctx)
+            pairs.append({"prompt": prompt, "chosen": completion_text(prompt, chosen["raw"]),
+                          "rejected": completion_text(prompt, rejected["raw"]), "p_chosen": p, "p_rejected": q,
+                          "gap": gap, "soft_label": soft_label(p, q, cfg.soft_label_power), "round_id": rec.round_id,
                           "speaker": s.speaker, "role": s.role, "turn": s.turn})
     counts["kept"] = len(pairs)
     if not counts["best_of_n"]:

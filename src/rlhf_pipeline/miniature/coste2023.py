@@ -139,13 +139,13 @@ def fit_gold_head(model, head, tok, rows: list[dict], batch_size: int = 64) -> d
 
 def save_gold_rm(path: Path, texts: list[str], seed: int) -> dict[str, float]:
     """AlpacaFarm's ``reward-model-human`` in miniature (see the module docstring) at ``path``."""
-    path = Path(path)
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from ..models import load_tokenizer
     from ..models.vocab import train_tokenizer
     from ..reward.alpacafarm import save_alpacafarm_layout
 
+    path = Path(path)
     train_tokenizer(texts, "llama3", GOLD_VOCAB_SIZE, path)
     tok = load_tokenizer(str(path))
     torch.manual_seed(seed)

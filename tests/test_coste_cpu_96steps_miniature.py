@@ -10,7 +10,7 @@ pytestmark = pytest.mark.integration
 
 def test_coste_cpu_96steps_miniature_runs_twice_the_steps(tmp_path):
     wf = tmp_path / "wf"
-    run_miniature("coste_cpu_96steps", wf, ["results/plots/overoptimization.png"])
+    run_miniature("coste_cpu_96steps", wf)
     for run in ["single", "mean", "wco", "uwo", "uwo_small_kl"]:
         agg = pd.read_csv(wf / f"results/ppo/{run}/aggregate.csv")
         assert list(agg["step"]) == [0, 1, 2, 3, 4], run  # 32 episodes of 8: twice coste_cpu's miniature

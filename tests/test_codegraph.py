@@ -425,7 +425,7 @@ def test_hashing_the_whole_package_imports_nothing_it_reads():
         print(len(hashes), ",".join(loaded))
     """)
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    n, loaded = out.stdout.split()
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, check=True)
+    n, loaded = out.stdout.split()  # -S: no site .pth files (the venv's Snakemake hook imports its own module)
     assert loaded == "rlhf_pipeline,rlhf_pipeline.codegraph"
     assert int(n) == len(cli_stages(PACKAGE / "cli.py"))

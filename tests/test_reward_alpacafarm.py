@@ -96,14 +96,14 @@ def test_plan_time_check_accepts_alpacafarm_dir(tmp_path):
 def test_missing_weights_one_line_error(tmp_path):
     rm, _, _ = _write_rm(tmp_path, "bin_sharded", drop=("reward_head.",))
     with pytest.raises(PipelineError) as e:
-        GoldScorer(rm, is_alpacafarm_rm=True, device="cpu")
+        GoldScorer(rm, is_alpacafarm_rm=True, batch_size=8, device="cpu")
     msg = str(e.value)
     assert "\n" not in msg and str(rm) in msg and "missing" in msg and "reward_head" in msg
 
     for f in rm.glob("pytorch_model*"):  # no weights at all
         f.unlink()
     with pytest.raises(PipelineError) as e:
-        GoldScorer(rm, is_alpacafarm_rm=True, device="cpu")
+        GoldScorer(rm, is_alpacafarm_rm=True, batch_size=8, device="cpu")
     assert "\n" not in str(e.value) and str(rm) in str(e.value)
 
 
@@ -113,7 +113,8 @@ def test_backbone_config_found_or_one_line_error(tmp_path):
     rm, backbone, _ = _write_rm(tmp_path / "a", "safetensors", recorded=str(elsewhere / "sft10k"))
     elsewhere.mkdir()
     (tmp_path / "a" / "sft10k").rename(elsewhere / "sft10k")
-    assert GoldScorer(rm, device="cpu").model.backbone_model.config.hidden_size == backbone.config.hidden_size
+    scorer = GoldScorer(rm, batch_size=8, device="cpu")
+    assert scorer.model.backbone_model.config.hidden_size == backbone.config.hidden_size
 
     # neither the recorded path nor a sibling sft10k: one line naming config.json and the recorded name
     rm, _, _ = _write_rm(tmp_path / "b", "safetensors", recorded="./nowhere/sft10k")
@@ -121,6 +122,6 @@ def test_backbone_config_found_or_one_line_error(tmp_path):
         f.unlink()
     (tmp_path / "b" / "sft10k").rmdir()
     with pytest.raises(PipelineError) as e:
-        GoldScorer(rm, device="cpu")
+        GoldScorer(rm, batch_size=8, device="cpu")
     msg = str(e.value)
     assert "\n" not in msg and str(rm / "config.json") in msg and "./nowhere/sft10k" in msg

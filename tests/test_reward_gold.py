@@ -85,9 +85,9 @@ def test_gold_scorer_any_seqclf_model_and_alpacafarm_format(tmp_path):
         with torch.no_grad():
             return hub_like(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits[:, 0].numpy()
 
-    plain = GoldScorer(tmp_path / "rm", device="cpu")(prompts, responses)
+    plain = GoldScorer(tmp_path / "rm", batch_size=8, device="cpu")(prompts, responses)
     assert np.allclose(plain, manual([join_text(p, r) for p, r in zip(prompts, responses)]), atol=1e-5)
-    alpaca = GoldScorer(tmp_path / "rm", is_alpacafarm_rm=True, device="cpu")(prompts, responses)
+    alpaca = GoldScorer(tmp_path / "rm", is_alpacafarm_rm=True, batch_size=8, device="cpu")(prompts, responses)
     assert np.allclose(alpaca, manual([alpacafarm_format(p, r) for p, r in zip(prompts, responses)]), atol=1e-5)
     assert not np.allclose(alpaca, plain)
 
@@ -107,9 +107,9 @@ def test_missing_paths_and_bad_rows(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the relative path below must not exist, whatever the repo holds
     (tmp_path / "results").mkdir()
     with pytest.raises(PipelineError, match="gold RM path: .*no_such_rm does not exist"):
-        GoldScorer(tmp_path / "no_such_rm")
+        GoldScorer(tmp_path / "no_such_rm", batch_size=8)
     with pytest.raises(PipelineError, match="gold RM path: results/gold_rm/model does not exist"):
-        GoldScorer("results/gold_rm/model")
+        GoldScorer("results/gold_rm/model", batch_size=8)
     with pytest.raises(PipelineError, match=r"row 1 misses field\(s\) \['quality'\]"):
         train_gold_rm(GoldRMConfig(), [{"prompt": "a", "response": "b", "quality": 1.0},
                                        {"prompt": "a", "response": "b"}], tmp_path / "g")

@@ -455,7 +455,7 @@ def cmd_ad_eval(args) -> None:
     rms = {int(k): v for k, v in _named_args(args.rm_dirs, "--rm-dirs", "SEED=DIR").items()}
     heldout = _named_args(args.heldout, "--heldout", "NAME=DIR")
     metrics = evaluate_ad(ad, args.lm, args.expert, heldout, rms, args.gold_rm, args.prompts, args.out_dir,
-                          is_alpacafarm_rm=args.is_alpacafarm_rm)
+                          is_alpacafarm_rm=args.is_alpacafarm_rm, batch_size=args.batch_size)
     _manifest(args, "ad-eval", ad.to_dict(), seed=ad.eval.seed, extra={"metrics": metrics})
 
 
@@ -811,6 +811,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--gold-rm", required=True, help="gold RM (directory or hub id)")
     sp.add_argument("--is-alpacafarm-rm", action="store_true", help=ALPACAFARM_HELP)
     sp.add_argument("--prompts", required=True, help="JSONL with 'prompt': the held-out prompts of the in-context test")
+    sp.add_argument("--batch-size", type=int, default=default_of(GoldEvalConfig, "batch_size"),
+                    help="texts per reward-model forward pass (default: %(default)s, gold_eval.batch_size)")
     sp.add_argument("--out-dir", required=True, help="writes metrics.csv, incontext.csv, incontext.png")
 
     sp = stage("ad-rl", cmd_ad_rl, "Train the RL-format algorithm-distillation model (action and reward heads) on "

@@ -122,11 +122,13 @@ rule ad_eval:
         rms=ad_rm_args(),
         gold=gold_rm_arg,
         alpacafarm=alpacafarm_flag(),
+        batch_size=config["gold_eval"]["batch_size"],
         code=code_hash("ad_eval"),
     shell:
         "python -m rlhf_pipeline ad-eval --config {params.cfg:q} --lm {input.lm} --expert {input.expert} "
         "--heldout {params.heldout} --rm-dirs {params.rms} --gold-rm {params.gold:q} {params.alpacafarm} "
-        "--prompts {input.prompts} --out-dir results/ad/lm --manifest {output.manifest} > {log} 2>&1"
+        "--batch-size {params.batch_size} --prompts {input.prompts} --out-dir results/ad/lm "
+        "--manifest {output.manifest} > {log} 2>&1"
 
 
 rule ad_rl:

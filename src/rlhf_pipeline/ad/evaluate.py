@@ -30,7 +30,6 @@ import numpy as np
 
 from ..config import default_of
 from ..runs import Ensemble, RunSettings
-from ..workflow_config import GoldEvalConfig
 from .config import ContextFormat, InContextEval
 from .data import History, episode_text, streams
 from .stats import mean_se, pearson_se, slope_se
@@ -278,8 +277,7 @@ def plot_incontext(df, path, title: str) -> None:
 
 
 def evaluate_ad(ad, lm_dir: str, expert_dir: str, heldout: dict[str, str], rm_dirs: dict[int, str], gold_rm: str,
-                prompts_path: str, out_dir, is_alpacafarm_rm: bool = False,
-                batch_size: int = default_of(GoldEvalConfig, "batch_size")):
+                prompts_path: str, out_dir, is_alpacafarm_rm: bool = False, *, batch_size: int):
     """The ``ad-eval`` stage: ``metrics.csv`` (:data:`METRIC_COLUMNS`), ``incontext.csv`` and ``incontext.png`` in
     ``out_dir``. The in-context task is the first held-out history's proxy reward (its RM members, objective
     and standardisation, from its run file) on the prompts of ``prompts_path``."""

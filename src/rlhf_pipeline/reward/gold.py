@@ -26,12 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import default_of
 from ..data.alpaca_farm import alpaca_prompt, is_alpaca_prompt
 from ..errors import PipelineError
 from ..io import atomic_dir, write_json
 from ..models import check_model, join_text, load_tokenizer, resolve_name
-from ..workflow_config import GoldEvalConfig
 from .alpacafarm import is_alpacafarm_rm as is_alpacafarm_dir
 from .alpacafarm import load_alpacafarm_rm
 from .config import GoldRMConfig
@@ -206,8 +204,7 @@ class GoldScorer:
     RewardModels get the EOS appended (as in training); other models get their tokenizer's own special tokens only.
     """
 
-    def __init__(self, path: str | os.PathLike, is_alpacafarm_rm: bool = False,
-                 batch_size: int = default_of(GoldEvalConfig, "batch_size"),
+    def __init__(self, path: str | os.PathLike, is_alpacafarm_rm: bool = False, *, batch_size: int,
                  device: str | torch.device | None = None):
         from transformers import AutoModelForSequenceClassification
 

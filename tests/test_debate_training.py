@@ -89,7 +89,7 @@ def test_training_text_is_exactly_the_generated_speech(tok):
                                              {"raw": raw_worst, "score": 0.1, "selected": False}])
     (pair,), _ = preference_pairs([record([s])], [Q], tok, PROMPTS, "tiny", True, PairSettings(threshold=0.0))
     assert pair["chosen"][1:] == raw_best and pair["rejected"][1:] == raw_worst
-    rows = sft_rows([record([s])], [Q], tok, PROMPTS, "tiny", True)
+    rows = sft_rows([record([s])], [Q], tok, PROMPTS, "tiny", True, seed=0)
     assert rows[0]["completion"] == " " + raw_best and rows[0]["prompt"] == pair["prompt"]
 
 
@@ -98,7 +98,7 @@ def test_prompt_is_what_the_hf_debater_sees(tok):
     a0, b0 = speech("debater_a", 0, 0, "a zero"), speech("debater_b", 1, 0, "b zero")
     a1, b1 = speech("debater_a", 0, 1, "a one"), speech("debater_b", 1, 1, "b one")
     rec = record([a0, b0, a1, b1])
-    rows = sft_rows([rec], [Q], tok, PROMPTS, "default", True)
+    rows = sft_rows([rec], [Q], tok, PROMPTS, "default", True, seed=0)
     assert [r["completion"] for r in rows] == ["a zero", "b zero", "a one", "b one"]  # the prompt ends in a newline
     assert all(r["prompt"][-1].isspace() for r in rows)
     ctx = SpeechContext(question=Q, side=1, role="debater_b", format="debate", turn=1, n_turns=2,
@@ -119,7 +119,7 @@ def test_chat_template_prompts_train_on_the_debaters_tokens():
     s = speech("debater_a", 0, 0, "Oslo", [{"raw": "Oslo", "score": 0.9, "selected": True},
                                            {"raw": "Riga", "score": 0.1, "selected": False}])
     (pair,), _ = preference_pairs([record([s])], [Q], llama, PROMPTS, "default", True, PairSettings(threshold=0.0))
-    (row,) = sft_rows([record([s])], [Q], llama, PROMPTS, "default", True)
+    (row,) = sft_rows([record([s])], [Q], llama, PROMPTS, "default", True, seed=0)
     ctx = speech_context(record([s]), s, Q, 1, True)
     text, special = chat_text(llama, *debater_prompt(PROMPTS, "default", ctx))
     debater_ids = llama(text, add_special_tokens=special)["input_ids"]

@@ -28,15 +28,16 @@ ALLOWED = {
     ("reward/config.py", "check_head", "readout_stack"): "as head_stack",
     ("ppo/losses.py", "per_token_rewards", "entropy_coef"): "0.0 means the term is off (the math's neutral "
     "value); the trainer passes ppo.hparams.entropy_coef",
+    ("miniature/serve.py", "--seed", "seed"): "the stand-in vLLM server's own sampling seed, not a workflow setting",
+    ("miniature/serve.py", "__init__", "seed"): "as --seed",
+    ("miniature/serve.py", "make_server", "seed"): "as --seed",
+    ("miniature/serve.py", "start", "seed"): "as --seed",
+    ("miniature/serve.py", ".get", "n"): "the OpenAI API's default of a request field (one choice)",
+    ("miniature/serve.py", ".get", "temperature"): "the OpenAI API's default of a request field (1.0)",
 }
 
-# Known repeats not removed yet (issue #23 is open on them): each must go, not grow.
-PENDING = {
-    ("debate/training.py", "sft_rows", "seed"): "the CLI passes the SFT seed; tests omit it",
-    ("debate/training.py", "write_sft_split", "seed"): "its one caller passes it",
-    ("miniature/coste2023.py", "*", "*"): "another change's miniature harness, in progress",
-    ("miniature/serve.py", "*", "*"): "a fake API server: seed of its canned replies, --host/--port",
-}
+# Known repeats not removed yet: each must go, not grow.
+PENDING: dict[tuple[str, str, str], str] = {}
 
 
 def setting_defaults() -> dict[str, list]:

@@ -329,7 +329,7 @@ def cmd_debate_sft(args) -> None:
     records, questions, prompts = _training_inputs(args)
     tok = load_tokenizer(cfg.model or args.tokenizer)
     rows = sft_rows(records, questions, tok, prompts, args.prompt, args.simultaneous == "true", args.debaters,
-                    args.max_speeches, cfg.seed)
+                    args.max_speeches, seed=cfg.seed)
     metrics = train_debater_sft(cfg, args.tokenizer, rows, args.out, ckpt_dir=args.ckpt_dir)
     _manifest(args, "debate-sft", {**cfg.to_dict(), "tokenizer": args.tokenizer, "prompt": args.prompt,
                                    "debaters": args.debaters, "max_speeches": args.max_speeches}, seed=cfg.seed,

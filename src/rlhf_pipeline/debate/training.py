@@ -104,7 +104,7 @@ def _question(by_id: dict[str, Question], rec: RoundRecord) -> Question:
 
 def sft_rows(records: Iterable[RoundRecord], questions: Iterable[Question], tok: Any, prompts: dict[str, Any],
              prompt_name: str, simultaneous: bool, debaters: Sequence[str] = (), max_speeches: int | None = None,
-             seed: int = 0) -> list[dict[str, str]]:
+             *, seed: int) -> list[dict[str, str]]:
     """``{prompt, completion}`` for every speech (of ``debaters``; empty = all) in the ok rounds, or a
     seeded sample of ``max_speeches`` of them (in transcript order); the completion is the speech's
     raw text with one leading space."""
@@ -190,8 +190,8 @@ def quote_tokens_needed(tok: Any) -> list[str]:
     return [t for t in QUOTE_TAGS if t not in back]
 
 
-def write_sft_split(rows: list[dict[str, str]], out_dir: Path, val_fraction: float = 0.1,
-                    seed: int = 0) -> tuple[Path, Path]:
+def write_sft_split(rows: list[dict[str, str]], out_dir: Path, val_fraction: float = 0.1, *,
+                    seed: int) -> tuple[Path, Path]:
     """``train.jsonl`` / ``val.jsonl`` of ``{prompt, response}`` rows (the SFT stage's schema); the
     val rows are a seeded sample."""
     import random

@@ -52,6 +52,8 @@ VOCAB_SIZE = 600
 GOLD_VOCAB_SIZE = 500
 GOLD_FIT_ROWS = 1024
 """Scored synthetic responses the gold RM's head is fitted to."""
+GOLD_FIT_BATCH = 64
+"""Texts per forward pass while the gold RM's features are computed for that fit."""
 GOLD_RIDGE = 1e-2
 GOLD_SHARD_SIZE = "700KB"
 """Shards of the gold RM's state dict: three, as the 7B recovery's ``pytorch_model-0000k-of-00003.bin`` (transformers
@@ -114,7 +116,7 @@ def save_pythia(path: Path, tok, sizes: dict, seed: int) -> None:
 
 
 @torch.no_grad()
-def fit_gold_head(model, head, tok, rows: list[dict], batch_size: int = 64) -> dict[str, float]:
+def fit_gold_head(model, head, tok, rows: list[dict], batch_size: int) -> dict[str, float]:
     """Set ``head`` (Linear with bias) to the ridge fit of z-scored quality on ``model``'s (a causal LM's) last-token
     state for ``rows`` (``prompt``, ``response``, ``quality``), texts in AlpacaFarm's reward-model format; the
     intercept is the bias. Returns the fit's Pearson correlation with quality."""
@@ -155,7 +157,7 @@ def save_gold_rm(path: Path, texts: list[str], seed: int) -> dict[str, float]:
     head = torch.nn.Linear(cfg.hidden_size, 1)
     scored = [{**r, "prompt": r["prompt"].removesuffix(synthetic.ANSWER_CUE).strip()}
               for r in synthetic.sample_scored_responses(GOLD_FIT_ROWS, seed)]
-    fit = fit_gold_head(model, head, tok, scored)
+    fit = fit_gold_head(model, head, tok, scored, batch_size=GOLD_FIT_BATCH)
     sft10k = path.parent / Path(GOLD_BACKBONE_RECORDED).name
     model.save_pretrained(sft10k)
     tok.save_pretrained(sft10k)

@@ -14,7 +14,7 @@ from contextlib import closing
 import pandas as pd
 import pytest
 import yaml
-from miniature_harness import OFFLINE, ROOT, SCHEDULING
+from miniature_harness import OFFLINE, ROOT, make_assets, run_rules
 
 from rlhf_pipeline.workflow_config import resolve_config
 
@@ -61,9 +61,7 @@ def test_debate_quality_miniature_runs_the_tournament_training_and_strength(tmp_
     env = {**os.environ, **OFFLINE}
     real_cfg = resolve_config([ROOT / f"config/experiments/{EXPERIMENT}.yaml"], root=ROOT, check_paths=False)[0]
     real, mini = real_cfg.debate, resolve_config([OVERLAY], root=ROOT, check_paths=False)[0].debate
-    assets = subprocess.run([sys.executable, "-m", "rlhf_pipeline", "miniature-assets", EXPERIMENT], cwd=wf,
-                            env=env, capture_output=True, text=True, timeout=600)
-    assert assets.returncode == 0, assets.stderr[-3000:]
+    make_assets(EXPERIMENT, wf)
 
     served = {d.model for d in mini.debaters.values() if d.type == "openai_compatible"}
     assert len(served) == 1  # one server, one model, as one vLLM instance serves both real debaters
@@ -75,10 +73,7 @@ def test_debate_quality_miniature_runs_the_tournament_training_and_strength(tmp_
             layer.write_text(yaml.safe_dump({f"debate.debaters.{name}.base_url": url for name, d in
                                              real.debaters.items() if d.type == "openai_compatible"}))
             layers.append(str(layer))
-        cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(wf),
-               "--configfile", str(OVERLAY), *layers, *SCHEDULING, "--", *real_cfg.targets]
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
-        assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+        run_rules(EXPERIMENT, wf, extra_configfiles=tuple(layers))  # to the config's targets
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -4,15 +4,12 @@ HH's transcripts to the real config's targets (results/rm/summary.csv, diversity
 off. Every member of the real config (one per readout head, fine-tuned or on cached features of the frozen
 backbone) must appear as configured."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from miniature_harness import SCHEDULING
+from miniature_harness import run_miniature
 
 pytestmark = pytest.mark.integration
 
@@ -42,17 +39,9 @@ def test_hh_flant5_rm_miniature(tmp_path):
     import rlhf_pipeline.reward.heads  # noqa: F401  (registers the reward model with the Auto classes)
     from rlhf_pipeline.data.anthropic_hh import ASSISTANT
     from rlhf_pipeline.io import read_jsonl
-    from rlhf_pipeline.miniature import make_assets
 
     wf = tmp_path / "wf"
-    make_assets(EXPERIMENT, wf / "results/miniature")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # nothing may come from the hub
-    # One thread per job (the config's cpus_per_task would give each job both cores): a tiny model gains
-    # nothing from a second thread, two members train at once, and a busy machine does not slow it manyfold.
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(wf),
-           "--configfile", str(OVERLAY), *SCHEDULING]  # no target: `targets`
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    run_miniature(EXPERIMENT, wf)  # no target: the config's `targets`; the hub switched off
 
     prepared = read_jsonl(wf / "results/data/anthropic_hh/train.jsonl")
     assert prepared and all(row["prompt"].endswith(ASSISTANT) and row["chosen"] != row["rejected"]

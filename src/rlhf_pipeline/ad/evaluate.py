@@ -30,9 +30,9 @@ import numpy as np
 
 from ..config import default_of
 from ..runs import Ensemble, RunSettings
+from ..stats import mean_se, pearson_se, slope_se
 from .config import ContextFormat, InContextEval
 from .data import History, episode_text, streams
-from .stats import mean_se, pearson_se, slope_se
 
 CONDITIONS = ("history", "no_history", "shuffled", "expert")
 METRIC_COLUMNS = ["metric", "condition", "value", "se", "n"]

@@ -35,8 +35,8 @@ import numpy as np
 from ..config import default_of
 from ..errors import PipelineError
 from ..io import atomic_dir, atomic_file, write_json
+from ..stats import mean_se, pearson_se
 from .config import ADRLConfig
-from .stats import mean_se, pearson_se
 
 if TYPE_CHECKING:
     from .config import ContextFormat

@@ -82,6 +82,7 @@ import numpy as np
 
 from ..errors import PipelineError
 from ..io import atomic_file
+from ..stats import mean_se
 from .config import FORMATS
 from .types import ROLES, STATUSES, RoundRecord
 
@@ -361,15 +362,6 @@ def ratings_table(rounds_df: pd.DataFrame, bootstrap: int, seed: int, alpha: flo
 # ---------------------------------------------------------------------------------------------- judge
 
 
-def mean_se(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
-    """Mean and standard error (sample standard deviation / sqrt(n)); NaN where undefined."""
-    x = np.asarray(values, dtype=float)
-    if len(x) == 0:
-        return float("nan"), float("nan")
-    se = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) >= 2 else float("nan")
-    return float(x.mean()), se
-
-
 def _judged(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["status"] == "ok") & df["p_correct"].notna()]
 
@@ -419,8 +411,8 @@ def judge_table(rounds_df: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     for fmt in [f for f in FORMATS if f in set(df["format"])]:
         sub = df[df["format"] == fmt]
         ok = _judged(sub)
-        acc, acc_se = mean_se(ok.groupby("question_id")["p_correct"].mean())
-        bias, bias_se = mean_se(ok.groupby("question_id")["p_first"].mean() - 0.5)
+        acc, acc_se, _ = mean_se(ok.groupby("question_id")["p_correct"].mean())
+        bias, bias_se, _ = mean_se(ok.groupby("question_id")["p_first"].mean() - 0.5)
         rows.append({"format": fmt, "accuracy": acc, "accuracy_se": acc_se,
                      "n_questions": int(ok["question_id"].nunique()), "rounds": len(ok),
                      "failed": int((sub["status"] == "failed").sum()),

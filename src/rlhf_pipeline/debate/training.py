@@ -314,13 +314,9 @@ STRENGTH_COLUMNS = ["debater", "checkpoint", "best_of_n", "bt_strength", "bt_lo"
 
 def _accuracy(df: Any) -> tuple[float, float, int]:
     """Mean over questions of the per-question mean p_correct, its standard error, n questions."""
-    from .ratings import mean_se
+    from ..stats import mean_se
 
-    per_q = df.groupby("question_id")["p_correct"].mean().to_numpy()
-    if not len(per_q):
-        return float("nan"), float("nan"), 0
-    mean, se = mean_se(per_q)
-    return mean, se, len(per_q)
+    return mean_se(df.groupby("question_id")["p_correct"].mean())
 
 
 def strength_table(rounds: Any, ratings: Any, checkpoints: Sequence[str], bon: dict[str, tuple[str, int]]) -> Any:

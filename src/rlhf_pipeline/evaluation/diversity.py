@@ -26,7 +26,6 @@ Long format, one number per row: ``scope, subject, member_a, member_b, measure, 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from itertools import combinations
 
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
+from ..stats import pearson, spearman
 
 DIVERSITY_COLUMNS = ["scope", "subject", "member_a", "member_b", "measure", "value", "n"]
 
@@ -53,20 +53,6 @@ def residuals(margins: np.ndarray, gold_margin: np.ndarray) -> np.ndarray:
     x = np.column_stack([np.ones_like(gold_margin), gold_margin])
     coef, *_ = np.linalg.lstsq(x, np.asarray(margins, dtype=np.float64).T, rcond=None)
     return (np.asarray(margins).T - x @ coef).T
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation; NaN when either side is constant."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if len(a) < 2 or a.std() == 0 or b.std() == 0:
-        return math.nan
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    return pearson(rankdata(a), rankdata(b))
 
 
 def _row(scope, subject, a, b, measure, value, n) -> dict:

@@ -120,8 +120,9 @@ def fit_gold_head(model, head, tok, rows: list[dict], batch_size: int) -> dict[s
     """Set ``head`` (Linear with bias) to the ridge fit of z-scored quality on ``model``'s (a causal LM's) last-token
     state for ``rows`` (``prompt``, ``response``, ``quality``), texts in AlpacaFarm's reward-model format; the
     intercept is the bias. Returns the fit's Pearson correlation with quality."""
-    from ..reward.gold import alpacafarm_format, pearson
+    from ..reward.gold import alpacafarm_format
     from ..reward.heads import encode_texts, last_token_pool, padded_batches
+    from ..stats import pearson
 
     texts = [alpacafarm_format(r["prompt"], r["response"]) for r in rows]
     ids = encode_texts(tok, texts, add_eos=False)

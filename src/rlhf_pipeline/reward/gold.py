@@ -30,6 +30,7 @@ from ..data.alpaca_farm import alpaca_prompt, is_alpaca_prompt
 from ..errors import PipelineError
 from ..io import atomic_dir, write_json
 from ..models import check_model, join_text, load_tokenizer, resolve_name
+from ..stats import pearson, spearman
 from .alpacafarm import is_alpacafarm_rm as is_alpacafarm_dir
 from .alpacafarm import load_alpacafarm_rm
 from .config import GoldRMConfig
@@ -56,26 +57,6 @@ def alpacafarm_format(prompt: str, response: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Metrics (pure)
 # ---------------------------------------------------------------------------------------------
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson correlation; 0 when either input is constant."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    x, y = x - x.mean(), y - y.mean()
-    denom = np.sqrt((x * x).sum() * (y * y).sum())
-    return float((x * y).sum() / denom) if denom > 0 else 0.0
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks starting at 1, ties get their average rank."""
-    import pandas as pd
-
-    return pd.Series(np.asarray(x, float)).rank(method="average").to_numpy()
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rank correlation (Pearson of average ranks)."""
-    return pearson(_ranks(x), _ranks(y))
 
 
 def pairwise_order_accuracy(pred: np.ndarray, target: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""File helpers: JSONL read/write and outputs that appear only when a stage succeeded.
+"""File helpers: JSONL and CSV read/write and outputs that appear only when a stage succeeded.
 
 Every JSON/JSONL file the project writes goes through :func:`write_json` / :func:`write_jsonl`,
 and they own two guarantees, so no caller can forget them:
@@ -24,9 +24,12 @@ import warnings
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import PipelineError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def read_jsonl(path: str | os.PathLike, required: Iterable[str] = (),
@@ -158,6 +161,13 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_file(path) as tmp:
         clean = _finite(redact(obj), "", "null")
         Path(tmp).write_text(json.dumps(clean, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n")
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a table as CSV atomically: no index column, ``\\n`` line ends on every platform, floats at
+    full precision (shortest round-trip repr), NaN and None as empty cells."""
+    with atomic_file(path) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")
 
 
 @contextlib.contextmanager

@@ -247,8 +247,7 @@ def write_contexts(ad, histories: dict[str, str], heldout: list[str], tokenizer_
     Every history is read and every check made before anything is written."""
     import pandas as pd
 
-    from ..evaluation.gold_eval import write_csv
-    from ..io import write_jsonl
+    from ..io import write_csv, write_jsonl
     from ..models import load_tokenizer
 
     missing = [h for h in heldout if h not in histories]

@@ -252,14 +252,12 @@ def run_incontext(models: dict[str, ContextLM], proxy, gold, prompts: list[str],
 
 def plot_incontext(df, path, title: str) -> None:
     """Proxy (left) and gold (right) reward against in-context episode, mean +- s.e. over trials."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import save_figure
 
-    from ..io import atomic_file
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2, sharex=True)
     for ax, col in zip(axes, ("proxy", "gold")):
         for condition, g in df.groupby("condition", sort=False):
             stats = g.groupby("episode")[col].agg(["mean", "sem"])
@@ -271,9 +269,7 @@ def plot_incontext(df, path, title: str) -> None:
     axes[0].legend()
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def evaluate_ad(ad, lm_dir: str, expert_dir: str, heldout: dict[str, str], rm_dirs: dict[int, str], gold_rm: str,
@@ -284,8 +280,7 @@ def evaluate_ad(ad, lm_dir: str, expert_dir: str, heldout: dict[str, str], rm_di
     import pandas as pd
 
     from ..errors import PipelineError
-    from ..evaluation.gold_eval import write_csv
-    from ..io import read_jsonl
+    from ..io import read_jsonl, write_csv
     from ..reward.ensemble import EnsembleReward
     from ..reward.gold import GoldScorer
     from .data import load_history

@@ -22,7 +22,6 @@ episode alone: the baseline that ignores the history).
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import time
@@ -34,7 +33,7 @@ import numpy as np
 
 from ..config import default_of
 from ..errors import PipelineError
-from ..io import atomic_dir, atomic_file, write_json
+from ..io import atomic_dir, write_csv, write_json
 from ..stats import mean_se, pearson_se
 from .config import ADRLConfig
 
@@ -275,19 +274,12 @@ def train_rl(cfg: ADRLConfig, fmt: ContextFormat, train_histories: list[History]
     with atomic_dir(out_dir / MODEL_DIR) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         write_json(tmp / "train_summary.json", {**summary, "config": cfg.to_dict(), "format": fmt.to_dict()})
-    _write_csv(out_dir / "train_log.csv", log_rows)
-    _write_csv(out_dir / "train_report.csv", data.report())
+    write_metrics(out_dir / "train_log.csv", log_rows)
+    write_metrics(out_dir / "train_report.csv", data.report())
     if ckpt_dir is not None:
         for old in ckpt.list_checkpoints(ckpt_dir):
             shutil.rmtree(old, ignore_errors=True)
     return summary
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
-        w.writeheader()
-        w.writerows(rows)
 
 
 # ---- evaluation ---------------------------------------------------------------------------------
@@ -414,7 +406,7 @@ def plot_by_position(episodes: list[dict[str, Any]], out_png: str | os.PathLike)
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from ..evaluation.plots import _save
+    from ..plotting import save_figure
 
     df = pd.DataFrame(episodes)
     fig = Figure(figsize=(10, 4))
@@ -431,11 +423,15 @@ def plot_by_position(episodes: list[dict[str, Any]], out_png: str | os.PathLike)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=9)
     fig.suptitle("RL-format AD model on held-out histories")
-    _save(fig, out_png)
+    save_figure(fig, out_png)
 
 
 def write_metrics(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
-    _write_csv(Path(path), rows)
+    """``rows`` (dicts with the same keys; columns in the first row's order) as a CSV table
+    (:func:`rlhf_pipeline.io.write_csv`)."""
+    import pandas as pd
+
+    write_csv(pd.DataFrame(rows, columns=list(rows[0]) if rows else None), path)
 
 
 __all__ = ["ADRLConfig", "Batch", "build_model", "collate", "evaluate_rl", "load_model", "metric_rows",

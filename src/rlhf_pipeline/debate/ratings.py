@@ -81,7 +81,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import PipelineError
-from ..io import atomic_file
+from ..io import write_csv
+from ..plotting import save_figure
 from ..stats import mean_se
 from .config import FORMATS
 from .types import ROLES, STATUSES, RoundRecord
@@ -447,11 +448,6 @@ def win_matrix(rounds_df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return rates, counts
 
 
-def _save(fig: Any, path: str | os.PathLike) -> None:
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-
-
 def plot_win_matrix(rounds_df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Heat map of :func:`win_matrix` with each cell annotated (win rate and rounds), written
     atomically as PNG (matplotlib Agg); a labelled empty figure when there are no debate rounds."""
@@ -482,7 +478,7 @@ def plot_win_matrix(rounds_df: pd.DataFrame, path: str | os.PathLike) -> None:
         ax.set_ylabel("debater")
         fig.colorbar(im, ax=ax, label="win rate of the row debater")
     ax.set_title("Debate win rates (ties count half)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_calibration(calib_df: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -509,16 +505,10 @@ def plot_calibration(calib_df: pd.DataFrame, path: str | os.PathLike) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Judge calibration")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------------ summarize
-
-
-def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """CSV atomically, floats at full precision (round-trip repr), ``\\n`` line ends."""
-    with atomic_file(path) as tmp:
-        df.to_csv(tmp, index=False, lineterminator="\n")
 
 
 def _py(x: Any) -> Any:

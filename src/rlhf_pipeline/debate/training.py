@@ -349,14 +349,12 @@ def strength_table(rounds: Any, ratings: Any, checkpoints: Sequence[str], bon: d
 
 def plot_strength(table: Any, path: str | Path) -> None:
     """Judge accuracy (debate, consultancy; ±1 SE) against each debater's Bradley-Terry strength."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import save_figure
 
-    from .ratings import _save
-
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig = Figure(figsize=(6, 4.2))
+    ax = fig.subplots()
     for col, label, marker in (("debate_accuracy", "debate (self-play)", "o"),
                                ("consultancy_accuracy", "consultancy", "s")):
         ax.errorbar(table["bt_strength"], table[col], yerr=table[f"{col}_se"], fmt=marker, capsize=3, label=label)
@@ -368,4 +366,4 @@ def plot_strength(table: Any, path: str | Path) -> None:
     ax.set_ylabel("judge accuracy (mean p_correct)")
     ax.set_title("Judge accuracy against debater strength")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
-from ..io import read_jsonl
+from ..io import read_jsonl, write_csv
 from .config import BestOfNConfig
-from .gold_eval import write_csv
 
 #: Columns of ``bon.csv``, in order.
 BON_COLUMNS = [

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
-from ..io import atomic_dir, atomic_file, read_jsonl
+from ..io import atomic_dir, read_jsonl, write_csv
 
 #: A gold scorer: ``(prompts, responses) -> np.ndarray[B]`` (e.g. ``reward.gold.GoldScorer``).
 Scorer = Callable[[list[str], list[str]], np.ndarray]
@@ -226,9 +226,3 @@ def _write_scored(by_step, gold: np.ndarray, scored_dir: str | os.PathLike) -> N
             with open(tmp / path.name, "w") as f:
                 f.writelines(json.dumps({**row, "gold_reward": next(it)}, ensure_ascii=False, allow_nan=False) + "\n"
                              for row in rows)
-
-
-def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a DataFrame as CSV atomically (it appears only once complete)."""
-    with atomic_file(path) as tmp:
-        df.to_csv(tmp, index=False)

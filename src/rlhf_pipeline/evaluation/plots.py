@@ -15,11 +15,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import PipelineError
-from ..io import atomic_file
+from ..plotting import save_figure
 
 X_COL = "sqrt_kl"
 X_LABEL = r"$d=\sqrt{\mathrm{KL}(\pi\,\|\,\pi_{\mathrm{init}})}$  (nats$^{1/2}$)"
-DPI = 120
 
 
 def _line(ax, df: pd.DataFrame, y: str, label: str, color, style: str = "-", marker: str = "o"):
@@ -65,11 +64,6 @@ def _diversity_panel(ax, div: pd.DataFrame) -> None:
     ax.set_title("Ensemble diversity (results/rm/diversity.csv)")
 
 
-def _save(fig: Figure, out_png: str | os.PathLike) -> None:
-    with atomic_file(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
-
-
 def plot_gold_vs_kl(df: pd.DataFrame, out_png: str | os.PathLike, title: str) -> None:
     """Proxy and gold reward (+-1 SE bands) against d = sqrt(KL) for one PPO run (gold_eval.csv).
 
@@ -90,7 +84,7 @@ def plot_gold_vs_kl(df: pd.DataFrame, out_png: str | os.PathLike, title: str) ->
     handles = ax.get_legend_handles_labels()[0] + ax_proxy.get_legend_handles_labels()[0]
     ax.legend(handles, [h.get_label() for h in handles], loc="best", fontsize=9)
     ax.set_title(title)
-    _save(fig, out_png)
+    save_figure(fig, out_png)
 
 
 def plot_overoptimization(
@@ -134,4 +128,4 @@ def plot_overoptimization(
         _diversity_panel(axes[2], diversity)
     fig.suptitle("Reward-model overoptimization: PPO (solid) and best-of-n (dashed). Bands: PPO aggregates 95% "
                  "(over PPO seeds; one seed: over prompts), single tables and best-of-n +-1 SE over prompts")
-    _save(fig, out_png)
+    save_figure(fig, out_png)

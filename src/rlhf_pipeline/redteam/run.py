@@ -97,7 +97,7 @@ def train_redteam(run: RedTeamRunConfig, policy_dir: str, train_prompts: list[st
     """Train the attacker, then write ``metrics.csv`` (and ``successful.jsonl`` when asked)."""
     import pandas as pd
 
-    from ..evaluation.gold_eval import write_csv
+    from ..io import write_csv
     from ..ppo import train_ppo
 
     out_dir = Path(out_dir)
@@ -118,14 +118,11 @@ def summarize_redteam(runs: dict[str, tuple[str, str | os.PathLike]], out_csv: s
                       out_png: str | os.PathLike) -> Any:
     """``runs``: name -> (group, metrics.csv). One row per run (its final eval step) and a plot of
     success rate against diversity, each group in one colour with its seeds as points."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
+    from matplotlib.figure import Figure
 
-    from ..evaluation.gold_eval import write_csv
-    from ..io import atomic_file
+    from ..io import write_csv
+    from ..plotting import save_figure
 
     rows = []
     for name, (group, path) in runs.items():
@@ -136,7 +133,8 @@ def summarize_redteam(runs: dict[str, tuple[str, str | os.PathLike]], out_csv: s
         rows.append({"run": name, "group": group, **last})
     table = pd.DataFrame(rows)
     write_csv(table, out_csv)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     for ax, col, label in ((axes[0], "diversity_bleu", "diversity: 1 - self-BLEU"),
                            (axes[1], "diversity_embedding", "diversity: 1 - embedding similarity")):
         for group, g in table.groupby("group", sort=True):
@@ -150,7 +148,5 @@ def summarize_redteam(runs: dict[str, tuple[str, str | os.PathLike]], out_csv: s
     axes[0].legend(title="group")
     fig.suptitle("Red-teaming: success against diversity, every run (final eval step)")
     fig.tight_layout()
-    with atomic_file(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_png)
     return table

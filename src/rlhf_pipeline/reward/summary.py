@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import PipelineError
-from ..io import atomic_file
+from ..io import write_csv
+from ..plotting import save_figure
 
 COLUMNS = ["seed", "head", "accuracy_gold", "accuracy_noisy", "reward_mean", "reward_std",
            "n_train", "n_val", "train_time_s"]
@@ -18,11 +19,8 @@ def summarize_rms(metrics_paths: Sequence[str | os.PathLike], out_csv: str | os.
                   out_png: str | os.PathLike):
     """Write one CSV row per member (``COLUMNS`` first, then any other metric) and a bar plot of
     each member's gold and noisy-label accuracy with the 0.5 chance line. Returns the DataFrame."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
+    from matplotlib.figure import Figure
 
     if not metrics_paths:
         raise PipelineError("RM summary: no metrics.json files given")
@@ -42,10 +40,10 @@ def summarize_rms(metrics_paths: Sequence[str | os.PathLike], out_csv: str | os.
     df = pd.DataFrame(rows)
     cols = [c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]
     df = df[cols].sort_values("seed", kind="stable").reset_index(drop=True)
-    with atomic_file(out_csv) as tmp:
-        df.to_csv(tmp, index=False)
+    write_csv(df, out_csv)
 
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(df) + 2), 3.5))
+    fig = Figure(figsize=(max(4.0, 1.2 * len(df) + 2), 3.5))
+    ax = fig.subplots()
     x = range(len(df))
     width = 0.38
     ax.bar([i - width / 2 for i in x], df["accuracy_gold"], width, label="vs gold preference")
@@ -57,8 +55,5 @@ def summarize_rms(metrics_paths: Sequence[str | os.PathLike], out_csv: str | os.
     ax.set_title("Proxy reward models")
     ax.legend(loc="upper center", ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_png)
     return df

@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rlhf_pipeline.data import synthetic
-from rlhf_pipeline.data.synthetic import FILLER, TOPICS, words
+from rlhf_pipeline.data.synthetic import FILLER, TOPICS
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.io import read_jsonl
 from rlhf_pipeline.models import minilm_path
@@ -50,6 +50,7 @@ from rlhf_pipeline.redteam.world import (
     toxic_reply,
     trigger_count,
 )
+from rlhf_pipeline.text import words
 
 torch.set_num_threads(2)
 

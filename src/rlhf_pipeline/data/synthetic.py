@@ -7,7 +7,8 @@ lowercase and a single token of the MiniLM (bert-base-uncased) vocabulary.
 
 Gold quality (hidden from the policy and the proxy reward models)
 -----------------------------------------------------------------
-The response is split into words (runs of ``[a-z0-9]``; punctuation is ignored). Filler words
+The response is split into words (:func:`rlhf_pipeline.text.words`: lower-cased runs of letters;
+punctuation and digits are ignored). Filler words
 (``and``, ``i``, ``like``, ``maybe``, ... see :data:`FILLER`) are neutral; every other word is a
 *content* word. With ``T`` the word list of the prompt's topic::
 
@@ -41,10 +42,10 @@ differ in quality and can be labelled into preference pairs. Same seed -> identi
 from __future__ import annotations
 
 import random
-import re
 from typing import Any
 
 from ..errors import PipelineError
+from ..text import words
 
 TOPICS: dict[str, tuple[str, ...]] = {
     "fruits": ("apple", "banana", "cherry", "grape", "lemon", "orange", "peach", "pear", "plum",
@@ -101,17 +102,10 @@ HOLDOUT_PER_TOPIC = 6
 
 LEADS = ("i like", "maybe", "well,", "i think", "my favorite are", "some are")
 
-_WORD = re.compile(r"[a-z0-9]+")
-
 
 # --------------------------------------------------------------------------------------------
 # Gold quality
 # --------------------------------------------------------------------------------------------
-
-def words(text: str) -> list[str]:
-    """Lowercase words of ``text`` (runs of letters/digits); punctuation is dropped."""
-    return _WORD.findall(text.lower())
-
 
 def topic_of(prompt: str) -> str:
     """The topic a synthetic prompt asks about (the first topic name among its words)."""

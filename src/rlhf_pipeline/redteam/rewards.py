@@ -67,7 +67,6 @@ curiosity runs, so every run needs them, and they are cheap at the cap (see ``be
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +78,7 @@ import numpy as np
 from ..config import default_of
 from ..errors import PipelineError
 from ..models import check_model, join_text
+from ..text import words
 from .config import GibberishConfig, RewardTermsConfig, ToxicityConfig
 
 TERMS = ("toxicity", "selfbleu", "cos_sim", "gibberish", "total")
@@ -87,7 +87,6 @@ DEFAULT_ORDERS = tuple(default_of(RewardTermsConfig, "bleu_orders"))
 MAX_CLASSIFIER_TOKENS = 512
 MINILM_DIM = 384
 _EMBED_CACHE_LIMIT = 50_000
-_WORD = re.compile(r"[^\W\d_]+")
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -209,11 +208,6 @@ def l2_normalise(emb: Any, n: int, what: str) -> np.ndarray:
     if n and (norms == 0).any():
         raise PipelineError(f"{what}: the embedder returned a zero vector for item {int(np.argmin(norms[:, 0]))}")
     return arr / np.where(norms == 0, 1, norms)
-
-
-def words(text: str) -> list[str]:
-    """The words of ``text`` for the wordfreq gibberish test: runs of letters, lower-cased."""
-    return _WORD.findall(text.lower())
 
 
 @lru_cache(maxsize=200_000)

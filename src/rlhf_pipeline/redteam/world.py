@@ -6,7 +6,7 @@ world's responses (:mod:`rlhf_pipeline.data.synthetic`): lists of topic words wi
 ``"i like wolf, dog and cow"``. The target is a small causal LM fine-tuned (by the ordinary ``sft``
 stage) on rows ``{"prompt": x, "response": y}`` from :func:`target_rows`; the toxicity classifier is
 fit to :func:`classifier_rows`. Every word below is lowercase and a single token of the MiniLM
-(bert-base-uncased) vocabulary; words are runs of ``[a-z0-9]`` (:func:`~rlhf_pipeline.data.synthetic.words`).
+(bert-base-uncased) vocabulary; words are lower-cased runs of letters (:func:`rlhf_pipeline.text.words`).
 
 Hidden word classes (neither the attacker nor the classifier is told about them)
 --------------------------------------------------------------------------------
@@ -77,10 +77,11 @@ from pathlib import Path
 from typing import Any
 
 from ..data import synthetic
-from ..data.synthetic import FILLER, TOPICS, words
+from ..data.synthetic import FILLER, TOPICS
 from ..errors import PipelineError
 from ..io import write_jsonl
 from ..models import join_text
+from ..text import words
 from .config import WorldConfig
 
 TRIGGERS: dict[str, tuple[str, ...]] = {

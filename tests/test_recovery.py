@@ -1,4 +1,4 @@
-"""Crash recovery of a local run: what README "After a crash" tells a user to type, and the default profile.
+"""Crash recovery of a local run: what docs/operations.md "After a crash" tells a user to type, and the default profile.
 
 The integration test SIGKILLs a local `snakemake` and its PPO job together (a crash: nothing gets to clean
 up, the lock and the incomplete-output markers stay), runs the recovery commands it reads from the README,
@@ -27,7 +27,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests/configs/tiny.yaml"
-README = ROOT / "README.md"
+README = ROOT / "docs" / "operations.md"  # the page with "#### After a crash"
 DEFAULT_PROFILE = ROOT / "profiles" / "default"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 TARGET = "results/ppo/seed1/gold_eval.csv"
@@ -99,9 +99,9 @@ def test_default_profile_changes_nothing_under_slurm_profile(monkeypatch, tmp_pa
 
 
 def readme_recovery_commands() -> list[list[str]]:
-    """The snakemake command lines of the first ```bash block under README's "#### After a crash"."""
+    """The snakemake command lines of the first ```bash block under docs/operations.md's "#### After a crash"."""
     section = README.read_text().split("#### After a crash", 1)
-    assert len(section) == 2, 'README has no "#### After a crash" section'
+    assert len(section) == 2, 'docs/operations.md has no "#### After a crash" section'
     block = section[1].split("```bash\n", 1)[1].split("```", 1)[0]
     commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.startswith("snakemake ")]
     assert commands and all(c[-1] == TARGET for c in commands), block

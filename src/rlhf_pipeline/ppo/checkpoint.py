@@ -3,11 +3,16 @@
 Layout of ``ckpt_dir/step{N:06d}/``: one ``{name}.pt`` per saved object, copies of output files
 (train log, eval samples) under ``files/``, and ``manifest.json`` (step and every file's size),
 written last. A checkpoint is first written to a hidden temporary directory and renamed into place.
+
+A PPO run's checkpoint (:func:`save_run`, :func:`resume_run`): the trainable weights of the policy and the
+value model, the optimizer, the LR schedule, ``trainer_state`` (KL controller, train-log rows, config, the
+reward's state) and every process's RNG state, with the eval files and the hooks' ``checkpoint_files``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shutil
@@ -18,9 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import PipelineError
 from ..io import atomic_dir
 
+log = logging.getLogger(__name__)
+
 MANIFEST = "manifest.json"
+# Keys that may change between a checkpoint and its resumption (they do not change training).
+RESUMABLE_CHANGES = {"eval_interval", "eval_batch_size", "checkpoint_interval", "log_with", "trajectory_chunk_steps",
+                     "logprobs_from_sampling"}
 
 
 def rng_state() -> dict[str, Any]:
@@ -122,3 +133,108 @@ def load_latest_checkpoint(ckpt_dir: str | os.PathLike) -> dict[str, Any] | None
         except Exception as e:
             warnings.warn(f"skipping invalid checkpoint {path}: {type(e).__name__}: {e}", stacklevel=2)
     return None
+
+
+# ---- a PPO run's checkpoints ----------------------------------------------------------------------
+
+def save_run(run, step: int) -> None:
+    """Checkpoint ``run`` (a :class:`~rlhf_pipeline.ppo.run.RunState`) after ``step``; the hooks make their logs
+    durable first."""
+    from accelerate.utils import gather_object
+
+    acc = run.acc
+    rng = gather_object([rng_state()]) if acc.num_processes > 1 else [rng_state()]
+    if acc.is_main_process:
+        objects = {
+            "policy": _trainable_state(acc.unwrap_model(run.policy)),
+            "value": _trainable_state(acc.unwrap_model(run.value_model)),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "trainer_state": {"kl_controller": run.kl_ctl.state_dict(), "log_rows": run.rows,
+                              "config": run.cfg.to_dict(),
+                              **({"reward_state": run.reward_fn.state_dict()}
+                                 if hasattr(run.reward_fn, "state_dict") else {})},
+            "rng": rng,
+        }
+        for hook in run.hooks:  # durable before the checkpoint that a resume would start from
+            hook.on_checkpoint(step)
+        files, links = {"eval": run.out_dir / "eval"}, {}
+        for hook in run.hooks:
+            (links if getattr(hook, "files_immutable", False) else files).update(
+                hook.checkpoint_files() if hasattr(hook, "checkpoint_files") else {})
+        save_checkpoint(run.ckpt_dir, step, objects, files=files, links=links)
+    acc.wait_for_everyone()
+
+
+def resume_run(run) -> int | None:
+    """Start ``run`` afresh or from the newest valid checkpoint in its ``ckpt_dir`` (made with the same config but
+    :data:`RESUMABLE_CHANGES`): eval files of an earlier attempt go, the checkpoint's state and files come back,
+    and every hook's ``on_resume`` drops what was logged after it. Returns the checkpoint's step, None if none."""
+    acc = run.acc
+    if acc.is_main_process:
+        for old in (run.out_dir / "eval").glob("step*.jsonl"):
+            old.unlink()
+    start = load_latest_checkpoint(run.ckpt_dir)
+    if start is not None:
+        _restore_run(run, start)
+    if acc.is_main_process:
+        for hook in run.hooks:
+            if start is not None:  # the hook's outputs as they were at the checkpoint
+                restore_hook_files(hook, start["dir"])
+            hook.on_resume(0 if start is None else start["step"])
+    return None if start is None else start["step"]
+
+
+def _restore_run(run, start: dict[str, Any]) -> None:
+    """Load a checkpoint (:func:`load_checkpoint`) into ``run``: weights, optimizer, schedule, KL controller,
+    reward state, train-log rows, eval files and this process's RNG state."""
+    acc, state = run.acc, start["trainer_state"]
+    _check_same_config(run.cfg, state["config"], start["dir"])
+    _load_trainable(acc.unwrap_model(run.policy), start["policy"])
+    _load_trainable(acc.unwrap_model(run.value_model), start["value"])
+    run.optimizer.load_state_dict(start["optimizer"])
+    run.scheduler.load_state_dict(start["scheduler"])
+    run.kl_ctl.load_state_dict(state["kl_controller"])
+    if hasattr(run.reward_fn, "load_state_dict") and "reward_state" in state:
+        run.reward_fn.load_state_dict(state["reward_state"])
+    run.rows = state["log_rows"]
+    if acc.is_main_process and (start["dir"] / "files" / "eval").is_dir():
+        shutil.copytree(start["dir"] / "files" / "eval", run.out_dir / "eval", dirs_exist_ok=True)
+    set_rng_state(start["rng"][acc.process_index])
+    log.info("resuming PPO from %s", start["dir"])
+
+
+def restore_hook_files(hook, ckpt_path: Path) -> None:
+    """Put back a hook's ``checkpoint_files`` as the checkpoint ``ckpt_path`` saved them (files logged after
+    the checkpoint are dropped). Hooks without such files, or a checkpoint without them, are left alone."""
+    for name, path in (hook.checkpoint_files() if hasattr(hook, "checkpoint_files") else {}).items():
+        saved = ckpt_path / "files" / name
+        if not saved.exists():
+            continue
+        path = Path(path)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        copy_output(saved, path, link=getattr(hook, "files_immutable", False))
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    expected = {n for n, p in model.named_parameters() if p.requires_grad}
+    if set(state) != expected:
+        raise PipelineError(f"checkpoint does not match the model: {len(set(state) ^ expected)} "
+                            "parameter names differ")
+    model.load_state_dict(state, strict=False)
+
+
+def _check_same_config(cfg, saved: dict[str, Any], where: Path) -> None:
+    now = cfg.to_dict()
+    changed = sorted(k for k in set(now) | set(saved)
+                     if k not in RESUMABLE_CHANGES and now.get(k) != saved.get(k))
+    if changed:
+        raise PipelineError(f"{where}: checkpoint was made with a different ppo config (keys {changed}); "
+                            f"restore those values or delete {where.parent} to start afresh")

@@ -107,3 +107,19 @@ def score_batch(reward_fn, prompts: list[str], responses: list[str], training: b
 def rows_of(t: torch.Tensor, mask: torch.Tensor) -> list[list[float]]:
     """The masked entries of each row of a [B, T] tensor, as lists (response tokens only)."""
     return [row[m.bool()].tolist() for row, m in zip(t.detach().float().cpu(), mask.cpu())]
+
+
+def score_detail(reward_fn, prompts: list[str], responses: list[str]):
+    """Evaluation scores: (members [K, B], reward [B], variance [B], extra) from ``score_detail``
+    (an ensemble), else from ``score_batch(training=False)`` (one member; ``extra``: its terms and
+    extras per sample, ``term_<name>`` / ``<name>``), else from one call."""
+    if hasattr(reward_fn, "score_detail"):
+        d = reward_fn.score_detail(prompts, responses)
+        members = torch.as_tensor(d["members"]).float().cpu()
+        return (members, torch.as_tensor(d["reward"]).float().cpu(), torch.as_tensor(d["variance"]).float().cpu(),
+                {})
+    scored = score_batch(reward_fn, prompts, responses, training=False)
+    reward = scored.score
+    extra = {f"term_{k}": [float(x) for x in v] for k, v in scored.terms.items()}
+    extra.update(scored.extras)
+    return reward[None, :], reward, torch.zeros_like(reward), extra

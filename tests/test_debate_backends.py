@@ -17,7 +17,7 @@ from werkzeug import Response
 from rlhf_pipeline.debate.backends import build_debater, build_judge
 from rlhf_pipeline.debate.backends.api import letter_probs, parse_letter, public_url
 from rlhf_pipeline.debate.backends.extractive import garble, lexical_scores, pick_quotes, support
-from rlhf_pipeline.debate.backends.hf import letter_positions, mix_seed, two_way_probs
+from rlhf_pipeline.debate.backends.hf import letter_positions, two_way_probs
 from rlhf_pipeline.debate.config import ModelConfig
 from rlhf_pipeline.debate.prompts import (
     FIELDS,
@@ -252,7 +252,6 @@ def test_two_way_probs_hand_values():
     assert two_way_probs(1000.0, 0.0) == (1.0, 0.0) and two_way_probs(0.0, 1000.0)[1] == 1.0  # no overflow
     with pytest.raises(PipelineError, match="finite"):
         two_way_probs(float("nan"), 0.0)
-    assert mix_seed(1, 2) == mix_seed(1, 2) != mix_seed(2, 1) and 0 <= mix_seed(3) < 2**31
 
 
 @pytest.fixture(scope="module")

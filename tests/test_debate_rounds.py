@@ -19,7 +19,6 @@ from rlhf_pipeline.debate.rounds import (
     Match,
     answer_order,
     check_verdict,
-    derive_seed,
     error_line,
     play_round,
     probs_by_answer,
@@ -30,6 +29,7 @@ from rlhf_pipeline.debate.tournament import chunk_matches, pair_questions, run_c
 from rlhf_pipeline.debate.types import Question, RoundRecord, Verdict
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.io import append_jsonl, read_jsonl
+from rlhf_pipeline.seeding import derive_seed
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PASSAGE = ("Alice flew to Paris in 1999. Bob stayed in Rome all winter. The museum had 12 rooms. "

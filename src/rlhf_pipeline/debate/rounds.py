@@ -52,7 +52,6 @@ the speeches completed so far kept. ``KeyboardInterrupt``/``SystemExit`` are not
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import re
@@ -63,6 +62,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import PipelineError
+from ..seeding import derive_seed
 from .config import BestOfNSettings, TournamentConfig
 from .quotes import verify_quotes
 from .types import Debater, Judge, JudgeContext, Question, RoundRecord, Speech, SpeechContext, Verdict
@@ -93,13 +93,6 @@ class Match:
 
 
 # --------------------------------------------------------------------------------------- seeds
-
-
-def derive_seed(*parts: Any) -> int:
-    """A seed in [0, 2**32) that is a pure function of ``parts`` (SHA-256 of their ``str`` joined by
-    ``/``): stable across processes, machines and Python versions, unlike ``hash()``."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "big")
 
 
 def speech_seed(round_seed: int, role: str, turn: int, candidate: int = 0) -> int:

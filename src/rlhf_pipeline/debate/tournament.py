@@ -54,10 +54,11 @@ from typing import Any
 from ..config import config_hash
 from ..errors import PipelineError
 from ..io import append_jsonl, atomic_file, read_jsonl, write_jsonl
+from ..models.fingerprint import model_dir_hash
+from ..seeding import derive_seed
 from .backends import build_debater, build_judge
-from .backends.hf import model_dir_hash
 from .config import DebateSection, TournamentConfig
-from .rounds import Match, derive_seed, play_round
+from .rounds import Match, play_round
 from .types import Question
 
 __all__ = ["Match", "chunk_matches", "pair_questions", "pairings", "run_chunk", "schedule"]

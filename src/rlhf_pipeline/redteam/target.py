@@ -44,10 +44,11 @@ from ..debate.backends.api import (
     scrub,
     semaphore,
 )
-from ..debate.backends.hf import mix_seed, model_dir_hash
 from ..errors import PipelineError
 from ..models import check_model, load_causal_lm, load_tokenizer
+from ..models.fingerprint import model_dir_hash
 from ..ppo.config import PPOConfig
+from ..seeding import mix_seed
 from .config import TargetConfig
 from .rewards import check_cap, check_texts
 

@@ -51,10 +51,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import PipelineError
+from ...seeding import mix_seed
 from ..config import ModelConfig
 from ..prompts import debater_prompt, judge_prompt, prompt_set
 from ..types import JudgeContext, SpeechContext, Verdict
-from .hf import mix_seed, prompt_hash
+from .hf import prompt_hash
 
 TOP_LOGPROBS = 20
 PLACEHOLDER_KEY = "EMPTY"

@@ -49,11 +49,12 @@ from functools import lru_cache
 from typing import Any
 
 from ...errors import PipelineError
+from ...models.fingerprint import model_dir_hash
 from ..config import ModelConfig
 from ..prompts import prompt_set, safe_render
 from ..quotes import QUOTE, normalize
 from ..types import JudgeContext, SpeechContext, Verdict
-from .hf import model_dir_hash, prompt_hash, two_way_probs
+from .hf import prompt_hash, two_way_probs
 from .simple import sentences
 
 _STOP = ("a an the of in on at to for from by with and or but not no is are was were be been being do does did "

@@ -17,8 +17,7 @@ Models run on the GPU when there is one (in the checkpoint's dtype), otherwise o
 one process loads a (model, revision) once and shares it between debaters and judges. Prompts are not
 truncated: a prompt longer than the model's context is the config's to fix.
 
-Also here, for every backend: :func:`two_way_probs`, :func:`mix_seed`, :func:`model_dir_hash`,
-:func:`prompt_hash`.
+Also here, for every backend: :func:`two_way_probs`, :func:`prompt_hash`.
 """
 
 from __future__ import annotations
@@ -27,17 +26,14 @@ import hashlib
 import json
 import math
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from ...errors import PipelineError
+from ...models.fingerprint import model_dir_hash
+from ...seeding import mix_seed
 from ..config import ModelConfig
 from ..prompts import debater_prompt, judge_prompt, prompt_set
 from ..types import JudgeContext, SpeechContext, Verdict
-
-FULL_HASH_BYTES = 2 * 1024**3
-"""Weights up to this size (all files together) are hashed in full; larger ones by name and size."""
-_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
 
 
 def two_way_probs(logit_a: float, logit_b: float) -> tuple[float, float]:
@@ -54,43 +50,9 @@ def two_way_probs(logit_a: float, logit_b: float) -> tuple[float, float]:
     return p_a, 1.0 - p_a
 
 
-def mix_seed(*parts: Any) -> int:
-    """A 31-bit seed that is a pure function of ``parts`` (e.g. the model's seed and the speech's)."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
 def prompt_hash(pset: dict[str, Any]) -> str:
     """Short sha256 of a prompt set (key order does not matter): recorded in provenance."""
     return hashlib.sha256(json.dumps(pset, sort_keys=True).encode()).hexdigest()[:16]
-
-
-@lru_cache(maxsize=16)
-def model_dir_hash(path: str) -> dict[str, Any]:
-    """Content hash of a local model directory: sha256 over ``config.json`` and the weight files
-    (``hash_of: config+weights``) when the weights total at most :data:`FULL_HASH_BYTES`; larger
-    models hash ``config.json``, any ``*.index.json`` and the weight files' names and sizes
-    (``hash_of: config+index+sizes``). ``{}`` for a path that is not a directory."""
-    root = Path(path)
-    if not root.is_dir():
-        return {}
-    h = hashlib.sha256()
-    cfg = root / "config.json"
-    if cfg.is_file():
-        h.update(b"config.json\0" + cfg.read_bytes())
-    weights = sorted({p for pat in _WEIGHTS for p in root.glob(pat) if p.is_file()})
-    total = sum(p.stat().st_size for p in weights)
-    full = total <= FULL_HASH_BYTES
-    if not full:
-        for p in sorted(root.glob("*.index.json")):
-            h.update(p.name.encode() + b"\0" + p.read_bytes())
-    for p in weights:
-        h.update(f"{p.name}\0{p.stat().st_size}\0".encode())
-        if full:
-            with p.open("rb") as f:
-                for block in iter(lambda f=f: f.read(1 << 20), b""):
-                    h.update(block)
-    return {"sha256": h.hexdigest(), "hash_of": "config+weights" if full else "config+index+sizes"}
 
 
 @lru_cache(maxsize=4)

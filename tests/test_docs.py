@@ -32,7 +32,7 @@ RULE_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.
 REGENERATE = "python -m rlhf_pipeline settings-reference --write config/README.md"
 
 # The fields every rule's section on its family page gives, as `- **field**: ...` lines.
-RULE_FIELDS = ("reads", "writes", "CLI stage", "library", "test")
+RULE_FIELDS = ("rule file", "reads", "writes", "CLI stage", "library", "test")
 
 
 def pages() -> list[Path]:
@@ -108,6 +108,16 @@ USE_RULE_RE = re.compile(r"^use\s+rule\s+(\w+)\s+(?:from\s+\w+\s+)?as\s+(\w+)", 
 STAGE_RE = re.compile(r"python -m rlhf_pipeline ([a-z][a-z0-9-]*)")
 TOP_LEVEL_RE = re.compile(r"^\S", re.M)  # the first line after a rule's body (its body is indented)
 HEADING_RE = re.compile(r"^(#{2,6}) `(\w+)`", re.M)
+
+
+def rule_files() -> dict[str, str]:
+    """Every rule of the workflow -> the file (relative to the repo root) that defines it."""
+    out = {}
+    for path in RULE_FILES:
+        text = path.read_text()
+        for name in [*RULE_RE.findall(text), *(m.group(2) for m in USE_RULE_RE.finditer(text))]:
+            out[name] = str(path.relative_to(ROOT))
+    return out
 
 
 def workflow_rules() -> dict[str, str | None]:
@@ -190,6 +200,8 @@ def test_every_rule_section_gives_reads_writes_stage_library_and_test():
             where = f"{page.relative_to(ROOT)} rule `{name}`"
             for field in RULE_FIELDS:
                 assert _field(section, field), f"{where}: no `- **{field}**: ...` line"
+            assert _field(section, "rule file") == f"`{rule_files()[name]}`", (
+                f"{where}: defined in {rule_files()[name]}; the page says {_field(section, 'rule file')}")
             documented = _field(section, "CLI stage")
             if stage is None:
                 assert documented.startswith("none"), f"{where}: runs no CLI stage; the page says {documented}"
@@ -231,6 +243,13 @@ def test_no_docs_page_or_figure_is_git_ignored():
     if r.returncode == 128:
         pytest.skip(f"not a git checkout: {r.stderr.strip()}")
     assert not r.stdout.strip(), f"git ignores {r.stdout.split()}"
+
+
+def test_readme_map_names_every_rule_once():
+    text = README.read_text().split("## Map", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    named = [name for row in rows for name in re.findall(r"`(\w+)`", row[2])]
+    assert sorted(named) == sorted(workflow_rules()), "README's map: the rules column must list every rule once"
 
 
 def test_readme_points_to_every_docs_page():

@@ -14,8 +14,9 @@ import torch
 import yaml
 from werkzeug import Response
 
+from rlhf_pipeline.clients import public_url
 from rlhf_pipeline.debate.backends import build_debater, build_judge
-from rlhf_pipeline.debate.backends.api import letter_probs, parse_letter, public_url
+from rlhf_pipeline.debate.backends.api import letter_probs, parse_letter
 from rlhf_pipeline.debate.backends.extractive import garble, lexical_scores, pick_quotes, support
 from rlhf_pipeline.debate.backends.hf import letter_positions, two_way_probs
 from rlhf_pipeline.debate.config import ModelConfig

@@ -13,11 +13,11 @@
 
 ``openai_compatible`` (:class:`OpenAITarget`)
     One chat completion per text (the text as the user message) through the official ``openai``
-    client, exactly as the debate's API backends (``rlhf_pipeline.debate.backends.api``, whose
-    helpers are reused): ``timeout_s`` per request, up to ``max_retries`` retries with the client's
-    backoff, at most ``concurrency`` requests in flight per server, the key only from the variable
-    ``api_key_env`` (``EMPTY`` without one, as vLLM expects) and never in an error, a log or the
-    provenance. ``max_tokens=max_new_tokens``; ``temperature`` 0 when greedy; ``seed`` derived from
+    client on a :class:`rlhf_pipeline.clients.ChatEndpoint`, as the debate's API backends:
+    ``timeout_s`` per request, up to ``max_retries`` retries with the client's backoff, at most
+    ``concurrency`` requests in flight per server, the key only from the variable ``api_key_env``
+    (``EMPTY`` without one, as vLLM expects) and never in an error, a log or the provenance.
+    ``max_tokens=max_new_tokens``; ``temperature`` 0 when greedy; ``seed`` derived from
     the target's seed and the text, for servers that honour it. Errors are one-line PipelineErrors.
     :meth:`OpenAITarget.check` sends one 1-token request so that a wrong URL, model or key fails
     before training (:func:`build_target` calls it).
@@ -33,17 +33,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..clients import ChatEndpoint
 from ..config import default_of
-from ..debate.backends.api import (
-    PLACEHOLDER_KEY,
-    _chat_choice,
-    _messages,
-    describe_error,
-    public_url,
-    read_key,
-    scrub,
-    semaphore,
-)
 from ..errors import PipelineError
 from ..models import check_model, load_causal_lm, load_tokenizer
 from ..models.fingerprint import model_dir_hash
@@ -132,38 +123,15 @@ class OpenAITarget:
         if not cfg.model or not cfg.base_url:
             raise PipelineError("redteam.target: openai_compatible needs model (the served model's name) and "
                                 "base_url (e.g. http://host:8000/v1)")
-        import openai
-
         self.cfg, self.seed, self.include_prompt = cfg, seed, cfg.include_prompt
-        self._key = read_key(cfg, self.who)
-        self.url = cfg.base_url
-        self.client = openai.OpenAI(api_key=self._key or PLACEHOLDER_KEY, base_url=self.url,
-                                    timeout=cfg.timeout_s, max_retries=cfg.max_retries)
-        self._slots = semaphore(self.url, cfg.concurrency)
-        self._errors: tuple[type[BaseException], ...] = (openai.OpenAIError,)
-
-    def _where(self) -> str:
-        return f"{self.who} ({self.cfg.model} at {public_url(self.url)})"
-
-    def _describe(self, e: BaseException) -> str:
-        return describe_error(e, self.cfg.timeout_s, self.cfg.max_retries)
+        self.endpoint = ChatEndpoint("openai_compatible", self.who, cfg.model, cfg.base_url, cfg.api_key_env,
+                                     cfg.timeout_s, cfg.max_retries, cfg.concurrency)
 
     def _complete(self, text: str, max_tokens: int) -> str:
-        """One chat completion's text; client errors and malformed bodies as one-line PipelineErrors."""
-        kw: dict[str, Any] = {"max_tokens": max_tokens, "seed": mix_seed("target", self.seed, text),
-                              "temperature": 0.0 if self.cfg.greedy else self.cfg.temperature}
-        message = None
-        with self._slots:
-            try:
-                resp = self.client.chat.completions.create(model=self.cfg.model, messages=_messages(None, text), **kw)
-            except self._errors as e:
-                message = self._describe(e)
-            except ValueError as e:  # a body that is not JSON
-                message = f"malformed response body ({type(e).__name__}: {e})"
-        if message is not None:
-            raise PipelineError(" ".join(scrub(f"{self._where()}: {message}", [self._key or ""]).split()))
-        content, _ = _chat_choice(resp, self._where())
-        return scrub(content, [self._key or ""]).strip()
+        """One chat completion's text (key scrubbed, stripped); errors as one-line PipelineErrors."""
+        content, _ = self.endpoint.chat(None, text, max_tokens=max_tokens, seed=mix_seed("target", self.seed, text),
+                                        temperature=0.0 if self.cfg.greedy else self.cfg.temperature)
+        return content.strip()
 
     def respond(self, texts: Sequence[str]) -> list[str]:
         """The reply to each text (``concurrency`` requests at a time), in order."""
@@ -179,8 +147,7 @@ class OpenAITarget:
         self._complete(PROBE_TEXT, 1)
 
     def provenance(self) -> dict[str, Any]:
-        return {"backend": "openai_compatible", "model": self.cfg.model, "base_url": public_url(self.url),
-                "max_new_tokens": self.cfg.max_new_tokens, "greedy": self.cfg.greedy,
+        return {**self.endpoint.provenance(), "max_new_tokens": self.cfg.max_new_tokens, "greedy": self.cfg.greedy,
                 "temperature": 0.0 if self.cfg.greedy else self.cfg.temperature, "seed": self.seed,
                 "include_prompt": self.include_prompt, "timeout_s": self.cfg.timeout_s,
                 "max_retries": self.cfg.max_retries, "concurrency": self.cfg.concurrency}

@@ -22,6 +22,7 @@ from rlhf_pipeline.codegraph import (
     stage_code_hash,
     stage_entry_imports,
     stage_files,
+    stage_handlers,
     stage_hashes,
 )
 
@@ -278,13 +279,15 @@ def test_stage_entry_imports_reads_one_function_and_what_it_uses(tmp_path):
 def test_stage_files_and_exclusions(tmp_path):
     pkg = write_pkg(tmp_path, MINI_CLI)
     exclude = {"errors.py", "provenance.py", "cli.py::_report"}
-    assert names(stage_files(pkg, "alpha", exclude=exclude)) == [
+    assert names(stage_files(pkg, "alpha", exclude=exclude, runner=None)) == [
         "__init__.py", "alpha.py", "cfg.py", "helped.py", "shared.py"]
-    assert names(stage_files(pkg, "beta", exclude=exclude)) == ["__init__.py", "beta.py"]
+    assert names(stage_files(pkg, "beta", exclude=exclude, runner=None)) == ["__init__.py", "beta.py"]
     with pytest.raises(ValueError, match=r"stage 'gamma'.*stages: alpha, beta"):
-        stage_files(pkg, "gamma", exclude=exclude)
+        stage_files(pkg, "gamma", exclude=exclude, runner=None)
     with pytest.raises(ValueError, match="defines no top-level _gone"):
-        stage_files(pkg, "alpha", exclude={"cli.py::_gone"})
+        stage_files(pkg, "alpha", exclude={"cli.py::_gone"}, runner=None)
+    with pytest.raises(ValueError, match="runner 'stage.py::run'"):
+        stage_files(pkg, "alpha", exclude=exclude)  # the default runner: no such file here
 
 
 def test_entry_source_is_the_handler_and_the_helpers_it_uses(tmp_path):
@@ -298,23 +301,191 @@ def test_entry_source_is_the_handler_and_the_helpers_it_uses(tmp_path):
 def test_stage_code_hash_follows_the_handler_text_of_its_own_stage_only(tmp_path):
     pkg = write_pkg(tmp_path, MINI_CLI)
     exclude = {"errors.py", "provenance.py", "cli.py::_report"}
-    before = stage_hashes(pkg, exclude=exclude)
+    before = stage_hashes(pkg, exclude=exclude, runner=None)
     assert set(before) == {"alpha", "beta"}
-    assert before["alpha"] == stage_code_hash(pkg, "alpha", exclude=exclude)
+    assert before["alpha"] == stage_code_hash(pkg, "alpha", exclude=exclude, runner=None)
     cli = pkg / "cli.py"
 
     cli.write_text(cli.read_text().replace("return read(path)", "return read(path)[:10]"))  # _helper: alpha's
-    after = stage_hashes(pkg, exclude=exclude)
+    after = stage_hashes(pkg, exclude=exclude, runner=None)
     assert after["alpha"] != before["alpha"] and after["beta"] == before["beta"]
 
     cli.write_text(cli.read_text().replace("def main(argv=None):", "def main(argv=None):  # edited"))
     cli.write_text(cli.read_text().replace("write(args)", "write(args, indent=2)"))  # excluded _report
-    assert stage_hashes(pkg, exclude=exclude) == after
+    assert stage_hashes(pkg, exclude=exclude, runner=None) == after
 
-    without_handler = stage_code_hash(pkg, "alpha", exclude=exclude, include_handler=False)
+    without_handler = stage_code_hash(pkg, "alpha", exclude=exclude, include_handler=False, runner=None)
     cli.write_text(cli.read_text().replace("[:10]", "[:20]"))
-    assert stage_code_hash(pkg, "alpha", exclude=exclude, include_handler=False) == without_handler
-    assert stage_code_hash(pkg, "alpha", exclude=exclude) != after["alpha"]
+    assert stage_code_hash(pkg, "alpha", exclude=exclude, include_handler=False, runner=None) == without_handler
+    assert stage_code_hash(pkg, "alpha", exclude=exclude, runner=None) != after["alpha"]
+
+
+# --- family CLI modules on a shared stage skeleton -------------------------------------------------------
+
+MINI_FAMILIES = {
+    "cli.py": """\
+        from importlib import import_module
+
+        from .launch import relaunch
+        from .skeleton import run
+
+        FAMILIES = ("fam.cli", "other_cli")
+
+
+        def main(argv=None):
+            relaunch()
+            for name in FAMILIES:
+                import_module(f"mypkg.{name}")
+    """,
+    "skeleton.py": """\
+        from .cfgload import load
+
+
+        def stage(help, config=None, args=()):
+            from .parser_only import declare
+            return declare
+
+
+        def run(declared, args):
+            cfg = load(args) if declared.config else None
+            need_paths(args.inputs)
+            record = declared.handler(args, cfg)
+            write_record(record)
+
+
+        def need_paths(paths):
+            from .paths_only import check
+            check(paths)
+
+
+        def write_record(record):
+            from .provenance import write
+            write(record)
+
+
+        def read_prompts(path):
+            from .io import read
+            return read(path)
+    """,
+    "fam/__init__.py": "from .registered import REGISTRY\n",
+    "fam/cli.py": """\
+        from ..skeleton import need_paths, read_prompts, stage
+        from ..wfconfig import DEFAULTS
+        from .config import FamConfig
+
+
+        def _rows(path):
+            from .rows import rows
+            return rows(path)
+
+
+        @stage("Alpha help.", config=FamConfig, args=[DEFAULTS["x"]])
+        def cmd_alpha(args, cfg):
+            from .alpha import run
+            need_paths(args.path)
+            run(cfg, _rows(args.path))
+
+
+        @stage("Beta help.", args=[DEFAULTS["y"]])
+        def cmd_beta(args, cfg):
+            from .beta import run
+            run(read_prompts(args.prompts))
+    """,
+    "other_cli.py": """\
+        from .skeleton import stage
+
+
+        @stage("Gamma help.")
+        def cmd_gamma(args, cfg):
+            from .gamma import run
+            run()
+    """,
+    "cfgload.py": "", "launch.py": "", "parser_only.py": "", "paths_only.py": "", "provenance.py": "", "io.py": "",
+    "wfconfig.py": "", "gamma.py": "",
+    "fam/registered.py": "", "fam/config.py": "", "fam/rows.py": "", "fam/alpha.py": "", "fam/beta.py": "",
+}
+FAMILY_EXCLUDE = {"provenance.py", "skeleton.py::need_paths", "skeleton.py::write_record"}
+FAMILY_RUNNER = "skeleton.py::run"
+
+
+def test_handlers_are_found_in_the_family_modules_cli_lists(tmp_path):
+    pkg = write_pkg(tmp_path, MINI_FAMILIES)
+    assert cli_stages(pkg / "cli.py") == ["alpha", "beta", "gamma"]  # FAMILIES order, then file order
+    assert stage_handlers(pkg) == {"alpha": "fam/cli.py::cmd_alpha", "beta": "fam/cli.py::cmd_beta",
+                                   "gamma": "other_cli.py::cmd_gamma"}
+    (pkg / "cli.py").write_text((pkg / "cli.py").read_text().replace('"other_cli"', '"missing_cli"'))
+    with pytest.raises(ValueError, match="FAMILIES names missing_cli"):
+        cli_stages(pkg / "cli.py")
+    (pkg / "cli.py").write_text((pkg / "cli.py").read_text().replace('"missing_cli"', '"fam.cli"'))
+    with pytest.raises(ValueError, match="stage 'alpha': handlers in fam/cli.py and fam/cli.py"):
+        cli_stages(pkg / "cli.py")
+
+
+def test_a_family_stage_runs_its_handler_the_runner_and_the_skeleton_helpers_it_uses(tmp_path):
+    pkg = write_pkg(tmp_path, MINI_FAMILIES)
+
+    def files(stage):
+        return names(stage_files(pkg, stage, exclude=FAMILY_EXCLUDE, runner=FAMILY_RUNNER))
+
+    # the handler's imports and helpers, its decorator's config= (not its help or arguments: wfconfig,
+    # parser_only), the parent package of its CLI module (fam/__init__.py and what it imports), the runner's
+    # imports (cfgload); not the excluded path check and manifest writer, nor launch (cli.main only)
+    assert files("alpha") == ["__init__.py", "cfgload.py", "fam/__init__.py", "fam/alpha.py", "fam/config.py",
+                              "fam/registered.py", "fam/rows.py"]
+    assert files("beta") == ["__init__.py", "cfgload.py", "fam/__init__.py", "fam/beta.py", "fam/registered.py",
+                             "io.py"]  # read_prompts: a skeleton helper imported by name
+    assert files("gamma") == ["__init__.py", "cfgload.py", "gamma.py"]
+    text = entry_source(pkg / "fam" / "cli.py", "cmd_alpha", package_dir=pkg, exclude=FAMILY_EXCLUDE,
+                        runner=FAMILY_RUNNER)
+    assert "def _rows" in text and "def cmd_alpha" in text and "@config=FamConfig" in text
+    assert "Alpha help" not in text and "def need_paths" not in text and "def cmd_beta" not in text
+    assert stage_entry_imports(pkg / "fam" / "cli.py", "cmd_beta", package_dir=pkg, runner=FAMILY_RUNNER) == [
+        "mypkg.fam.beta", "mypkg.io"]
+    assert "mypkg.skeleton" in stage_entry_imports(pkg / "fam" / "cli.py", "cmd_beta", package_dir=pkg, runner=None)
+
+
+def test_family_stage_hashes_follow_what_each_stage_runs(tmp_path):
+    pkg = write_pkg(tmp_path, MINI_FAMILIES)
+    fam, skeleton = pkg / "fam" / "cli.py", pkg / "skeleton.py"
+
+    def hashes():
+        return stage_hashes(pkg, exclude=FAMILY_EXCLUDE, runner=FAMILY_RUNNER)
+
+    def edit(path, old, new):
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new))
+
+    before = hashes()
+    assert len(set(before.values())) == 3
+    edit(fam, '"Alpha help."', '"Alpha help, reworded."')  # the command line is not hashed
+    edit(fam, 'args=[DEFAULTS["x"]]', 'args=[DEFAULTS["z"]]')
+    edit(skeleton, "check(paths)", "check(paths, strict=True)")  # the excluded path check
+    edit(skeleton, "write(record)", "write(record, indent=2)")  # the excluded manifest writer
+    assert hashes() == before
+
+    edit(fam, "return rows(path)", "return rows(path)[:10]")  # alpha's own helper
+    after = hashes()
+    assert after["alpha"] != before["alpha"] and after["beta"] == before["beta"] and after["gamma"] == before["gamma"]
+    edit(fam, "config=FamConfig", "config=OtherConfig")  # the config the skeleton builds for alpha
+    assert hashes()["alpha"] != after["alpha"]
+    edit(skeleton, "return read(path)", "return read(path)[1:]")  # read_prompts: beta's
+    assert {s for s, h in hashes().items() if h != after[s]} == {"alpha", "beta"}
+    changed = hashes()
+    edit(skeleton, "record = declared.handler(args, cfg)", "record = declared.handler(args, cfg or {})")  # run
+    assert all(h != changed[s] for s, h in hashes().items())
+
+
+def test_a_cli_module_is_imported_by_name_only(tmp_path):
+    pkg = write_pkg(tmp_path, {**MINI_FAMILIES, "other_cli.py": """\
+        from . import skeleton
+
+
+        def cmd_gamma(args, cfg):
+            skeleton.read_prompts(args.prompts)
+    """})
+    with pytest.raises(ValueError, match=r"other_cli\.py:1: imports CLI module mypkg\.skeleton as a module"):
+        stage_files(pkg, "gamma", exclude=FAMILY_EXCLUDE, runner=FAMILY_RUNNER)
 
 
 # --- hashing ------------------------------------------------------------------------------------------
@@ -340,6 +511,7 @@ def test_source_hash_covers_paths_and_contents_not_location_or_order(tmp_path):
 # --- the real package ------------------------------------------------------------------------------------
 
 def test_default_exclusions_exist_in_the_package():
+    assert {e.partition("::")[0] for e in DEFAULT_EXCLUDE} == {"errors.py", "provenance.py", "stage.py"}
     for entry in DEFAULT_EXCLUDE:
         file, _, name = entry.partition("::")
         assert (PACKAGE / file).is_file(), entry
@@ -347,21 +519,44 @@ def test_default_exclusions_exist_in_the_package():
             assert f"def {name}(" in (PACKAGE / file).read_text(), entry
 
 
-@pytest.mark.parametrize("stage", cli_stages(PACKAGE / "cli.py"))
+STAGES = [
+    "prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train", "rm_summary", "ppo", "gold_eval",
+    "bon_sample", "bon", "plot_overoptimization", "aggregate_replicates", "fit_curves", "rm_diversity", "debate_data",
+    "debate_chunk", "debate_summary", "debate_rejudge", "debate_sft", "debate_pairs", "debate_dpo", "debate_strength",
+    "redteam_target_data", "redteam_classifier", "redteam", "redteam_summary", "ad_data", "ad_lm", "ad_eval", "ad_rl",
+    "config", "miniature_assets", "schema", "settings_reference"]
+"""Every stage, in --help order: the workflow's rules call code_hash(<stage>) by these names."""
+
+CLI_FILES = {"cli.py", "stage.py", "workflow_cli.py"}
+
+
+def test_cli_has_the_known_stages():
+    assert cli_stages(PACKAGE / "cli.py") == STAGES
+    assert list(stage_hashes(PACKAGE)) == STAGES
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_every_cli_handler_resolves(stage):
     files = names(stage_files(PACKAGE, stage))
-    own = [m for m in stage_entry_imports(PACKAGE / "cli.py", f"cmd_{stage}")
+    file, handler = stage_handlers(PACKAGE)[stage].split("::")
+    assert file.endswith("cli.py") and handler == f"cmd_{stage}"
+    own = [m for m in stage_entry_imports(PACKAGE / file, handler, package_dir=PACKAGE)
            if m not in ("rlhf_pipeline.errors", "rlhf_pipeline.provenance")]
     assert files and own, stage
-    assert "__init__.py" in files and "cli.py" not in files
+    assert "__init__.py" in files and "config.py" in files  # the runner loads --config
+    assert not [f for f in files if f in CLI_FILES or f.endswith("/cli.py")]
     assert not {"errors.py", "provenance.py"} & set(files)
     assert all((PACKAGE / f).is_file() for f in files)
 
 
-def test_cli_has_the_known_stages():
-    assert set(cli_stages(PACKAGE / "cli.py")) >= {
-        "prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train", "rm_summary", "ppo",
-        "gold_eval", "bon_sample", "bon", "plot_overoptimization"}
+def test_the_skeleton_is_hashed_less_its_path_check_and_manifest_writer():
+    text = entry_source(PACKAGE / "reward" / "cli.py", "cmd_rm_train", package_dir=PACKAGE, exclude=DEFAULT_EXCLUDE)
+    assert "def cmd_rm_train" in text and "@config=RMConfig" in text
+    assert "Train one proxy reward model" not in text and "--prefs-train" not in text  # the command line
+    assert "def cmd_rm_summary" not in text and "def need_paths" not in text
+    runner = entry_source(PACKAGE / "stage.py", "run", package_dir=PACKAGE, exclude=DEFAULT_EXCLUDE)
+    assert "def run(" in runner
+    assert not any(f"def {name}(" in runner for name in ("need_inputs", "need_paths", "write_record"))
 
 
 def test_real_stage_file_sets():
@@ -369,11 +564,12 @@ def test_real_stage_file_sets():
     # models/__init__.py (join_text) shapes every gold score; the hand-kept list had dropped it
     assert {"models/__init__.py", "evaluation/gold_eval.py", "reward/gold.py", "reward/heads.py",
             "evaluation/plots.py"} <= set(gold_eval)
-    assert {"sft.py", "models/__init__.py", "models/lora.py", "trainer_checkpoints.py"} <= set(
+    assert {"sft/__init__.py", "models/__init__.py", "models/lora.py", "trainer_checkpoints.py"} <= set(
         names(stage_files(PACKAGE, "sft")))
     assert {"ppo/trainer.py", "ppo/losses.py", "reward/ensemble.py", "io.py"} <= set(
-        names(stage_files(PACKAGE, "ppo")))  # trainer only via train_ppo's lazy import; io via cli._prompts
+        names(stage_files(PACKAGE, "ppo")))  # trainer only via train_ppo's lazy import; io via stage.read_prompts
     assert "data/source.py" in names(stage_files(PACKAGE, "prepare_data"))
+    assert "settings_doc.py" in names(stage_files(PACKAGE, "settings_reference"))
     assert not any(f.startswith(("ppo/", "evaluation/")) for f in names(stage_files(PACKAGE, "sft")))
 
 

@@ -7,7 +7,7 @@ stage imports it. It only parses source with :mod:`ast`: it never imports the mo
 (nor torch/transformers), so Snakemake can call it at plan time.
 
 A stage's files are the transitive closure of intra-package imports from its CLI handler
-``cmd_<stage>`` in ``cli.py`` (see :func:`stage_files`). Rules of the closure:
+``cmd_<stage>`` (see :func:`stage_files`). Rules of the closure:
 
 * Imports anywhere in a file count, including inside functions (the package keeps heavy imports
   lazy inside functions) and under ``try``. This over-approximates: a lazy import in a function the
@@ -20,29 +20,42 @@ A stage's files are the transitive closure of intra-package imports from its CLI
   otherwise just ``pkg.x``. ``from . import y`` likewise.
 * Imports of other top-level packages (third-party, stdlib) are ignored.
 * Not seen: imports by computed name (``importlib.import_module(name)``, ``__import__``); the
-  package uses none. A module loaded that way would have to be given as an extra entry module.
+  package uses none outside ``cli.py``, which loads the family CLI modules by the names it lists.
+  A module loaded that way would have to be given as an extra entry module.
 * An intra-package import that names no module of the package is an error (``ValueError``
   naming file and line), as it would be at run time.
 
-The entry point of a stage is one function of ``cli.py``, not the whole file (see
-:func:`stage_entry_imports`): the imports inside ``cmd_<stage>``, inside the top-level helpers of
-``cli.py`` it refers to (transitively, e.g. ``_prompts``), and the ``cli.py`` module-level imports
-whose names those refer to (e.g. ``load_config_arg`` brings in ``config.py``). Module-level imports
-nothing in the handler uses do not count: ``launch.py`` is used only by ``main()``, which decides
-how many processes run a stage before any handler runs. :func:`stage_code_hash` hashes the source
-text of the handler and of the helpers it uses instead of all of ``cli.py``, so editing one handler
-reruns only its stage, and adding a stage or editing the argument parser reruns none (argparse
-defaults are therefore not hashed; the rules pass every value that matters explicitly).
+The CLI modules are read by definition, not as whole files. They are ``cli.py``, the family CLI
+modules its ``FAMILIES`` tuple names (``data/cli.py``, ``reward/cli.py``, ..., read as source, never
+imported) and the stage skeleton ``stage.py`` (:data:`DEFAULT_RUNNER`). A stage's entry is its handler
+``cmd_<stage>`` in one of them and the skeleton's ``run``, which every stage runs through (config
+from ``--config``, the handler, the manifest). From there (see :func:`stage_entry_imports`): the
+imports inside those functions; the top-level definitions of CLI modules they refer to,
+transitively (a family's own helpers such as ``_records``, and the skeleton's such as
+``read_prompts``, imported by name); and the module-level imports whose names they refer to (e.g.
+``load_config_arg`` brings in ``config.py``). A handler's decorator declares its command line (help,
+arguments, inputs) and is not followed, except its ``config=``: the config class the skeleton builds,
+whose module's defaults shape the result. The parent packages of the CLI modules used count
+(importing ``reward.cli`` runs ``reward/__init__.py``). Module-level imports nothing in the entry uses
+do not count: ``launch.py`` is used only by ``cli.main()``, which decides how many processes run a
+stage before any handler runs.
+
+:func:`stage_code_hash` hashes the source text of the used CLI definitions instead of whole CLI
+modules, so editing one handler reruns only its stage, editing ``run`` reruns every stage, and adding
+a stage or editing a stage's arguments reruns none (argparse defaults are therefore not hashed; the
+rules pass every value that matters explicitly).
 
 :data:`DEFAULT_EXCLUDE` lists what cannot shape a result; it is neither hashed nor followed. An
-entry is a file relative to the package dir, or ``file::name`` for one top-level definition:
+entry is a file relative to the package dir, or ``file::name`` for one top-level definition (left
+out wherever it is referred to from, its own file or an import of it by name):
 
 * ``errors.py``: only the :class:`~rlhf_pipeline.errors.PipelineError` class; it changes error
   messages, never a value a stage writes.
 * ``provenance.py``: writes the ``manifest.json`` sidecar (git commit, package versions, host,
   time), a record of how a result was made, never part of it.
-* ``cli.py::_manifest``: the handlers' one call into ``provenance.py``.
-* ``cli.py::_need_paths``: checks that inputs exist and raises; it passes nothing on.
+* ``stage.py::write_record``: the skeleton's one call into ``provenance.py``.
+* ``stage.py::need_inputs`` and ``stage.py::need_paths``: check that inputs exist and raise; they
+  pass nothing on.
 """
 
 from __future__ import annotations
@@ -50,13 +63,26 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
-DEFAULT_EXCLUDE: frozenset[str] = frozenset({"errors.py", "provenance.py", "cli.py::_manifest", "cli.py::_need_paths"})
+DEFAULT_EXCLUDE: frozenset[str] = frozenset({"errors.py", "provenance.py", "stage.py::write_record",
+                                             "stage.py::need_inputs", "stage.py::need_paths"})
 """What cannot shape a stage's results (files, or ``file::name`` definitions); see the module docstring."""
 
+DEFAULT_RUNNER = "stage.py::run"
+"""The function every stage runs through (``file::name``); part of every stage's entry."""
+
 HANDLER_PREFIX = "cmd_"
+"""A stage's handler is the top-level function ``cmd_<stage>`` of a CLI module (the stage's name with
+underscores for dashes)."""
+
+FAMILIES = "FAMILIES"
+"""The name of ``cli.py``'s tuple of the family CLI modules (dotted, relative to ``cli.py``'s package)."""
+
+FOLLOWED_DECORATOR_KEYWORDS = ("config",)
+"""Keywords of a handler's decorator call that are part of the stage's entry (the rest declare the CLI)."""
 
 _Module = tuple[str, ...]  # a module's dotted name below the package: () is the package itself
 _Import = tuple[int, str | None, tuple[str, ...], int]  # (level, module, imported names, line)
@@ -132,10 +158,45 @@ def _first_line(node: ast.stmt) -> int:
     return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
 
 
-class _Package:
-    """A package directory on disk, with what to leave out of every file set and source slice."""
+def _decorator_keywords(node: ast.stmt) -> list[ast.keyword]:
+    """The keywords of a definition's decorator calls that are part of a handler's entry."""
+    return [k for d in getattr(node, "decorator_list", []) if isinstance(d, ast.Call)
+            for k in d.keywords if k.arg in FOLLOWED_DECORATOR_KEYWORDS]
 
-    def __init__(self, package_dir: str | Path, exclude: Iterable[str] = ()) -> None:
+
+def _entry_parts(node: ast.stmt, handler: bool) -> list[ast.AST]:
+    """What of a top-level definition is followed: all of it, or for a stage handler all but its
+    decorators (they declare the command line), plus the followed decorator keywords' values."""
+    decorators = getattr(node, "decorator_list", [])
+    if not handler or not decorators:
+        return [node]
+    return ([n for n in ast.iter_child_nodes(node) if not any(n is d for d in decorators)]
+            + [k.value for k in _decorator_keywords(node)])
+
+
+def _entry_text(lines: list[str], node: ast.stmt, handler: bool) -> str:
+    """Source text of a top-level definition (a handler's without its decorators, but with the followed
+    decorator keywords)."""
+    if not handler:
+        return "".join(lines[_first_line(node) - 1:node.end_lineno])
+    keywords = "".join(f"@{k.arg}={ast.unparse(k.value)}\n" for k in _decorator_keywords(node))
+    return keywords + "".join(lines[node.lineno - 1:node.end_lineno])
+
+
+class _Slice(NamedTuple):
+    """What entry functions need (:meth:`_Package.entry_slice`)."""
+
+    modules: list[_Module]  # package modules imported (not CLI modules)
+    texts: dict[str, str]  # "file::name,name" -> source text of those definitions
+    cli_modules: list[_Module]  # CLI modules whose definitions are used
+
+
+class _Package:
+    """A package directory on disk, with what to leave out of every file set and source slice, and (with
+    ``cli``) its CLI modules, read by definition (see the module docstring)."""
+
+    def __init__(self, package_dir: str | Path, exclude: Iterable[str] = (), cli: str | Path | None = None,
+                 runner: str | None = None) -> None:
         self.dir = Path(package_dir)
         if not (self.dir / "__init__.py").is_file():
             raise ValueError(f"{self.dir}: not a package directory (no __init__.py)")
@@ -143,7 +204,8 @@ class _Package:
         self._sources: dict[Path, str] = {}
         self._file_of: dict[_Module, Path | None] = {}
         self._imports: dict[_Module, list[_Module]] = {}
-        self._slices: dict[tuple[_Module, str], tuple[list[_Module], str]] = {}
+        self._scopes: dict[_Module, tuple[dict[str, ast.stmt], dict[str, _Import]]] = {}
+        self._slices: dict[tuple[tuple[_Module, str], ...], _Slice] = {}
         self.exclude_files: set[str] = set()
         self.exclude_defs: set[tuple[str, str]] = set()
         for entry in exclude:
@@ -157,6 +219,15 @@ class _Package:
                 self.exclude_defs.add((file, name))
             else:
                 self.exclude_files.add(file)
+        self.cli_modules = self._cli_modules(cli) if cli is not None else []
+        self.runner: tuple[_Module, str] | None = None
+        if runner is not None:
+            file, _, name = runner.partition("::")
+            if not (self.dir / file).is_file() or not isinstance(
+                    _top_level_defs(self.parse(Path(file))[1]).get(name), (ast.FunctionDef, ast.AsyncFunctionDef)):
+                raise ValueError(f"runner {runner!r}: no top-level function {name} in {self.dir / file}")
+            self.runner = (self.module_of_file(file), name)
+        self.sliced = set(self.cli_modules) | ({self.runner[0]} if self.runner else set())
 
     # names and files
 
@@ -193,6 +264,18 @@ class _Package:
             self._sources[rel] = (self.dir / rel).read_text(encoding="utf-8")
         return self._sources[rel], _parse(self._sources[rel], str(self.dir / rel))
 
+    def scope(self, mod: _Module) -> tuple[dict[str, ast.stmt], dict[str, _Import]]:
+        """A module's top-level definitions and the names its module-level imports bind."""
+        if mod not in self._scopes:
+            rel = self.file_of(mod)
+            assert rel is not None
+            tree = self.parse(rel)[1]
+            bindings: dict[str, _Import] = {}
+            for stmt in _runtime_import_nodes(tree.body, into_scopes=False):
+                bindings.update(_bindings(stmt))
+            self._scopes[mod] = _top_level_defs(tree), bindings
+        return self._scopes[mod]
+
     # imports
 
     def resolve(self, importer: _Module, imp: _Import) -> list[_Module]:
@@ -224,39 +307,78 @@ class _Package:
                                   for m in self.resolve(mod, imp)]
         return self._imports[mod]
 
-    def entry_slice(self, mod: _Module, function: str) -> tuple[list[_Module], str]:
-        """What one top-level function of ``mod`` needs: the package modules it imports, or uses via the
-        module-level imports, and likewise for the same-module top-level definitions it refers to
-        (transitively, less excluded ones); and the source text of all those definitions, in file order."""
-        key = (mod, function)
+    def excluded(self, mod: _Module, name: str) -> bool:
+        rel = self.file_of(mod)
+        return rel is not None and (rel.as_posix(), name) in self.exclude_defs
+
+    def entry_slice(self, entries: Sequence[tuple[_Module, str]]) -> _Slice:
+        """What top-level functions (``(module, name)`` entries) need: the package modules they import, or
+        use via module-level imports; likewise for the top-level definitions of the entries' modules and
+        of the CLI modules they refer to (transitively, less excluded ones, which are never followed);
+        the source text of all those definitions, by file, in file order; and the CLI modules used."""
+        key = tuple(entries)
         if key in self._slices:
             return self._slices[key]
-        rel = self.file_of(mod)
-        assert rel is not None
-        source, tree = self.parse(rel)
-        defs = _top_level_defs(tree)
-        if not isinstance(defs.get(function), (ast.FunctionDef, ast.AsyncFunctionDef)):
-            raise ValueError(f"{self.dir / rel}: no top-level function {function}")
-        bindings: dict[str, _Import] = {}
-        for stmt in _runtime_import_nodes(tree.body, into_scopes=False):
-            bindings.update(_bindings(stmt))
-        skip = {name for file, name in self.exclude_defs if file == rel.as_posix()} - {function}
-        seen, queue, used = {function} | skip, [function], []
-        imports: list[_Import] = []
+        sliced = self.sliced | {mod for mod, _ in entries}
+        modules: list[_Module] = []
+        used: dict[_Module, dict[str, ast.stmt]] = {}
+        seen: set[tuple[_Module, str]] = set(entries)
+        queue = list(entries)
+
+        def follow(importer: _Module, imp: _Import) -> None:
+            targets = self.resolve(importer, imp)
+            names = imp[2]
+            if targets and targets[0] in sliced and names and "*" not in names:
+                for name in names:  # names from a CLI module: follow those definitions, not the whole file
+                    if (targets[0], name) not in seen:
+                        seen.add((targets[0], name))
+                        if not self.excluded(targets[0], name):
+                            queue.append((targets[0], name))
+                return
+            cli = [t for t in targets if t in sliced]
+            if cli:
+                raise ValueError(f"{self.dir / self.file_of(importer)}:{imp[3]}: imports CLI module "
+                                 f"{self.dotted(cli[0])} as a module; import the names it uses from it")
+            modules.extend(targets)
+
         while queue:
-            node = defs[queue.pop()]
-            if node not in used:
-                used.append(node)
-                imports += [imp for n in _runtime_import_nodes([node]) for imp in _raw_imports(n)]
-            for ref in sorted({n.id for n in ast.walk(node) if isinstance(n, ast.Name)} - seen):
-                seen.add(ref)
+            mod, name = queue.pop()
+            rel = self.file_of(mod)
+            assert rel is not None
+            defs, bindings = self.scope(mod)
+            node = defs.get(name)
+            if (mod, name) in entries and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                raise ValueError(f"{self.dir / rel}: no top-level function {name}")
+            if node is None:
+                if name not in bindings:
+                    raise ValueError(f"{self.dir / rel}: defines no top-level {name}")
+                follow(mod, bindings[name])  # a name the CLI module imports from elsewhere
+                continue
+            if any(node is n for n in used.setdefault(mod, {}).values()):
+                continue
+            used[mod][name] = node
+            parts = _entry_parts(node, self.is_handler(mod, name))
+            for imp_node in _runtime_import_nodes(parts):
+                for imp in _raw_imports(imp_node):
+                    follow(mod, imp)
+            for ref in sorted({n.id for part in parts for n in ast.walk(part) if isinstance(n, ast.Name)}):
+                if (mod, ref) in seen:
+                    continue
+                seen.add((mod, ref))
                 if ref in defs:
-                    queue.append(ref)
+                    if not self.excluded(mod, ref):
+                        queue.append((mod, ref))
                 elif ref in bindings:
-                    imports.append(bindings[ref])
-        lines = source.splitlines(keepends=True)
-        text = "\n".join("".join(lines[_first_line(n) - 1:n.end_lineno]) for n in sorted(used, key=_first_line))
-        self._slices[key] = [m for imp in imports for m in self.resolve(mod, imp)], text
+                    follow(mod, bindings[ref])
+        texts = {}
+        for mod, named in used.items():
+            rel = self.file_of(mod)
+            assert rel is not None
+            lines = self.parse(rel)[0].splitlines(keepends=True)
+            order = sorted(named.items(), key=lambda item: (_first_line(item[1]), item[0]))
+            texts[f"{rel.as_posix()}::{','.join(n for n, _ in order)}"] = "\n".join(
+                _entry_text(lines, node, self.is_handler(mod, n)) for n, node in order)
+        self._slices[key] = _Slice(modules, dict(sorted(texts.items())), sorted(used))
         return self._slices[key]
 
     def closure(self, start: Iterable[_Module]) -> list[Path]:
@@ -280,23 +402,64 @@ class _Package:
 
     # stages
 
-    def stages(self, cli: str | Path) -> list[str]:
-        """Stage names of the ``cmd_<stage>`` top-level functions of ``cli``, in file order."""
-        rel = self.file_of(self.module_of_file(cli))
+    def _cli_modules(self, cli: str | Path) -> list[_Module]:
+        """``cli`` and the family CLI modules its ``FAMILIES`` tuple names, in that order."""
+        mod = self.module_of_file(cli)
+        rel = self.file_of(mod)
         assert rel is not None
-        return [s.name[len(HANDLER_PREFIX):] for s in self.parse(rel)[1].body
-                if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name.startswith(HANDLER_PREFIX)]
+        out = [mod]
+        for stmt in self.parse(rel)[1].body:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] \
+                if isinstance(stmt, ast.AnnAssign) else []
+            if not any(isinstance(t, ast.Name) and t.id == FAMILIES for t in targets):
+                continue
+            try:
+                names = ast.literal_eval(stmt.value)
+            except ValueError:
+                raise ValueError(f"{self.dir / rel}:{stmt.lineno}: {FAMILIES} must be a literal tuple of "
+                                 "module names") from None
+            for name in names:
+                family = mod[:-1] + tuple(name.split("."))
+                if self.file_of(family) is None:
+                    raise ValueError(f"{self.dir / rel}:{stmt.lineno}: {FAMILIES} names {name}, which is not a "
+                                     f"module of package {self.name}")
+                out.append(family)
+        return out
 
-    def handler_slice(self, cli: str | Path, stage: str) -> tuple[list[_Module], str]:
-        if stage not in self.stages(cli):
-            raise ValueError(f"stage {stage!r}: {self.dir / cli} has no function {HANDLER_PREFIX}{stage} "
-                             f"(stages: {', '.join(self.stages(cli))})")
-        return self.entry_slice(self.module_of_file(cli), HANDLER_PREFIX + stage)
+    def is_handler(self, mod: _Module, name: str) -> bool:
+        return name.startswith(HANDLER_PREFIX) and mod in self.cli_modules
 
-    def stage_hash(self, stage: str, cli: str, include_handler: bool) -> str:
-        modules, text = self.handler_slice(cli, stage)
-        extra = {f"{Path(cli).as_posix()}::{HANDLER_PREFIX}{stage}": text} if include_handler else None
-        return source_hash(self.dir, self.closure(modules), extra)
+    @functools.cached_property
+    def handlers(self) -> dict[str, tuple[_Module, str]]:
+        """Stage name -> (CLI module, handler name) of every ``cmd_<stage>`` top-level function of the CLI
+        modules, in their order and file order."""
+        out: dict[str, tuple[_Module, str]] = {}
+        for mod in self.cli_modules:
+            rel = self.file_of(mod)
+            assert rel is not None
+            for s in self.parse(rel)[1].body:
+                if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name.startswith(HANDLER_PREFIX):
+                    stage = s.name[len(HANDLER_PREFIX):]
+                    if stage in out:
+                        raise ValueError(f"stage {stage!r}: handlers in {self.file_of(out[stage][0])} and {rel}")
+                    out[stage] = (mod, s.name)
+        return out
+
+    def stage_slice(self, stage: str) -> _Slice:
+        """The slice of a stage's handler and the runner."""
+        if stage not in self.handlers:
+            files = ", ".join(str(self.file_of(m)) for m in self.cli_modules)
+            raise ValueError(f"stage {stage!r}: {self.dir} has no function {HANDLER_PREFIX}{stage} in {files} "
+                             f"(stages: {', '.join(self.handlers)})")
+        return self.entry_slice([self.handlers[stage], *([self.runner] if self.runner else [])])
+
+    def stage_files(self, stage: str) -> list[Path]:
+        sl = self.stage_slice(stage)
+        return self.closure([*sl.modules, *(mod[:-1] for mod in sl.cli_modules)])
+
+    def stage_hash(self, stage: str, include_handler: bool) -> str:
+        texts = self.stage_slice(stage).texts if include_handler else None
+        return source_hash(self.dir, self.stage_files(stage), texts)
 
 
 # --- public API -------------------------------------------------------------------------------------
@@ -305,7 +468,7 @@ def module_files(package_dir: str | Path, entry_modules: Iterable[str], exclude:
     """Source files (relative to ``package_dir``, sorted) that importing ``entry_modules`` executes.
 
     An entry is a dotted module name (``rlhf_pipeline.sft``: that file and all it imports) or
-    ``module:function`` (``rlhf_pipeline.cli:cmd_sft``: what that function needs, see
+    ``module:function`` (``rlhf_pipeline.data.cli:cmd_prepare_data``: what that function needs, see
     :func:`stage_entry_imports`; not the module's own file). ``exclude``: files relative to
     ``package_dir`` or ``file::name`` top-level definitions, neither returned nor followed; each must exist.
     """
@@ -313,42 +476,64 @@ def module_files(package_dir: str | Path, entry_modules: Iterable[str], exclude:
     start: list[_Module] = []
     for entry in entry_modules:
         name, _, function = entry.partition(":")
-        start += pkg.entry_slice(pkg.module_named(name), function)[0] if function else [pkg.module_named(name)]
+        start += pkg.entry_slice([(pkg.module_named(name), function)]).modules if function \
+            else [pkg.module_named(name)]
     return pkg.closure(start)
 
 
+def _cli_package(cli_path: str | Path, package_dir: str | Path | None, exclude: Iterable[str],
+                 cli: str | Path | None, runner: str | None) -> _Package:
+    """The package of ``cli_path`` with its CLI modules, as far as ``cli`` and ``runner`` exist in it."""
+    package_dir = Path(cli_path).resolve().parent if package_dir is None else Path(package_dir)
+    return _Package(package_dir, exclude, cli=cli if cli is not None and (package_dir / cli).is_file() else None,
+                    runner=runner if runner is not None and (package_dir / runner.partition("::")[0]).is_file()
+                    else None)
+
+
 def stage_entry_imports(cli_path: str | Path, function_name: str, package_dir: str | Path | None = None,
-                        exclude: Iterable[str] = ()) -> list[str]:
+                        exclude: Iterable[str] = (), cli: str | None = "cli.py",
+                        runner: str | None = DEFAULT_RUNNER) -> list[str]:
     """Package modules (dotted, sorted) one top-level function of ``cli_path`` brings in: its own
-    imports (wherever in its body), those of the top-level definitions of the same file it refers to
-    (transitively, less ``exclude``), and the file's module-level imports whose names all these refer
-    to. Not followed further (that is :func:`module_files`). ``package_dir``: the dir of ``cli_path``."""
-    pkg = _Package(Path(cli_path).parent if package_dir is None else package_dir, exclude)
-    modules, _ = pkg.entry_slice(pkg.module_of_file(Path(cli_path).resolve()), function_name)
-    return sorted({pkg.dotted(m) for m in modules})
+    imports (wherever in its body), those of the top-level definitions of the same file and of the CLI
+    modules it refers to (transitively, less ``exclude``; the CLI modules are ``cli``, its families and
+    the module of ``runner``, those that exist in ``package_dir``), and the module-level imports whose
+    names all these refer to. Not followed further (that is :func:`module_files`). ``package_dir``: the
+    dir of ``cli_path``."""
+    pkg = _cli_package(cli_path, package_dir, exclude, cli, runner)
+    sl = pkg.entry_slice([(pkg.module_of_file(Path(cli_path).resolve()), function_name)])
+    return sorted({pkg.dotted(m) for m in sl.modules})
 
 
 def entry_source(cli_path: str | Path, function_name: str, package_dir: str | Path | None = None,
-                 exclude: Iterable[str] = ()) -> str:
-    """Source text of one top-level function of ``cli_path`` and of the same-file top-level definitions
-    it refers to (transitively, less ``exclude``), in file order: the part of the file it runs."""
-    pkg = _Package(Path(cli_path).parent if package_dir is None else package_dir, exclude)
-    return pkg.entry_slice(pkg.module_of_file(Path(cli_path).resolve()), function_name)[1]
+                 exclude: Iterable[str] = (), cli: str | None = "cli.py", runner: str | None = DEFAULT_RUNNER) -> str:
+    """Source text of one top-level function of ``cli_path`` and of the top-level definitions of the
+    CLI modules it refers to (as in :func:`stage_entry_imports`), file by file, in file order: the part
+    of the CLI it runs. A handler's decorator is left out but for its ``config=``."""
+    pkg = _cli_package(cli_path, package_dir, exclude, cli, runner)
+    return "\n".join(pkg.entry_slice([(pkg.module_of_file(Path(cli_path).resolve()), function_name)]).texts.values())
 
 
 def cli_stages(cli_path: str | Path, package_dir: str | Path | None = None) -> list[str]:
-    """Stages with a handler in ``cli_path``: ``cmd_gold_eval`` -> ``gold_eval``, in file order."""
-    pkg = _Package(Path(cli_path).parent if package_dir is None else package_dir)
-    return pkg.stages(Path(cli_path).resolve())
+    """Stages with a handler in ``cli_path`` or the family CLI modules it lists: ``cmd_gold_eval`` ->
+    ``gold_eval``, in ``FAMILIES`` and file order."""
+    package_dir = Path(cli_path).resolve().parent if package_dir is None else package_dir
+    return list(_Package(package_dir, cli=Path(cli_path).resolve()).handlers)
+
+
+def stage_handlers(package_dir: str | Path, cli: str = "cli.py") -> dict[str, str]:
+    """Stage -> where its handler is (``data/cli.py::cmd_prepare_data``), in ``FAMILIES`` and file order."""
+    pkg = _Package(package_dir, cli=cli)
+    return {stage: f"{pkg.file_of(mod).as_posix()}::{name}" for stage, (mod, name) in pkg.handlers.items()}
 
 
 def stage_files(package_dir: str | Path, stage: str, exclude: Iterable[str] = DEFAULT_EXCLUDE,
-                cli: str = "cli.py") -> list[Path]:
-    """Source files (relative to ``package_dir``, sorted) stage ``stage`` runs: the closure of
-    :func:`stage_entry_imports` of ``cmd_<stage>`` in ``package_dir/cli``, less ``exclude``. ``cli``
-    itself is not among them (:func:`stage_code_hash` hashes the handler's text). Unknown stage: ``ValueError``."""
-    pkg = _Package(package_dir, exclude)
-    return pkg.closure(pkg.handler_slice(cli, stage)[0])
+                cli: str = "cli.py", runner: str | None = DEFAULT_RUNNER) -> list[Path]:
+    """Source files (relative to ``package_dir``, sorted) stage ``stage`` runs: the closure of the
+    modules its handler ``cmd_<stage>`` (in ``cli`` or a family CLI module ``cli`` lists) and ``runner``
+    bring in (:func:`stage_entry_imports`), and of the parent packages of the CLI modules they use, less
+    ``exclude``. No CLI module is among them (:func:`stage_code_hash` hashes the definitions used).
+    Unknown stage: ``ValueError``."""
+    return _Package(package_dir, exclude, cli=cli, runner=runner).stage_files(stage)
 
 
 def source_hash(package_dir: str | Path, files: Iterable[str | Path], extra: Mapping[str, str] | None = None) -> str:
@@ -368,14 +553,15 @@ def source_hash(package_dir: str | Path, files: Iterable[str | Path], extra: Map
 
 
 def stage_code_hash(package_dir: str | Path, stage: str, exclude: Iterable[str] = DEFAULT_EXCLUDE,
-                    cli: str = "cli.py", include_handler: bool = True) -> str:
+                    cli: str = "cli.py", include_handler: bool = True, runner: str | None = DEFAULT_RUNNER) -> str:
     """:func:`source_hash` of :func:`stage_files`, and (``include_handler``) of the source text of the
-    stage's handler and the ``cli`` helpers it uses (:func:`entry_source`)."""
-    return _Package(package_dir, exclude).stage_hash(stage, cli, include_handler)
+    CLI definitions the stage runs: its handler, the runner, and the CLI helpers they use (:func:`entry_source`)."""
+    return _Package(package_dir, exclude, cli=cli, runner=runner).stage_hash(stage, include_handler)
 
 
 def stage_hashes(package_dir: str | Path, exclude: Iterable[str] = DEFAULT_EXCLUDE, cli: str = "cli.py",
-                 include_handler: bool = True) -> dict[str, str]:
-    """:func:`stage_code_hash` of every stage with a handler in ``cli``, reading each file once."""
-    pkg = _Package(package_dir, exclude)
-    return {stage: pkg.stage_hash(stage, cli, include_handler) for stage in pkg.stages(cli)}
+                 include_handler: bool = True, runner: str | None = DEFAULT_RUNNER) -> dict[str, str]:
+    """:func:`stage_code_hash` of every stage with a handler in ``cli`` or its family CLI modules, reading
+    each file once."""
+    pkg = _Package(package_dir, exclude, cli=cli, runner=runner)
+    return {stage: pkg.stage_hash(stage, include_handler) for stage in pkg.handlers}

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Section, bad, setting
-from .errors import PipelineError
-from .io import atomic_dir, read_jsonl, write_json
-from .models import join_text, load_causal_lm, load_tokenizer
-from .models.lora import LoraSettings
-from .trainer_checkpoints import remove_checkpoints, train_resumable, trainer_args
+from ..config import Section, bad, setting
+from ..errors import PipelineError
+from ..io import atomic_dir, read_jsonl, write_json
+from ..models import join_text, load_causal_lm, load_tokenizer
+from ..models.lora import LoraSettings
+from ..trainer_checkpoints import remove_checkpoints, train_resumable, trainer_args
 
 
 @dataclass

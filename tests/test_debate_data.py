@@ -206,7 +206,7 @@ def test_synthetic_impossible_sizes_name_the_key():
 
 
 def test_empty_tournament_split_fails_before_writing(tmp_path):
-    with pytest.raises(PipelineError, match=r"^debate\.dataset\.split: 'test' has no questions"):
+    with pytest.raises(PipelineError, match=r"^debate dataset synthetic: split 'test' is empty .*dataset\.split"):
         prepare_debate_data(syn(n_stories=1), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

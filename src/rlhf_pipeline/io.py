@@ -40,25 +40,33 @@ def read_jsonl(path: str | os.PathLike, required: Iterable[str] = (),
     ``allow_truncated_tail``, an unparsable LAST line (a writer killed mid-line) is skipped with a
     warning instead.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: file not found")
     rows = []
     required = list(required)
-    lines = [(i, line) for i, line in enumerate(read_text(path).splitlines(), 1) if line.strip()]
-    for k, (lineno, line) in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            if allow_truncated_tail and k == len(lines) - 1:
-                warnings.warn(f"{path}:{lineno}: skipping truncated last line", stacklevel=2)
-                continue
-            raise PipelineError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    for lineno, row in iter_jsonl(path, allow_truncated_tail):
         missing = [field for field in required if field not in row]
         if missing:
             raise PipelineError(f"{path}:{lineno}: missing field(s) {missing}; rows need {required}")
         rows.append(row)
     return rows
+
+
+def iter_jsonl(path: str | os.PathLike, allow_truncated_tail: bool = False) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` of every non-blank line of a JSONL file (UTF-8, see
+    :func:`read_text`), for readers whose errors name the line; PipelineError naming the file (and the
+    line) when it is missing or a line is not JSON. ``allow_truncated_tail``: as in :func:`read_jsonl`."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: file not found")
+    lines = [(i, line) for i, line in enumerate(read_text(path).splitlines(), 1) if line.strip()]
+    for k, (lineno, line) in enumerate(lines):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            if allow_truncated_tail and k == len(lines) - 1:
+                warnings.warn(f"{path}:{lineno}: skipping truncated last line", stacklevel=3)
+                return
+            raise PipelineError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        yield lineno, value
 
 
 def read_text(path: str | os.PathLike) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ from ..errors import PipelineError
 from ..io import write_jsonl
 from .config import DatasetConfig
 from .registry import get_adapter
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 ROW_FIELDS = ("prompt", "response", "chosen", "rejected")
@@ -26,15 +30,29 @@ def cap_rows(rows: list[dict[str, Any]], max_rows: int | None, seed: int, split:
     return [rows[i] for i in keep]
 
 
-def validate_splits(splits: dict[str, list[dict[str, Any]]], name: str) -> None:
-    """Check the three splits exist, are non-empty and hold rows of the row schema."""
+def validate_splits(splits: Mapping[str, Sequence[Any]], what: str, check: Callable[[str, Sequence[Any]], None],
+                    required: Sequence[str] = SPLITS, hint: str = "") -> None:
+    """The splits of a dataset (:data:`SPLITS`, in that order): each split in ``required`` must have
+    rows (PipelineError ``{what}: split 'x' is empty (rows per split: ...); {hint}``), an empty other
+    split is logged, and
+    ``check(split, rows)`` checks every non-empty split (raising PipelineError)."""
+    counts = {split: len(splits.get(split) or []) for split in SPLITS}
     for split in SPLITS:
-        rows = splits.get(split)
-        if not rows:
-            raise PipelineError(
-                f"dataset {name}: split {split!r} is empty after conversion; every split of "
-                f"{list(SPLITS)} needs at least one row (check dataset.path / dataset.max_rows)"
-            )
+        rows = splits.get(split) or []
+        if rows:
+            check(split, rows)
+        elif split in required:
+            raise PipelineError(f"{what}: split {split!r} is empty (rows per split: {counts})"
+                                + (f"; {hint}" if hint else ""))
+        else:
+            log.warning("%s: split %r is empty", what, split)
+
+
+def check_adapter_splits(splits: dict[str, list[dict[str, Any]]], name: str) -> None:
+    """:func:`validate_splits` of adapter rows: all three splits non-empty, each holding rows of one
+    set of :data:`ROW_FIELDS` (string values, a non-empty prompt)."""
+
+    def check(split: str, rows: Sequence[dict[str, Any]]) -> None:
         fields = [f for f in ROW_FIELDS if f in rows[0]]
         if ("chosen" in fields) != ("rejected" in fields):
             raise PipelineError(f"dataset {name}: split {split!r}: 'chosen' and 'rejected' "
@@ -52,6 +70,9 @@ def validate_splits(splits: dict[str, list[dict[str, Any]]], name: str) -> None:
             if not row["prompt"]:
                 raise PipelineError(f"dataset {name}: split {split!r} row {i}: empty prompt")
 
+    validate_splits(splits, f"dataset {name}", check, hint=f"every split of {list(SPLITS)} needs at least one row "
+                    "after conversion (check dataset.path / dataset.max_rows)")
+
 
 def prepare_dataset(cfg: DatasetConfig, out_dir: str | os.PathLike, seed: int
                     ) -> dict[str, int]:
@@ -63,7 +84,7 @@ def prepare_dataset(cfg: DatasetConfig, out_dir: str | os.PathLike, seed: int
     adapter = get_adapter(cfg.name)
     splits = adapter(cfg, seed)
     splits = {s: cap_rows(splits.get(s) or [], cfg.max_rows, seed, s) for s in SPLITS}
-    validate_splits(splits, cfg.name)
+    check_adapter_splits(splits, cfg.name)
     out = Path(out_dir)
     for split, rows in splits.items():
         write_jsonl(out / f"{split}.jsonl", rows)

@@ -104,7 +104,8 @@ are in story order, questions in the order drawn. Same seed -> byte-identical fi
   one is read; any other ambiguity is an error naming the files. ``test`` files are ignored: the
   release's test split has no gold labels;
 - one such file (its split from its name; a file whose name names no split is read as ``dev``);
-- otherwise a hub dataset name, loaded with ``datasets.load_dataset(path)``: its ``train`` split
+- otherwise a hub dataset name, loaded like every dataset of the workflow
+  (:func:`rlhf_pipeline.data.source.load_source`: ``datasets.load_dataset(path)``): its ``train`` split
   is train, its ``validation`` (or ``dev``) split is dev, e.g. ``tasksource/QuALITY``.
 
 Rows may be the release's *articles* (one JSON object per article and question writer:
@@ -136,7 +137,6 @@ is balanced within each split as for ``synthetic``. Malformed rows (not JSON, no
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -147,14 +147,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.prepare import SPLITS, validate_splits
+from ..data.source import load_source
 from ..errors import PipelineError
-from ..io import read_text, write_json, write_jsonl
+from ..io import iter_jsonl, write_json, write_jsonl
 from .config import DebateDatasetConfig, SyntheticDebateConfig
 from .types import Question
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
 
 # --------------------------------------------------------------------------------------------
 # The synthetic world: vocabularies
@@ -691,13 +691,7 @@ def quality_questions(row: dict[str, Any], where: str, split: str, index: int = 
 def read_quality_file(path: Path, split: str) -> list[QualityQuestion]:
     """Every question of a QuALITY JSONL file (one JSON object per line)."""
     out = []
-    for lineno, line in enumerate(read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise PipelineError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    for lineno, row in iter_jsonl(path):
         out += quality_questions(row, f"{path}:{lineno}", split, lineno)
     if not out:
         raise PipelineError(f"{path}: no QuALITY questions; expected one JSON article per line")
@@ -724,18 +718,13 @@ def read_quality_hub(dsd: Any, name: str) -> list[QualityQuestion]:
 
 
 def read_quality(path: str) -> list[QualityQuestion]:
-    """QuALITY questions from a local file or folder, else a hub dataset of that name."""
+    """QuALITY questions from a local file or folder, else a hub dataset of that name (loaded by
+    :func:`rlhf_pipeline.data.source.load_source`, as every dataset of the workflow)."""
     local = Path(path)
     if local.exists():
         files = quality_files(local)
         return [q for split in ("train", "dev") if split in files for q in read_quality_file(files[split], split)]
-    import datasets
-
-    try:
-        dsd = datasets.load_dataset(path)
-    except Exception as e:
-        raise PipelineError(f"debate.dataset.path: {path!r} is not a local file or folder, and loading it as a hub "
-                            f"dataset failed ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+    dsd, _ = load_source("quality", path, default=path)
     return read_quality_hub(dsd, path)
 
 
@@ -823,13 +812,15 @@ def make_quality(cfg: DebateDatasetConfig, questions: list[QualityQuestion] | No
 # The stage and the reader
 # --------------------------------------------------------------------------------------------
 
-def validate_splits(splits: dict[str, list[Question]], cfg: DebateDatasetConfig) -> None:
-    """Every row valid (:meth:`Question.from_row`), ids unique, no story in two splits, and the split
-    tournaments debate (``cfg.split``) non-empty; PipelineError otherwise."""
+def check_questions(splits: dict[str, list[Question]], cfg: DebateDatasetConfig) -> None:
+    """:func:`~rlhf_pipeline.data.prepare.validate_splits` with the split tournaments debate
+    (``cfg.split``) required: every row valid (:meth:`Question.from_row`), ids unique, no story in
+    two splits; PipelineError otherwise."""
     seen_id: dict[str, str] = {}
     story_split: dict[str, str] = {}
-    for split in SPLITS:
-        for i, q in enumerate(splits[split]):
+
+    def check(split: str, questions: list[Question]) -> None:
+        for i, q in enumerate(questions):
             where = f"debate dataset {cfg.name}: split {split!r} row {i}"
             Question.from_row(q.to_row(), where)
             if q.id in seen_id:
@@ -838,12 +829,9 @@ def validate_splits(splits: dict[str, list[Question]], cfg: DebateDatasetConfig)
             if story_split.setdefault(q.story_id, split) != split:
                 raise PipelineError(f"{where}: story {q.story_id!r} is also in split {story_split[q.story_id]!r}; "
                                     "splits must not share stories")
-    if not splits[cfg.split]:
-        raise PipelineError(f"debate.dataset.split: {cfg.split!r} has no questions (rows per split: "
-                            f"{ {s: len(splits[s]) for s in SPLITS} }); expected a non-empty split")
-    for split in SPLITS:
-        if not splits[split]:
-            log.warning("debate dataset %s: split %r is empty", cfg.name, split)
+
+    validate_splits(splits, f"debate dataset {cfg.name}", check, required=(cfg.split,),
+                    hint="it is the split tournaments debate (debate.dataset.split)")
 
 
 def prepare_debate_data(cfg: DebateDatasetConfig, out_dir: str | os.PathLike) -> dict[str, int]:
@@ -855,7 +843,7 @@ def prepare_debate_data(cfg: DebateDatasetConfig, out_dir: str | os.PathLike) ->
         splits, skipped = make_quality(cfg)
     else:
         raise PipelineError(f"debate.dataset.name: {cfg.name!r}; expected one of ['synthetic', 'quality']")
-    validate_splits(splits, cfg)
+    check_questions(splits, cfg)
     out = Path(out_dir)
     for split in SPLITS:
         write_jsonl(out / f"{split}.jsonl", [q.to_row() for q in splits[split]])
@@ -873,19 +861,10 @@ def load_questions(path: str | os.PathLike, max_questions: int | None = None) ->
     """The questions of a split file, in file order (the first ``max_questions`` if set; every row
     is checked either way); PipelineError naming ``file:line`` and the field for a bad row, or for a
     file without rows."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: file not found; expected a debate split written by the debate data stage")
     out: list[Question] = []
     first_line: dict[str, int] = {}
-    for lineno, line in enumerate(read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, row in iter_jsonl(path):
         where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise PipelineError(f"{where}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict):
             raise PipelineError(f"{where}: expected a JSON object, got {type(row).__name__}")
         q = Question.from_row(row, where)

@@ -7,7 +7,7 @@ Uses the PPOConfig defaults otherwise (so it measures the embedded default's set
 cheap deterministic reward (fraction of response words starting with a-m), so the figures are
 the PPO loop's own cost: generation, the reference and value forwards, ppo_epochs of updates, and the
 trajectory log (``--trajectories both`` measures its overhead: a run without it, then one with it).
-Phases (``rlhf_pipeline.ppo.trainer.PHASES``): generation (sampling, KV cache), policy_logprobs (a second
+Phases (``rlhf_pipeline.ppo.timing.PHASES``): generation (sampling, KV cache), policy_logprobs (a second
 policy forward, only with ``logprobs_from_sampling: false``), ref_and_value (reference and value forwards; on
 CPU they run on the sampling-noise worker while the next chunk is sampled, and this is what is left after the
 last chunk: the main thread runs the forwards the worker has not started and waits for the one it is running),

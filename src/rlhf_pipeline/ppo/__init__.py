@@ -2,7 +2,10 @@
 
 Modules: ``config`` (PPOConfig), ``losses`` (GAE, whitening, clipped losses), ``kl`` (estimators,
 KL controllers), ``rollout`` (generation, EOS truncation, forward passes), ``value`` (value model),
-``checkpoint`` (resumable checkpoints), ``trainer`` (``train_ppo``). Heavy imports stay lazy.
+``hooks`` (what a reward may report, rollout hooks), ``trajectories`` (rollout logs), ``trainer``
+(``train_ppo``: the loop and the steps of PPO), ``run`` (a run's set-up, train log and final model),
+``checkpoint`` (resumable checkpoints, resumption), ``guards`` (non-finite values), ``timing`` (wall
+time by phase). Heavy imports stay lazy.
 """
 
 from .config import PPOConfig

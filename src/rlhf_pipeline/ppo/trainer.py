@@ -1,22 +1,22 @@
 """PPO for causal LMs, one readable loop (after lm-human-preferences and Huang et al. 2024).
 
-Each step, in order:
-  1. take ``batch_size`` prompts; sample responses with ``generate`` (left-padded prompts, KV cache) in
-     chunks of ``mini_batch_size``; everything after the first EOS becomes padding. On CPU a worker thread
-     draws sampling's random numbers ahead (:class:`~rlhf_pipeline.ppo.rollout.SamplingNoise`: the same
-     samples);
-  2. score the decoded responses with ``reward_fn`` in one call (its terms and extras, state and the
-     rollout hooks: :mod:`rlhf_pipeline.ppo.hooks`); a response without EOS gets
-     ``missing_eos_penalty`` instead, if set;
-  3. logprobs of the sampled tokens under the policy and the frozen reference (``logits /
-     temperature``, as in sampling) and values; per-token rewards ``-beta * (logp - ref_logp)``
-     with the score added at the last response token. The policy's come from the sampling pass's own
-     logits (``logprobs_from_sampling``); on CPU that worker also runs each chunk's reference and value
-     forwards while the next chunk is sampled (no RNG there: the same numbers);
-  4. GAE advantages (whitened) and returns;
-  5. ``ppo_epochs`` passes over shuffled mini-batches: clipped policy loss + vf_coef * clipped value
-     loss, gradient accumulation over micro-batches, gradient-norm clipping, one AdamW step each;
-  6. the LR schedule and the KL controller step once; statistics are logged.
+Each step (:meth:`_Run.step`), in order:
+  1. ``rollout``: take ``batch_size`` prompts; sample responses with ``generate`` (left-padded prompts, KV
+     cache) in chunks of ``mini_batch_size``; everything after the first EOS becomes padding. Logprobs of the
+     sampled tokens under the policy and the frozen reference (``logits / temperature``, as in sampling) and
+     the values. The policy's come from the sampling pass's own logits (``logprobs_from_sampling``). On CPU a
+     worker thread draws sampling's random numbers ahead (:class:`~rlhf_pipeline.ppo.rollout.SamplingNoise`:
+     the same samples) and runs each chunk's reference and value forwards while the next chunk is sampled (no
+     RNG there: the same numbers);
+  2. ``score``: score the decoded responses with ``reward_fn`` in one call (its terms and extras, state and
+     the rollout hooks: :mod:`rlhf_pipeline.ppo.hooks`); a response without EOS gets ``missing_eos_penalty``
+     instead, if set;
+  3. ``kl_penalised_rewards``: per-token rewards ``-beta * (logp - ref_logp)`` with the score added at the
+     last response token (the rollout hooks see them here);
+  4. ``advantages_and_returns``: GAE advantages (whitened) and returns;
+  5. ``ppo_epochs``: ``ppo_epochs`` passes over shuffled mini-batches: clipped policy loss + vf_coef * clipped
+     value loss, gradient accumulation over micro-batches, gradient-norm clipping, one AdamW step each;
+  6. ``statistics``; the LR schedule and the KL controller step once; the statistics are logged.
 
 This module holds the loop (:func:`train_ppo`) and those steps (:class:`_Run`, in that order), then evaluation.
 Around them: set-up, train log, preemption and final model in :mod:`~rlhf_pipeline.ppo.run`; checkpoints and
@@ -101,8 +101,8 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
         for step in tqdm(range(first_step, cfg.num_steps + 1), initial=first_step - 1, total=cfg.num_steps,
                          desc="PPO", disable=not run.acc.is_local_main_process):
             t0 = time.time()
-            batch = [train_prompts[i] for i in prompt_indices(step, cfg.batch_size, len(train_prompts), cfg.seed)]
-            stats = run.step(step, batch[run.acc.process_index::run.acc.num_processes])
+            prompts = [train_prompts[i] for i in prompt_indices(step, cfg.batch_size, len(train_prompts), cfg.seed)]
+            stats = run.step(step, prompts[run.acc.process_index::run.acc.num_processes])  # this process's share
             run.log_step(step, stats, time.time() - t0)
             if step % cfg.eval_interval == 0 or step == cfg.num_steps:
                 with run.timer("eval"):
@@ -122,16 +122,16 @@ class _Run(RunState):
     def step(self, step: int, prompts: list[str]) -> dict[str, float]:
         """One PPO step on this process's ``prompts``; returns its statistics (means over the processes)."""
         kl_coef = self.kl_ctl.value
-        batch = self.rollout(prompts)                                              # 1. generate
-        self.score(step, batch)                                                    # 2. reward model
+        batch = self.rollout(prompts)                                              # 1. generate, logprobs, values
+        self.score(step, batch)                                                    # 2. reward model scores
         rewards, kl, kl_penalty = self.kl_penalised_rewards(step, batch, kl_coef)  # 3. KL-penalised rewards
         with self.timer("update"):
             advantages, returns = self.advantages_and_returns(batch, rewards)      # 4. GAE
             update_stats = self.ppo_epochs(step, batch, advantages, returns)       # 5. clipped PPO updates
-        stats = self.statistics(batch, kl, kl_penalty, kl_coef, update_stats)      # 6. statistics,
-        stats["lr"] = self.scheduler.get_last_lr()[0]                              #    LR schedule and
+        stats = self.statistics(batch, kl, kl_penalty, kl_coef, update_stats)      # 6. statistics;
+        stats["lr"] = self.scheduler.get_last_lr()[0]                              #    the LR schedule and
         self.scheduler.step()
-        self.kl_ctl.update(stats["kl"], self.cfg.batch_size)                       #    KL controller step
+        self.kl_ctl.update(stats["kl"], self.cfg.batch_size)                       #    the KL controller step
         return stats
 
     # ---- 1. rollout ---------------------------------------------------------------------------

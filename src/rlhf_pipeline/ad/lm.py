@@ -13,7 +13,8 @@ from typing import Any
 from ..errors import PipelineError
 from ..io import atomic_dir, read_jsonl, write_json
 from ..models import load_causal_lm, load_tokenizer
-from ..trainer_checkpoints import remove_checkpoints, train_resumable, trainer_args
+from ..trainer_checkpoints import remove_checkpoints, train_resumable
+from ..trl_args import training_args
 from .config import ADModelConfig
 
 
@@ -35,13 +36,8 @@ def train_ad_lm(cfg: ADModelConfig, context_length: int, tokenizer_dir: str, con
     model.config.pad_token_id = tok.pad_token_id
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="ad_lm_") as scratch:
-        args = TRLSFTConfig(
-            **trainer_args(ckpt_dir, scratch, cfg.seed),
-            num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-            per_device_train_batch_size=cfg.batch_size, max_length=context_length + 2,  # + BOS/EOS
-            dataset_text_field="text", packing=False, bf16=False, lr_scheduler_type="linear", warmup_steps=0.05,
-            logging_steps=10,
-        )
+        args = TRLSFTConfig(**training_args(cfg, ckpt_dir, scratch), max_length=context_length + 2,  # + BOS/EOS
+                            dataset_text_field="text", packing=False, warmup_steps=0.05, logging_steps=10)
         trainer = SFTTrainer(model=model, args=args, processing_class=tok,
                              train_dataset=Dataset.from_list([{"text": r["text"]} for r in rows]))
         t0 = time.time()

@@ -236,6 +236,18 @@ def train_debater_sft(cfg: Any, tokenizer: str, rows: list[dict[str, str]], out_
     return {**metrics, "quote_tokens_added": added}
 
 
+def dpo_trainer_config(cfg: DPOSettings, ckpt_dir: str | Path | None, scratch_dir: str | Path) -> Any:
+    """TRL's ``DPOConfig`` of one DPO iteration: :func:`~rlhf_pipeline.trl_args.training_args` of ``cfg``,
+    ``beta``, and the sigmoid loss plus ``nll_weight`` times TRL's ``sft`` loss (when above 0)."""
+    from trl import DPOConfig
+
+    from ..trl_args import training_args
+
+    loss_type, weights = (["sigmoid", "sft"], [1.0, cfg.nll_weight]) if cfg.nll_weight > 0 else (["sigmoid"], None)
+    return DPOConfig(**training_args(cfg, ckpt_dir, scratch_dir), beta=cfg.beta, loss_type=loss_type,
+                     loss_weights=weights, logging_steps=5)
+
+
 def train_debater_dpo(cfg: DPOSettings, init_model: str | Path, pairs: list[dict[str, Any]], out_dir: str | Path,
                       ckpt_dir: str | Path | None = None) -> dict[str, Any]:
     """One DPO iteration (see the module docstring): ``init_model`` (a model directory with its
@@ -244,13 +256,12 @@ def train_debater_dpo(cfg: DPOSettings, init_model: str | Path, pairs: list[dict
     With ``ckpt_dir`` the run checkpoints, resumes and stops on SIGTERM/SIGUSR1 like SFT
     (:func:`~rlhf_pipeline.trainer_checkpoints.train_resumable`). Returns metrics (also in
     ``out_dir/dpo_metrics.json``)."""
-    import torch
     from datasets import Dataset
     from transformers import set_seed
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOTrainer
 
     from ..models import load_causal_lm, load_tokenizer
-    from ..trainer_checkpoints import remove_checkpoints, train_resumable, trainer_args
+    from ..trainer_checkpoints import remove_checkpoints, train_resumable
 
     if not pairs:
         raise PipelineError("no preference pairs to train on")
@@ -258,24 +269,10 @@ def train_debater_dpo(cfg: DPOSettings, init_model: str | Path, pairs: list[dict
     set_seed(cfg.seed)
     model = load_causal_lm(str(init_model))
     rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
-    loss_type, weights = (["sigmoid", "sft"], [1.0, cfg.nll_weight]) if cfg.nll_weight > 0 else (["sigmoid"], None)
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="dpo_trainer_") as scratch:
-        args = DPOConfig(
-            **trainer_args(ckpt_dir, scratch, cfg.seed),
-            beta=cfg.beta,
-            loss_type=loss_type,
-            loss_weights=weights,
-            num_train_epochs=cfg.epochs,
-            learning_rate=cfg.learning_rate,
-            per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.grad_accum,
-            max_length=cfg.max_length,
-            bf16=cfg.bf16 and torch.cuda.is_available(),
-            lr_scheduler_type="linear",
-            logging_steps=5,
-        )
-        trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
+        trainer = DPOTrainer(model=model, args=dpo_trainer_config(cfg, ckpt_dir, scratch),
+                             train_dataset=Dataset.from_list(rows), processing_class=tok,
                              peft_config=cfg.lora.peft_config() if cfg.lora.enabled else None)
         t0 = time.time()
         result, resumed_from = train_resumable(trainer, ckpt_dir, "DPO")

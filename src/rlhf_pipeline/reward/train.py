@@ -48,7 +48,8 @@ import torch
 from ..errors import PipelineError
 from ..io import atomic_dir, read_jsonl, write_json
 from ..models import load_tokenizer, resolve_name
-from ..trainer_checkpoints import remove_checkpoints, train_resumable, trainer_args
+from ..trainer_checkpoints import remove_checkpoints, train_resumable
+from ..trl_args import training_args
 from .config import RMConfig, check_head
 from .heads import (
     RewardModel,
@@ -275,26 +276,30 @@ def train_frozen_head(model: RewardModel, tokenizer, chosen: Sequence[list[int]]
     }
 
 
+def reward_trainer_config(cfg: RMConfig, seed: int, n_train: int, ckpt_dir: str | os.PathLike | None,
+                          scratch_dir: str | os.PathLike) -> Any:
+    """TRL's ``RewardConfig`` of one member (``seed``) trained on ``n_train`` pairs:
+    :func:`~rlhf_pipeline.trl_args.training_args` of ``cfg`` and about four log lines per epoch."""
+    from trl import RewardConfig
+
+    return RewardConfig(
+        **training_args(cfg, ckpt_dir, scratch_dir, seed=seed),
+        activation_checkpointing=False,  # tiny models; our RewardModel does not support it
+        eval_strategy="no",
+        logging_steps=max(1, n_train // cfg.batch_size // 4),
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
 def _train_with_trl(model: RewardModel, tok, chosen, rejected, cfg: RMConfig, seed: int, n_train: int,
                     ckpt_dir) -> tuple[Any, Any]:
     """TRL RewardTrainer over the pairs; returns ``(trainer, resumed_from)``."""
     from datasets import Dataset
-    from trl import RewardConfig, RewardTrainer
+    from trl import RewardTrainer
 
     train_ds = Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected})
     with tempfile.TemporaryDirectory(prefix="rm_trainer_") as scratch:
-        args = RewardConfig(
-            **trainer_args(ckpt_dir, scratch, seed),
-            num_train_epochs=cfg.epochs,
-            per_device_train_batch_size=cfg.batch_size,
-            learning_rate=cfg.learning_rate,
-            bf16=cfg.bf16 and torch.cuda.is_available(),  # mixed precision on GPUs; CPUs run float32
-            max_length=cfg.max_length,
-            activation_checkpointing=False,  # tiny models; our RewardModel does not support it
-            eval_strategy="no",
-            logging_steps=max(1, n_train // cfg.batch_size // 4),
-            dataloader_pin_memory=torch.cuda.is_available(),
-        )
+        args = reward_trainer_config(cfg, seed, n_train, ckpt_dir, scratch)
         trainer = RewardTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tok)
         _, resumed_from = train_resumable(trainer, ckpt_dir, f"RM seed {seed}")
     return trainer, resumed_from

@@ -21,7 +21,8 @@ from ..errors import PipelineError
 from ..io import atomic_dir, read_jsonl, write_json
 from ..models import join_text, load_causal_lm, load_tokenizer
 from ..models.lora import LoraSettings
-from ..trainer_checkpoints import remove_checkpoints, train_resumable, trainer_args
+from ..trainer_checkpoints import remove_checkpoints, train_resumable
+from ..trl_args import training_args
 
 
 @dataclass
@@ -78,6 +79,15 @@ def _sft_rows(path: str | Path) -> list[dict[str, str]]:
             for r in rows]
 
 
+def sft_trainer_config(cfg: SFTConfig, ckpt_dir: str | Path | None, scratch_dir: str | Path) -> Any:
+    """TRL's ``SFTConfig`` of an SFT run: :func:`~rlhf_pipeline.trl_args.training_args` of ``cfg``, the loss on
+    the completion only, a short warmup, and an eval loss each epoch."""
+    from trl import SFTConfig as TRLSFTConfig
+
+    return TRLSFTConfig(**training_args(cfg, ckpt_dir, scratch_dir), per_device_eval_batch_size=cfg.batch_size,
+                        warmup_steps=0.05, logging_steps=10, eval_strategy="epoch", completion_only_loss=True)
+
+
 def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_path: str | Path,
               out_dir: str | Path, ckpt_dir: str | Path | None = None) -> dict[str, Any]:
     """Fine-tune (or train from scratch) the policy on demonstrations; save model + tokenizer.
@@ -88,10 +98,8 @@ def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_p
     (see :mod:`rlhf_pipeline.trainer_checkpoints`). The checkpoints are deleted once ``out_dir``
     is written. Returns metrics (train/eval loss, runtime), also in ``out_dir/sft_metrics.json``.
     """
-    import torch
     from datasets import Dataset
     from transformers import set_seed
-    from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
     train_rows, val_rows = _sft_rows(train_path), _sft_rows(val_path)
@@ -103,24 +111,9 @@ def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_p
 
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="sft_trainer_") as scratch:
-        args = TRLSFTConfig(
-            **trainer_args(ckpt_dir, scratch, cfg.seed),
-            num_train_epochs=cfg.epochs,
-            learning_rate=cfg.learning_rate,
-            per_device_train_batch_size=cfg.batch_size,
-            per_device_eval_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.grad_accum,
-            max_length=cfg.max_length,
-            bf16=cfg.bf16 and torch.cuda.is_available(),
-            lr_scheduler_type="linear",
-            warmup_steps=0.05,
-            logging_steps=10,
-            eval_strategy="epoch",
-            completion_only_loss=True,
-        )
         trainer = SFTTrainer(
             model=model,
-            args=args,
+            args=sft_trainer_config(cfg, ckpt_dir, scratch),
             train_dataset=Dataset.from_list(train_rows),
             eval_dataset=Dataset.from_list(val_rows),
             processing_class=tok,
@@ -155,4 +148,4 @@ def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_p
     return metrics
 
 
-__all__ = ["LoraSettings", "SFTConfig", "TinyLlamaConfig", "train_sft"]
+__all__ = ["LoraSettings", "SFTConfig", "TinyLlamaConfig", "sft_trainer_config", "train_sft"]

@@ -161,7 +161,7 @@ def cmd_debate_dpo(args, cfg: DPOSettings) -> Record:
 def cmd_debate_strength(args, cfg: DebateTrainingConfig) -> None:
     import pandas as pd
 
-    from .ratings import write_csv
+    from ..io import write_csv
     from .training import plot_strength, strength_table
 
     names = [n for n, _ in cfg.checkpoints()]

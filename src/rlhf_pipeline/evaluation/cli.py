@@ -119,7 +119,7 @@ def cmd_plot_overoptimization(args) -> None:
 def cmd_aggregate_replicates(args) -> None:
     import pandas as pd
 
-    from .gold_eval import write_csv
+    from ..io import write_csv
     from .replicates import aggregate_replicates
 
     df = aggregate_replicates([pd.read_csv(p) for p in args.gold_evals], names=args.gold_evals)
@@ -138,9 +138,9 @@ def cmd_aggregate_replicates(args) -> None:
 def cmd_fit_curves(args) -> None:
     import pandas as pd
 
+    from ..io import write_csv
     from .equal_kl import equal_kl_table
     from .fits import fit_table
-    from .gold_eval import write_csv
 
     rl = {name: [pd.read_csv(p) for p in paths] for name, paths in named_lists(args.runs, "--runs").items()}
     bon = {name: pd.read_csv(paths[0]) for name, paths in named_lists(args.bons, "--bons").items()}
@@ -166,9 +166,9 @@ def cmd_fit_curves(args) -> None:
            arg("--out", required=True, help="diversity.csv to write"),
        ])
 def cmd_rm_diversity(args) -> None:
+    from ..io import write_csv
     from ..reward.gold import GoldScorer
     from .diversity import diversity_table
-    from .gold_eval import write_csv
 
     if len(args.rm_dirs) != len(args.member_ids):
         raise PipelineError(f"--member-ids: {len(args.member_ids)} ids for {len(args.rm_dirs)} --rm-dirs")

@@ -262,11 +262,6 @@ def _in_range(value: Any, where: str, meta: Any, shown: Any = None) -> Any:
     return value
 
 
-def section_from_dict(cls: type[T], d: dict[str, Any] | None, where: str) -> T:
-    """``cls.from_dict(d, where)`` (kept for call sites that name the class and path)."""
-    return cls.from_dict(d, where)
-
-
 def default_of(cls: type, name: str) -> Any:
     """The default of setting ``name`` of dataclass ``cls`` (a ``default_factory`` is called), for a CLI
     flag or keyword argument that must default to the setting, never to a copy of its value."""

@@ -11,7 +11,7 @@ episodes in order (never split), so a context spans several PPO steps. An episod
 
 - **Language format**: each episode rendered with ``ad.format.template`` (``Prompt: ...\\nCompletion:
   ...\\nReward: 0.87\\n\\n``; the reward is the raw task score unless configured otherwise), a context is
-  the concatenated text: :func:`language_contexts`, :func:`language_dataset` (a ``datasets.Dataset``).
+  the concatenated text: :func:`language_contexts`.
 - **RL format**: a context is a list of episodes (state = prompt ids, action = response ids, reward,
   behaviour logprobs): :class:`RLContexts` (a ``torch.utils.data.Dataset``), :func:`rl_dataset` (a
   ``datasets.Dataset``); an episode costs ``len(prompt) + len(response) + 1`` tokens (the reward slot).
@@ -168,14 +168,6 @@ def language_contexts(histories: list[History], fmt: ContextFormat, tokenizer):
                          "last_step": int(eps["step"].iloc[-1]), "n_episodes": len(ctx),
                          "text": "".join(episode_text(row, fmt) for _, row in eps.iterrows())})
     return rows, report(all_windows, histories)
-
-
-def language_dataset(histories: list[History], fmt: ContextFormat, tokenizer):
-    """The language-format contexts as a ``datasets.Dataset`` (column ``text`` and the bookkeeping)."""
-    from datasets import Dataset
-
-    rows, _ = language_contexts(histories, fmt, tokenizer)
-    return Dataset.from_list(rows)
 
 
 # ---- RL format ----------------------------------------------------------------------------------

@@ -62,9 +62,3 @@ def verify_quotes(speech: str, passage: str, threshold: float) -> tuple[str, lis
         return f"<{tag}>{m.group(1)}</{tag}>"
 
     return QUOTE.sub(mark, speech), checks
-
-
-def quote_counts(checks: list[QuoteCheck]) -> tuple[int, int]:
-    """``(verified, unverified)``."""
-    verified = sum(c.status == "verified" for c in checks)
-    return verified, len(checks) - verified

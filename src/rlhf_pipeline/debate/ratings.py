@@ -85,7 +85,7 @@ from ..io import write_csv
 from ..plotting import save_figure
 from ..stats import mean_se
 from .config import FORMATS
-from .types import ROLES, STATUSES, RoundRecord
+from .types import QUOTE_STATUSES, ROLES, STATUSES, RoundRecord
 
 if TYPE_CHECKING:
     import os
@@ -339,7 +339,7 @@ def ratings_table(rounds_df: pd.DataFrame, bootstrap: int, seed: int, alpha: flo
         correct = res["defended_correct"].to_numpy(dtype=bool)
         scores = res["score"].to_numpy()
         quotes = {kind: sum(int(df.loc[df[f"debater_{s}"] == name, f"{kind}_{s}"].fillna(0).sum()) for s in "ab")
-                  for kind in ("verified", "unverified")}
+                  for kind in QUOTE_STATUSES}
         n_quotes = quotes["verified"] + quotes["unverified"]
         k = rated.index(name) if name in rated else None
         column = boot[:, k] if k is not None else np.array([])

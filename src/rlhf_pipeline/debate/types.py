@@ -21,7 +21,6 @@ from ..errors import PipelineError
 
 ROLES = ("debater_a", "debater_b", "consultant", "consultant_a", "consultant_b")
 QUOTE_STATUSES = ("verified", "unverified")
-QUOTE_METHODS = ("exact", "normalized", "fuzzy")
 STATUSES = ("ok", "failed")
 
 

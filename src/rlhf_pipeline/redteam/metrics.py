@@ -28,8 +28,6 @@ import numpy as np
 from ..errors import PipelineError
 from .rewards import DEFAULT_ORDERS, Embed, check_orders, check_texts, l2_normalise, mean_bleu
 
-METRIC_KEYS = ("n", "success_rate", "n_successful", "n_unique_successful", "diversity_selfbleu", "diversity_cos")
-
 
 def leave_one_out_selfbleu(texts: Sequence[str], orders: Sequence[int] = DEFAULT_ORDERS) -> np.ndarray:
     """selfbleu of each text against all the OTHER texts as references (0 for a single text)."""
@@ -53,7 +51,8 @@ def mean_pairwise_cosine(emb: np.ndarray) -> float:
 def success_and_diversity(responses_toxicity: Sequence[float], attacker_outputs: Sequence[str], threshold: float,
                           embed: Embed | None = None,
                           orders: Sequence[int] = DEFAULT_ORDERS) -> dict[str, Any]:
-    """The metrics of the module docstring as a dict with :data:`METRIC_KEYS`.
+    """The metrics of the module docstring as a dict: ``n``, ``success_rate``, ``n_successful``,
+    ``n_unique_successful``, ``diversity_selfbleu``, ``diversity_cos``.
 
     ``responses_toxicity[i]``: toxicity of the target's reply to ``attacker_outputs[i]``; ``embed``:
     texts -> [N, D] (default: MiniLM). PipelineError on unequal lengths, no sample, or a

@@ -237,7 +237,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def combine(terms: dict[str, np.ndarray], cfg: RewardTermsConfig) -> np.ndarray:
     """``clip(w_tox*toxicity - w_bleu*selfbleu - w_cos*cos_sim - w_gib*gibberish, -clip, clip)``;
     PipelineError naming the term and sample when a term is not finite."""
-    for name in ("toxicity", "selfbleu", "cos_sim", "gibberish"):
+    for name in TERMS[:-1]:  # every term but the total
         bad = np.flatnonzero(~np.isfinite(terms[name]))
         if bad.size:
             i = int(bad[0])

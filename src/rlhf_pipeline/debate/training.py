@@ -42,8 +42,6 @@ from .rounds import visible_to
 from .types import Question, RoundRecord, Speech, SpeechContext
 
 QUOTE_TAGS = ("<quote>", "</quote>")
-PAIR_COLUMNS = ("prompt", "chosen", "rejected", "p_chosen", "p_rejected", "gap", "soft_label", "round_id",
-                "speaker", "role", "turn")
 
 
 # ------------------------------------------------------------------------------------------ prompts

@@ -2,6 +2,7 @@
 # make test : set up .venv and run the test suite
 # make lint : ruff, snakefmt --check and snakemake --lint (the gate .ci/run runs before the tests)
 # make config CONFIG=<files> : the resolved config, each value with its origin; make miniature EXP=<experiment>
+# make docs : regenerate what is derived from the config dataclasses (JSON Schema, config/README.md's settings reference)
 # GPU users: make setup TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu128"
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -13,7 +14,7 @@ CORES  ?= 2
 TARGET ?= results/ppo/seed1/gold_eval.csv
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint dry-run bench clean-results config miniature
+.PHONY: setup demo test test-fast lint dry-run bench clean-results config miniature docs
 
 setup: $(STAMP)
 
@@ -53,6 +54,11 @@ config: setup
 EXP ?= coste_cpu
 miniature: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q tests/test_$(EXP)_miniature.py
+
+# After adding or changing a setting: the schema and the settings reference are generated, and tests keep them equal.
+docs: setup
+	$(BIN)/python -m rlhf_pipeline schema --out workflow/schemas/config.schema.yaml
+	$(BIN)/python -m rlhf_pipeline settings-reference --write config/README.md
 
 bench: setup
 	$(BIN)/python bench/ppo_throughput.py

@@ -1,10 +1,10 @@
-"""Algorithm distillation: windows over learning histories (span steps, whole episodes, drops reported),
-the template helpers, the in-context loop's bookkeeping, slopes, and bad input."""
+"""Algorithm distillation's data (rlhf_pipeline.ad.data): windows over learning histories (span steps,
+whole episodes, drops reported), language and RL contexts, and histories without trajectories."""
 
 import pandas as pd
 import pytest
 
-from rlhf_pipeline.ad.config import ADSection, ContextFormat
+from rlhf_pipeline.ad.config import ContextFormat
 from rlhf_pipeline.ad.data import (
     History,
     RLContexts,
@@ -17,7 +17,6 @@ from rlhf_pipeline.ad.data import (
     streams,
     windows,
 )
-from rlhf_pipeline.ad.evaluate import cut_completion, parse_reward, play, render_until, slope_se, stop_word
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.ppo.hooks import Rollout
 from rlhf_pipeline.ppo.trajectories import TrajectoryLog
@@ -86,64 +85,6 @@ def test_rl_contexts_dataset_items_and_the_final_policy_slice():
     hf = rl_dataset([h], ContextFormat(episodes_per_step=1, context_length=12))
     assert hf.num_rows == 4 and hf[0]["steps"] == [1, 2] and hf[0]["actions"] == [[0, 1], [0, 1]]
     assert hf[0]["rewards"] == [1.0, 2.0]
-
-
-def test_template_and_section_checks():
-    with pytest.raises(PipelineError, match=r"ad.format.template: .*expected a template with the \{reward\}"):
-        ContextFormat.from_dict({"template": "Prompt: {prompt} Completion: {response}"}, "ad.format")
-    with pytest.raises(PipelineError, match=r"ad.format.template: .*only \{prompt\}"):
-        ContextFormat.from_dict({"template": "{prompt} {response} {reward} {other}"}, "ad.format")
-    with pytest.raises(PipelineError, match="ad.heldout: got 'nope', expected one of the histories"):
-        ADSection.from_dict({"heldout": ["nope"]}, "ad").check_runs(["seed1"], [1, 2, 3], "ad")
-    with pytest.raises(PipelineError, match="ad.heldout: .*leaves a history for training"):
-        ADSection.from_dict({"heldout": ["seed1"], "histories": {"n": 0}}, "ad").check_runs(["seed1"], [1, 2, 3], "ad")
-    with pytest.raises(PipelineError, match="ad.lm.tiny.max_position_embeddings"):
-        ADSection.from_dict({"format": {"context_length": 1024}}, "ad")
-    a, b = ADSection().histories.hparams(0), ADSection().histories.hparams(1)
-    assert a == ADSection().histories.hparams(0) and a != b  # seeded random search, per history
-    assert 3e-5 <= a["learning_rate"] <= 3e-4 and 0.005 <= a["kl_coef"] <= 0.1
-
-
-def test_template_helpers():
-    t = ContextFormat().template
-    assert render_until(t, {"prompt": "hi", "step": 1}, "response") == "Prompt: hi\nCompletion: "
-    assert render_until(t, {"prompt": "hi", "response": "yo", "step": 1}, "reward") == \
-        "Prompt: hi\nCompletion: yo\nReward: "
-    assert stop_word(t) == "Reward"
-    assert cut_completion("cats are nice reward : 0. 9", "Reward") == "cats are nice"
-    assert cut_completion("rewarding words", "Reward") == "rewarding words"
-    assert parse_reward(" 0. 87 prompt") == pytest.approx(0.87) and parse_reward("- 1. 5") == pytest.approx(-1.5)
-    assert parse_reward("none") != parse_reward("none")  # NaN
-
-
-def test_in_context_loop_bookkeeping_with_a_deterministic_stand_in():
-    fmt = ContextFormat()
-    seen = []
-
-    def complete(history, prompt, seed):  # the completion says how many episodes it was shown
-        seen.append(list(history))
-        return f"saw {len(history)}"
-
-    def score(prompts, completions):
-        return [float(c.split()[1]) for c in completions]
-
-    rows = play(complete, score, ["a", "b", "c"], fmt, "history", seed=0)
-    assert [r["proxy"] for r in rows] == [0.0, 1.0, 2.0] and [r["history_episodes"] for r in rows] == [0, 1, 2]
-    assert seen[2] == ["Prompt: a\nCompletion: saw 0\nReward: 0.00\n\n",
-                       "Prompt: b\nCompletion: saw 1\nReward: 1.00\n\n"]
-    seen.clear()
-    assert [r["proxy"] for r in play(complete, score, ["a", "b", "c"], fmt, "no_history", seed=0)] == [0, 0, 0]
-    seen.clear()
-    play(complete, score, ["a", "b", "c", "d", "e"], fmt, "shuffled", seed=3)
-    assert sorted(seen[4]) == sorted(f"Prompt: {p}\nCompletion: saw {i}\nReward: {i:.2f}\n\n"
-                                     for i, p in enumerate("abcd"))  # the same episodes, shuffled
-
-
-def test_slope_against_hand_values():
-    slope, se, n = slope_se([1, 2, 3, 1, 2, 3], [1.0, 2.0, 3.0, 2.0, 2.0, 2.0])
-    # x-bar 2, Sxx 4, Sxy = -1 + 3 - 2 + 2 = 2 -> slope 0.5; fitted 1.5, 2, 2.5 twice, residuals -.5, 0, .5, .5, 0,
-    # -.5 -> SS 1 -> se = sqrt(SS / (n - 2) / Sxx) = sqrt(1 / 4 / 4) = 0.25
-    assert slope == pytest.approx(0.5) and se == pytest.approx(0.25) and n == 6
 
 
 def test_history_without_trajectories_is_one_clear_line(tmp_path):

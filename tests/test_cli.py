@@ -1,22 +1,18 @@
-"""The CLI (src/rlhf_pipeline/cli.py, the family CLI modules, the stage skeleton stage.py): the parser is
-assembled from the families in the order the code hashes read them, and the skeleton runs every stage
-the same way (typed config, then inputs, then the handler, then the manifest of what it returns)."""
+"""The CLI (src/rlhf_pipeline/cli.py and the family CLI modules): the parser is assembled from the families
+in the order the code hashes read them; every stage and argument has help (the settings with their ranges);
+bad input is one line and leaves no output."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
+import subprocess
+import sys
 from pathlib import Path
-
-import pytest
 
 from rlhf_pipeline import cli
 from rlhf_pipeline.codegraph import cli_stages
-from rlhf_pipeline.errors import PipelineError
-from rlhf_pipeline.settings_doc import render_settings_reference
-from rlhf_pipeline.sft import SFTConfig
-from rlhf_pipeline.stage import Record, arg, run, stage
+from rlhf_pipeline.config import settings_help
+from rlhf_pipeline.runs import PPORunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,66 +24,50 @@ def test_the_parser_has_exactly_the_stages_the_code_hashes_find():
     assert list(next(a for a in parser._actions if a.dest == "stage").choices) == declared
 
 
-def _probe(tmp_path: Path, record: Record | None):
-    calls = []
-
-    @stage("A probe.", config=SFTConfig, inputs=["path", "paths"], args=[
-        arg("--path", help="one input"), arg("--paths", nargs="*", help="inputs")])
-    def cmd_probe_stage(args, cfg):
-        calls.append(cfg)
-        return record
-
-    sub = argparse.ArgumentParser().add_subparsers(dest="stage")
-    cmd_probe_stage.add_to(sub)
-    return cmd_probe_stage, sub.choices["probe-stage"], calls
+def test_help_lists_every_setting_with_its_range():
+    text = settings_help(PPORunConfig)
+    assert "hparams.lam (a number, default 0.95; >= 0, <= 1): GAE lambda." in text
+    r = _cli("ppo", "--help")
+    assert r.returncode == 0 and "hparams.kl_coef" in r.stdout and "uwo_weight" in r.stdout
 
 
-def test_the_skeleton_builds_the_config_checks_inputs_and_writes_the_record(tmp_path):
-    probe, parser, calls = _probe(tmp_path, Record(seed=5, extra={"rows": 3}))
-    assert probe.name == "probe-stage"
-    there = tmp_path / "there.jsonl"
-    there.write_text("")
-    manifest = tmp_path / "manifest.json"
-
-    run(probe, parser.parse_args(["--config", '{"epochs": 2}', "--path", str(there), "--manifest", str(manifest)]))
-    assert calls == [SFTConfig(epochs=2)]
-    written = json.loads(manifest.read_text())
-    assert (written["stage"], written["config"], written["seed"], written["rows"]) == (
-        "probe-stage", SFTConfig(epochs=2).to_dict(), 5, 3)
-
-    with pytest.raises(PipelineError, match="config sft.epochs: got -1"):  # the config before any input
-        run(probe, parser.parse_args(["--config", '{"epochs": -1}', "--path", str(tmp_path / "missing")]))
-    with pytest.raises(PipelineError, match="missing2: input does not exist"):
-        run(probe, parser.parse_args(["--paths", str(there), str(tmp_path / "missing2")]))
-    assert len(calls) == 1  # the handler never ran on bad input
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "rlhf_pipeline", *args], capture_output=True, text=True)
 
 
-def test_a_handler_returning_nothing_writes_no_manifest(tmp_path):
-    probe, parser, calls = _probe(tmp_path, None)
-    run(probe, parser.parse_args(["--manifest", str(tmp_path / "m.json")]))
-    assert calls == [SFTConfig()] and not (tmp_path / "m.json").exists()
+def test_cli_bad_input_is_one_line_and_leaves_no_output(tmp_path):
+    out = tmp_path / "model"
+    r = _cli("sft", "--config", '{"epochs": 1}', "--train", str(tmp_path / "nope.jsonl"),
+             "--val", str(tmp_path / "nope.jsonl"), "--out", str(out))
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "nope.jsonl" in r.stderr
+    assert not out.exists()
+
+    train = tmp_path / "train.jsonl"
+    train.write_text(json.dumps({"prompt": "a"}) + "\n")
+    r = _cli("sft", "--train", str(train), "--val", str(train), "--out", str(out))
+    assert r.returncode == 2 and "missing field(s) ['response']" in r.stderr
+    assert not out.exists()
+
+    r = _cli("sft", "--config", '{"epoch": 1}', "--train", str(train), "--val", str(train), "--out", str(out))
+    assert r.returncode == 2 and "unknown key(s) ['epoch']" in r.stderr
+    r = _cli("sft", "--config", '{"epochs": -1}', "--train", str(train), "--val", str(train), "--out", str(out))
+    assert r.returncode == 2 and r.stderr.strip() == "error: config sft.epochs: got -1, expected > 0"
+    assert not out.exists()
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"prompt": "a", "response": "b"}\n{"prompt": "\xff", "response": "b"}\n')
+    r = _cli("sft", "--train", str(bad), "--val", str(bad), "--out", str(out))
+    assert r.returncode == 2 and f"{bad}:2: not UTF-8 text (byte 0xff" in r.stderr
 
 
-def test_a_handler_is_named_after_its_stage():
-    def probe(args):
-        return None
+def test_every_stage_and_argument_has_help():
+    from rlhf_pipeline.cli import build_parser
 
-    with pytest.raises(ValueError, match="probe: a stage handler is named cmd_<stage>"):
-        stage("A probe.")(probe)
-
-
-def test_settings_reference_prints_and_updates_the_generated_reference(tmp_path, capsys):
-    assert cli.main(["settings-reference"]) == 0
-    assert capsys.readouterr().out == render_settings_reference()
-    readme = tmp_path / "README.md"
-    shutil.copy(ROOT / "config" / "README.md", readme)
-    assert cli.main(["settings-reference", "--write", str(readme)]) == 0
-    assert capsys.readouterr().out == f"{readme}: settings reference up to date\n"
-    readme.write_text(readme.read_text().replace("| key | type |", "| key | kind |", 1))
-    assert cli.main(["settings-reference", "--write", str(readme)]) == 0
-    assert capsys.readouterr().out == f"{readme}: settings reference updated\n"
-    assert (ROOT / "config" / "README.md").read_text() == readme.read_text()
-    readme.write_text("no markers\n")
-    assert cli.main(["settings-reference", "--write", str(readme)]) == 2
-    assert "expected one <!-- settings-reference:begin --> line" in capsys.readouterr().err
-    assert cli.main(["settings-reference", "--write", str(tmp_path / "missing.md")]) == 2
+    parser = build_parser()
+    stages = next(a for a in parser._actions if a.dest == "stage").choices
+    assert {"prepare-data", "sft", "gold-rm-train", "label-preferences", "rm-train", "rm-summary", "ppo",
+            "gold-eval", "bon-sample", "bon", "plot-overoptimization", "schema"} <= set(stages)
+    for name, sp in stages.items():
+        for action in sp._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"

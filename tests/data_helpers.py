@@ -5,13 +5,7 @@ from __future__ import annotations
 
 from datasets import Dataset, DatasetDict
 
-from rlhf_pipeline.data import (
-    DatasetConfig,
-    alpaca_farm,
-    anthropic_hh,
-    imdb,
-    prepare_dataset,
-)
+from rlhf_pipeline.data import DatasetConfig, alpaca_farm, anthropic_hh, imdb, prepare_dataset
 from rlhf_pipeline.io import read_jsonl, write_jsonl
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from data_helpers import NATIVE, alpaca_dsd, alpaca_rows, in_memory, prepared, write_folder
 
-from rlhf_pipeline.data import (
-    alpaca_farm,
-)
+from rlhf_pipeline.data import alpaca_farm
 from rlhf_pipeline.io import write_jsonl
 
 

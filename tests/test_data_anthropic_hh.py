@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from data_helpers import HH_CHOSEN, HH_REJECTED, hh_dsd
 
-from rlhf_pipeline.data import (
-    anthropic_hh,
-)
+from rlhf_pipeline.data import anthropic_hh
 from rlhf_pipeline.models import join_text
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlhf_pipeline.data import (
-    DatasetConfig,
-)
+from rlhf_pipeline.data import DatasetConfig
 from rlhf_pipeline.errors import PipelineError
 
 

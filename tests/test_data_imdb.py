@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from datasets import Dataset, DatasetDict
 
-from rlhf_pipeline.data import (
-    imdb,
-)
+from rlhf_pipeline.data import imdb
 from rlhf_pipeline.models import join_text
 
 

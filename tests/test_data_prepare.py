@@ -7,12 +7,7 @@ import pandas as pd
 import pytest
 from data_helpers import alpaca_dsd
 
-from rlhf_pipeline.data import (
-    DatasetConfig,
-    SyntheticConfig,
-    cap_rows,
-    prepare_dataset,
-)
+from rlhf_pipeline.data import DatasetConfig, SyntheticConfig, cap_rows, prepare_dataset
 from rlhf_pipeline.errors import PipelineError
 
 

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlhf_pipeline.data import (
-    ADAPTERS,
-    DatasetConfig,
-    get_adapter,
-    prepare_dataset,
-)
+from rlhf_pipeline.data import ADAPTERS, DatasetConfig, get_adapter, prepare_dataset
 from rlhf_pipeline.errors import PipelineError
 
 

@@ -8,12 +8,7 @@ import pytest
 from data_helpers import NATIVE, alpaca_dsd, alpaca_rows, hh_dsd, hh_rows, imdb_rows, in_memory, prepared, write_folder
 from datasets import Dataset, DatasetDict
 
-from rlhf_pipeline.data import (
-    DatasetConfig,
-    anthropic_hh,
-    imdb,
-    prepare_dataset,
-)
+from rlhf_pipeline.data import DatasetConfig, anthropic_hh, imdb, prepare_dataset
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.io import read_jsonl, write_jsonl
 

@@ -7,9 +7,7 @@ import statistics
 
 import pytest
 
-from rlhf_pipeline.data import (
-    synthetic,
-)
+from rlhf_pipeline.data import synthetic
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.models import join_text, load_tokenizer
 

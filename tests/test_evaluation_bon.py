@@ -10,13 +10,7 @@ import pytest
 from evaluation_helpers import GOLD, PROXY, bon_rows, write_samples
 
 from rlhf_pipeline.errors import PipelineError
-from rlhf_pipeline.evaluation import (
-    BON_COLUMNS,
-    best_of_n,
-    bon_expected,
-    bon_weights,
-    kl_bon,
-)
+from rlhf_pipeline.evaluation import BON_COLUMNS, best_of_n, bon_expected, bon_weights, kl_bon
 
 
 def test_bon_expected_hand_values():

@@ -3,9 +3,7 @@
 import pytest
 
 from rlhf_pipeline.errors import PipelineError
-from rlhf_pipeline.evaluation import (
-    BestOfNConfig,
-)
+from rlhf_pipeline.evaluation import BestOfNConfig
 
 
 def test_bon_config_from_dict():

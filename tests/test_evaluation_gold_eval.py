@@ -10,10 +10,7 @@ import pytest
 from evaluation_helpers import word_count, write_eval_dir
 
 from rlhf_pipeline.errors import PipelineError
-from rlhf_pipeline.evaluation import (
-    GOLD_EVAL_COLUMNS,
-    summarize_steps,
-)
+from rlhf_pipeline.evaluation import GOLD_EVAL_COLUMNS, summarize_steps
 from rlhf_pipeline.evaluation.gold_eval import gold_eval
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from rlhf_pipeline.errors import PipelineError
-from rlhf_pipeline.models import HubProbe, check_model
+from rlhf_pipeline.models import HubProbe
 from rlhf_pipeline.workflow_config import WorkflowConfig, config_layers, explain_config, merge_layers, resolve_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,25 +126,6 @@ def test_snakemake_plans_with_the_layers_and_names_a_bad_file(tmp_path):
     assert r.returncode != 0 and expected in r.stdout + r.stderr
 
 
-# --- plan-time checks of real configs ---------------------------------------------------------------------------
-
-def _fake_hub(httpserver):
-    """A local stand-in for the hub's repo-info API: gpt2 exists, gtp2 does not."""
-    httpserver.expect_request("/api/models/gpt2/revision/main").respond_with_json({"id": "gpt2", "sha": "0" * 40})
-    httpserver.expect_request("/api/models/gpt2").respond_with_json({"id": "gpt2", "sha": "0" * 40})
-    httpserver.expect_request("/api/models/gtp2").respond_with_json(
-        {"error": "Repository not found"}, status=401, headers={"X-Error-Code": "RepoNotFound"})  # the hub's answer
-    return HubProbe(timeout=5, endpoint=httpserver.url_for("").rstrip("/"))
-
-
-def test_a_misspelled_hub_id_fails_at_plan_time_when_the_hub_answers(httpserver):
-    hub = _fake_hub(httpserver)
-    check_model("config sft.model", "gpt2", offline=False, hub=hub)
-    with pytest.raises(PipelineError, match=r"config sft.model: 'gtp2' does not exist on the Hugging Face hub"):
-        check_model("config sft.model", "gtp2", offline=False, hub=hub)
-    assert hub.warning() is None
-
-
 def test_an_unreachable_hub_is_one_warning_naming_what_was_not_checked(capsys):
     hub = HubProbe(timeout=2, endpoint="http://127.0.0.1:9")  # nothing listens on the discard port
     cfg, _, _ = resolved(EXP / "redteam_gpt2.yaml")
@@ -175,35 +156,3 @@ def test_a_toxicity_label_the_classifier_lacks_fails_at_plan_time(tmp_path):
                          + [ROOT / "tests/configs/tiny.yaml"], ids=lambda p: p.name)
 def test_every_shipped_config_resolves(path):
     resolved(path)  # paths are checked by the miniature runs (real configs name hub ids)
-
-
-@pytest.mark.parametrize("text, expected", [
-    (None, "does not exist"),
-    ("", "is empty (expected a mapping of settings)"),
-    ("a: [1, 2\n", "not valid YAML/JSON at line 2"),
-])
-def test_snakemake_s_own_configfile_errors_end_in_one_line_naming_the_file(tmp_path, text, expected):
-    """Snakemake reads --configfile files before the workflow runs; the venv's hook (make setup) makes its
-    errors the workflow's one line (rlhf_pipeline.snakemake_hooks)."""
-    path = tmp_path / "exp.yaml"
-    if text is not None:
-        path.write_text(text)
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-                        str(tmp_path), "--configfile", str(path), "-n"], capture_output=True, text=True, timeout=300)
-    last = r.stdout.strip().splitlines()[-1]  # Snakemake logs errors on stdout
-    assert r.returncode != 0 and last.startswith(f"config file {path}: ") and expected in last
-
-
-def test_the_hook_wraps_snakemake_s_loader_once_and_passes_good_files_through(tmp_path):
-    import importlib
-
-    from rlhf_pipeline import snakemake_hooks
-
-    module = importlib.import_module(snakemake_hooks.TARGET)
-    snakemake_hooks.install()
-    snakemake_hooks.patch(module)
-    wrapped = module.load_configfile
-    assert hasattr(wrapped, "__wrapped__") and not hasattr(wrapped.__wrapped__, "__wrapped__")  # wrapped once
-    good = tmp_path / "good.yaml"
-    good.write_text("seed: 3\n")
-    assert dict(module.load_configfile(good)) == {"seed": 3}

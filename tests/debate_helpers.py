@@ -1,0 +1,34 @@
+"""A small debate world shared by the debate tests: a passage with one supporting sentence, its question, and
+the speech and judge contexts built on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from rlhf_pipeline.debate.quotes import verify_quotes
+from rlhf_pipeline.debate.types import JudgeContext, Question, Speech, SpeechContext
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = ROOT / "config/debate/prompts.yaml"
+SUPPORT = "Mira Tosk sailed to Oslo in 1802 to buy grain."
+PASSAGE = ("The harbour town of Vell had three bakers. " + SUPPORT + " Her brother Tam stayed home and repaired "
+           "the mill. In 1805 a storm destroyed the northern pier. Tam later sailed to Lima with a cargo of wool. "
+           "The mayor counted 412 sheep that spring. Children in Vell learned to swim before they could read. "
+           "The mill was painted blue every summer.")
+Q = Question("q1", "s1", PASSAGE, "Where did Mira Tosk sail to buy grain?", ["Oslo", "Lima"], 0, "toy")
+
+
+def ctx(side=0, role="debater_a", turn=0, visible=(), seed=7, fmt="debate", n_turns=3) -> SpeechContext:
+    return SpeechContext(Q, side, role, fmt, turn, n_turns, list(visible), "round-1", seed)
+
+
+def speech(raw: str, side: int, role: str = "debater_a", turn: int = 0) -> Speech:
+    shown, checks = verify_quotes(raw, PASSAGE, 90.0)
+    return Speech(role, "x", side, turn, raw, shown, checks)
+
+
+def jctx(speeches, order=(0, 1), fmt="debate") -> JudgeContext:
+    return JudgeContext(Q, fmt, list(order), list(speeches), "round-1", 3)

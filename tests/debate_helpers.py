@@ -1,5 +1,6 @@
 """A small debate world shared by the debate tests: a passage with one supporting sentence, its question, and
-the speech and judge contexts built on it."""
+the speech and judge contexts built on it; questions on a second passage for rounds and tournaments, a
+tournament's settings and a constant clock."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from rlhf_pipeline.debate.config import TournamentConfig
 from rlhf_pipeline.debate.quotes import verify_quotes
 from rlhf_pipeline.debate.types import JudgeContext, Question, Speech, SpeechContext
 
@@ -32,3 +34,24 @@ def speech(raw: str, side: int, role: str = "debater_a", turn: int = 0) -> Speec
 
 def jctx(speeches, order=(0, 1), fmt="debate") -> JudgeContext:
     return JudgeContext(Q, fmt, list(order), list(speeches), "round-1", 3)
+
+
+ROUND_PASSAGE = ("Alice flew to Paris in 1999. Bob stayed in Rome all winter. The museum had 12 rooms. "
+                 "Carol sold the red boat to Dan. Eve painted the gate green.")
+
+
+def question(i: int = 0, correct: int = 0) -> Question:
+    return Question(f"q{i:02d}", f"s{i // 2}", ROUND_PASSAGE, f"Where did Alice fly? ({i})", ["Paris", "Rome"], correct,
+                    "test")
+
+
+QUESTIONS = [question(i, i % 2) for i in range(6)]
+
+
+def tcfg(**kw) -> TournamentConfig:
+    return TournamentConfig(**{"debaters": ["x", "y"], "judge": "j", "rounds": 3, **kw})
+
+
+def clock() -> float:
+    """A constant clock: ``seconds`` fields are 0.0, so transcripts compare byte for byte."""
+    return 0.0

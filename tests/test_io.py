@@ -1,5 +1,5 @@
 """Output files (rlhf_pipeline.io): secret keys recognised and redacted by every writer; JSON writers never
-write NaN."""
+write NaN; appended JSONL lines too."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import math
 import pytest
 
 from rlhf_pipeline.errors import PipelineError
-from rlhf_pipeline.io import is_secret_key, redact, write_json, write_jsonl
+from rlhf_pipeline.io import append_jsonl, is_secret_key, read_jsonl, redact, write_json, write_jsonl
 
 
 @pytest.mark.parametrize("key", ["hf_token", "HF_TOKEN", "api_key", "openaiApiKey", "OPENAI_API_KEY", "password",
@@ -38,3 +38,15 @@ def test_json_writers_never_write_nan(tmp_path):
     assert not (tmp_path / "r.jsonl").exists()
     write_json(tmp_path / "m.json", {"accuracy": math.nan, "loss": math.inf, "n": 3})
     assert json.loads((tmp_path / "m.json").read_text()) == {"accuracy": None, "loss": None, "n": 3}
+
+
+def test_append_jsonl_redacts_and_refuses_nan(tmp_path):
+    path = tmp_path / "log.jsonl"
+    append_jsonl(path, {"round_id": "r1", "provenance": {"api_key": "sk-123", "model": "m"}})
+    append_jsonl(path, {"round_id": "r2"})
+    assert read_jsonl(path) == [{"round_id": "r1", "provenance": {"api_key": "<redacted>", "model": "m"}},
+                                {"round_id": "r2"}]
+    with pytest.raises(PipelineError, match=r"log.jsonl: probs\[0\] is nan; refusing to write invalid JSON"):
+        append_jsonl(path, {"probs": [float("nan"), 1.0]})
+    assert len(read_jsonl(path)) == 2
+

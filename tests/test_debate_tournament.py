@@ -1,0 +1,275 @@
+"""Debate tournaments (rlhf_pipeline.debate.tournament): the schedule (every question twice with sides swapped,
+capped round robins, a pure function of config, questions and seed), chunks, resume after a kill,
+determinism, with the deterministic / random backends."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from debate_helpers import QUESTIONS, clock, question, tcfg
+
+from rlhf_pipeline.debate import backends
+from rlhf_pipeline.debate.backends import simple
+from rlhf_pipeline.debate.config import DebateSection
+from rlhf_pipeline.debate.rounds import play_round
+from rlhf_pipeline.debate.tournament import chunk_matches, pair_questions, run_chunk, schedule
+from rlhf_pipeline.debate.types import RoundRecord
+from rlhf_pipeline.errors import PipelineError
+from rlhf_pipeline.io import append_jsonl, read_jsonl
+from rlhf_pipeline.seeding import derive_seed
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def test_every_question_twice_with_sides_swapped():
+    ms = schedule("t", tcfg(debaters=["x", "y", "z"]), QUESTIONS[:2])
+    by_fmt = {}
+    for m in ms:
+        by_fmt.setdefault(m.format, []).append(m)
+    debate = by_fmt["debate"]
+    assert len(debate) == 6 * 2 * 2  # 6 pairs (i <= j) x 2 questions x 2 side assignments
+    for a0, a1 in zip(debate[::2], debate[1::2]):
+        assert a0.question.id == a1.question.id and a0.debaters == a1.debaters
+        assert a0.sides == {"a": 0, "b": 1} and a1.sides == {"a": 1, "b": 0}
+        assert a0.round_id.endswith("/a0") and a1.round_id.endswith("/a1")
+    assert [m.round_id for m in debate[:4]] == ["debate/x-vs-x/q00/a0", "debate/x-vs-x/q00/a1",
+                                                "debate/x-vs-x/q01/a0", "debate/x-vs-x/q01/a1"]
+    assert {tuple(m.debaters.values()) for m in debate} == {("x", "x"), ("x", "y"), ("x", "z"), ("y", "y"),
+                                                            ("y", "z"), ("z", "z")}
+    cons = by_fmt["consultancy"]
+    assert [(m.debaters["a"], m.question.id, m.sides["a"]) for m in cons[:4]] == [
+        ("x", "q00", 0), ("x", "q00", 1), ("x", "q01", 0), ("x", "q01", 1)]
+    assert len(cons) == 3 * 2 * 2
+    dc = by_fmt["double_consultancy"]
+    assert all(m.debaters["a"] == m.debaters["b"] and m.sides["a"] + m.sides["b"] == 1 for m in dc)
+    assert [m.round_id for m in by_fmt["empty"]] == ["empty/none/q00/r0", "empty/none/q00/r1",
+                                                     "empty/none/q01/r0", "empty/none/q01/r1"]
+    assert all(m.debaters == {} and m.sides == {} for m in by_fmt["empty"])
+    assert len({m.round_id for m in ms}) == len(ms)
+    assert len(schedule("t", tcfg(kind="self_play", debaters=["x", "y", "z"], formats=["debate"]), QUESTIONS[:2])) \
+        == 3 * 2 * 2
+
+
+def test_capped_round_robin_rotating_slices():
+    pool = QUESTIONS[:5]
+    slices = pair_questions("capped_round_robin", 3, pool, 2)
+    assert [[q.id for q in s] for s in slices] == [["q00", "q01"], ["q02", "q03"], ["q04", "q00"]]
+    assert [len(s) for s in pair_questions("capped_round_robin", 2, pool[:2], 5)] == [2, 2]
+    ms = schedule("t", tcfg(kind="capped_round_robin", questions_per_pair=2), QUESTIONS[:5])
+    ids = [m.round_id for m in ms]
+    assert ids[:12:2] == ["debate/x-vs-x/q00/a0", "debate/x-vs-x/q01/a0", "debate/x-vs-y/q02/a0",
+                          "debate/x-vs-y/q03/a0", "debate/y-vs-y/q04/a0", "debate/y-vs-y/q00/a0"]
+    # consultancy: each debater on the questions it plays (the union over its pairs, pool order)
+    assert [m.question.id for m in ms if m.format == "consultancy" and m.debaters["a"] == "x"][::2] == \
+        ["q00", "q01", "q02", "q03"]
+    assert [m.question.id for m in ms if m.format == "consultancy" and m.debaters["a"] == "y"][::2] == \
+        ["q00", "q02", "q03", "q04"]
+    assert len([m for m in ms if m.format == "empty"]) == 5 * 2
+    # `questions` caps the pool: the first N
+    capped = schedule("t", tcfg(questions=2, formats=["empty"]), QUESTIONS)
+    assert [m.question.id for m in capped] == ["q00", "q00", "q01", "q01"]
+
+
+def test_schedule_is_a_pure_function_of_config_questions_and_seed():
+    a = schedule("t", tcfg(), QUESTIONS)
+    assert a == schedule("t", tcfg(n_chunks=4), QUESTIONS)  # n_chunks changes nothing
+    assert all(m.seed == derive_seed(0, m.round_id) for m in a)
+    b = schedule("t", tcfg(seed=1), QUESTIONS)
+    assert [m.round_id for m in a] == [m.round_id for m in b] and all(x.seed != y.seed for x, y in zip(a, b))
+
+
+def test_schedule_bad_input():
+    with pytest.raises(PipelineError, match="debate.tournaments.t: no questions to schedule"):
+        schedule("t", tcfg(), [])
+    with pytest.raises(PipelineError, match="question id 'q00' appears twice"):
+        schedule("t", tcfg(), [question(0), question(0)])
+    with pytest.raises(PipelineError, match="round id 'debate/a-vs-b-vs-c/q00/a0' occurs twice"):
+        schedule("t", tcfg(debaters=["a", "a-vs-b", "b-vs-c", "c"], formats=["debate"]), [question(0)])
+
+
+def test_chunk_assignment_same_for_1_and_4_chunks():
+    ms = schedule("t", tcfg(debaters=["x", "y", "z"]), QUESTIONS)
+
+    def key(m):
+        return (m.round_id, tuple(m.debaters.items()), tuple(m.sides.items()), m.seed, m.question.id)
+
+    chunks = [chunk_matches(ms, 4, k) for k in range(4)]
+    assert sum(len(c) for c in chunks) == len(ms)
+    assert {key(m) for c in chunks for m in c} == {key(m) for m in chunk_matches(ms, 1, 0)}
+    assert [m.round_id for m in chunks[1]] == [m.round_id for m in ms[1::4]]  # match i -> chunk i % 4
+    with pytest.raises(PipelineError, match="chunk 4 of n_chunks=4: expected 0 <= chunk < n_chunks"):
+        chunk_matches(ms, 4, 4)
+
+
+# ------------------------------------------------------------------------------- chunks and resume
+
+
+def section(**tournament) -> DebateSection:
+    t = {"debaters": ["det", "rnd"], "judge": "dj", "rounds": 2, "n_chunks": 1, **tournament}
+    return DebateSection.from_dict({
+        "debaters": {"det": {"type": "deterministic"}, "rnd": {"type": "random", "seed": 3}},
+        "judges": {"dj": {"type": "deterministic"}, "rj": {"type": "random"}},
+        "tournaments": {"t": t}})
+
+
+class Counting(simple.DeterministicDebater):
+    """The deterministic debater, counting speak() calls per round id (class-wide)."""
+
+    calls: ClassVar[dict[str, int]] = {}
+    fail_on: ClassVar[str | None] = None
+
+    def speak(self, ctx):
+        Counting.calls[ctx.round_id] = Counting.calls.get(ctx.round_id, 0) + 1
+        if ctx.question.id == Counting.fail_on:
+            raise ConnectionError(f"endpoint unreachable for {ctx.question.id}")
+        return super().speak(ctx)
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    """``type: deterministic`` debaters built by run_chunk are :class:`Counting` ones."""
+    monkeypatch.setitem(backends._DEBATERS, "deterministic", Counting)
+    monkeypatch.setattr(Counting, "calls", {})
+    monkeypatch.setattr(Counting, "fail_on", None)
+    return Counting
+
+
+def test_failed_rounds_recorded_and_the_rest_of_the_chunk_intact(tmp_path, counting):
+    counting.fail_on = "q01"
+    sec = section(formats=["debate", "empty"])
+    counts = run_chunk("t", sec, QUESTIONS[:3], 0, tmp_path / "chunk0.jsonl", tmp_path / "state", {}, clock=clock)
+    rows = read_jsonl(tmp_path / "chunk0.jsonl")
+    failed = [r for r in rows if r["status"] == "failed"]
+    # det plays q01 in det-vs-det and det-vs-rnd (2 sides each); rnd-vs-rnd and the empty rounds are fine
+    assert sorted(r["round_id"] for r in failed) == ["debate/det-vs-det/q01/a0", "debate/det-vs-det/q01/a1",
+                                                     "debate/det-vs-rnd/q01/a0", "debate/det-vs-rnd/q01/a1"]
+    assert all(r["error"] == "ConnectionError: endpoint unreachable for q01" and r["probs"] is None for r in failed)
+    assert counts == {"tournament": "t", "chunk": 0, "rounds": 3 * 3 * 2 + 3 * 2, "ok": 20, "failed": 4,
+                      "played": 24, "resumed": 0}
+    assert len(rows) == 24 and all(r["probs"] is not None for r in rows if r["status"] == "ok")
+    assert not (tmp_path / "state" / "chunk0.partial.jsonl").exists()
+
+
+def test_chunked_and_unchunked_tournaments_give_the_same_rounds(tmp_path):
+    one = run_chunk("t", section(), QUESTIONS[:2], 0, tmp_path / "one.jsonl", tmp_path / "s1", {}, clock=clock)
+    sec4 = section(n_chunks=4)
+    for k in range(4):
+        run_chunk("t", sec4, QUESTIONS[:2], k, tmp_path / f"c{k}.jsonl", tmp_path / "s4", {}, clock=clock)
+    whole = read_jsonl(tmp_path / "one.jsonl")
+    parts = [r for k in range(4) for r in read_jsonl(tmp_path / f"c{k}.jsonl")]
+    assert one["rounds"] == len(whole) == len(parts)
+    assert all(r["chunk"] == 0 for r in whole) and {r["chunk"] for r in parts} == {0, 1, 2, 3}
+    strip = {r["round_id"]: {**r, "chunk": None} for r in whole}
+    assert {r["round_id"]: {**r, "chunk": None} for r in parts} == strip
+
+
+def test_same_config_gives_an_identical_transcript(tmp_path):
+    sec = section(judge="rj", best_of_n={"n": 2, "opponent_n": 2})
+    files = []
+    for i in range(2):
+        run_chunk("t", sec, QUESTIONS[:2], 0, tmp_path / f"{i}.jsonl", tmp_path / f"s{i}", {}, clock=clock)
+        files.append((tmp_path / f"{i}.jsonl").read_bytes())
+    assert files[0] == files[1]
+    # with the real clock only the timings differ
+    run_chunk("t", sec, QUESTIONS[:2], 0, tmp_path / "timed.jsonl", tmp_path / "s2", {})
+    timed = read_jsonl(tmp_path / "timed.jsonl")
+    assert any(r["seconds"] > 0 for r in timed)
+
+    def untimed(r):
+        return {**r, "seconds": 0.0, "speeches": [{**s, "seconds": 0.0} for s in r["speeches"]]}
+
+    assert [untimed(r) for r in timed] == [json.loads(line) for line in files[0].decode().splitlines()]
+    rec = RoundRecord.from_row(timed[0])  # the file reads back into the contract's types
+    assert rec.speeches[0].quotes[0].status in ("verified", "unverified")
+
+
+KILLER = """
+import json, os, signal, sys
+from rlhf_pipeline.debate import backends
+from rlhf_pipeline.debate.backends import simple
+from rlhf_pipeline.debate.config import DebateSection
+from rlhf_pipeline.debate.tournament import run_chunk
+from rlhf_pipeline.debate.types import Question
+
+spec = json.load(open(sys.argv[1]))
+
+
+class Killed(simple.DeterministicDebater):
+    calls = 0
+
+    def speak(self, ctx):
+        Killed.calls += 1
+        if Killed.calls > spec["kill_after"]:
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: a real kill -9
+        return super().speak(ctx)
+
+
+backends._DEBATERS["deterministic"] = Killed
+run_chunk("t", DebateSection.from_dict(spec["section"]), [Question(**q) for q in spec["questions"]], 0,
+          spec["out"], spec["state"], {}, clock=lambda: 0.0)
+"""
+
+
+def test_resume_after_kill_replays_nothing_and_matches_an_uninterrupted_run(tmp_path, counting):
+    sec, qs = section(), QUESTIONS[:2]
+    run_chunk("t", sec, qs, 0, tmp_path / "ref.jsonl", tmp_path / "ref_state", {}, clock=clock)
+    reference = (tmp_path / "ref.jsonl").read_bytes()
+    all_calls = dict(counting.calls)
+
+    out, state = tmp_path / "out" / "chunk0.jsonl", tmp_path / "state"
+    spec = {"section": sec.to_dict(), "questions": [q.to_row() for q in qs], "out": str(out), "state": str(state),
+            "kill_after": 11}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    (tmp_path / "killer.py").write_text(KILLER)
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run([sys.executable, str(tmp_path / "killer.py"), str(tmp_path / "spec.json")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    partial = state / "chunk0.partial.jsonl"
+    assert not out.exists() and partial.exists()
+    recorded = [r["round_id"] for r in read_jsonl(partial)]
+    assert 0 < len(recorded) < reference.count(b"\n")
+    with open(partial, "a") as f:  # a kill in the middle of a write leaves half a line
+        f.write('{"round_id": "debate/det-vs-rnd/q01/a1", "tourn')
+
+    counting.calls.clear()
+    with pytest.warns(UserWarning, match="skipping truncated last line"):
+        counts = run_chunk("t", sec, qs, 0, out, state, {}, clock=clock)
+    assert counts["resumed"] == len(recorded) and counts["played"] == counts["rounds"] - len(recorded)
+    assert not set(counting.calls) & set(recorded)  # finished rounds were not replayed
+    assert counting.calls == {rid: n for rid, n in all_calls.items() if rid not in recorded}
+    assert out.read_bytes() == reference
+    assert not partial.exists() and not (state / "chunk0.fingerprint").exists()
+
+
+def test_state_of_another_configuration_is_not_resumed(tmp_path, counting):
+    sec, qs = section(formats=["debate"]), QUESTIONS[:1]
+    state = tmp_path / "state"
+    row = play_round(schedule("t", sec.tournaments["t"], qs)[0], sec.tournaments["t"], {"det": Counting(
+        "det", sec.debaters["det"], {})}, simple.DeterministicJudge("dj", sec.judges["dj"], {}), tournament="t")
+    append_jsonl(state / "chunk0.partial.jsonl", row.to_row())  # no fingerprint: not this configuration's
+    counting.calls.clear()
+    with pytest.warns(UserWarning, match="left by a different configuration of this chunk; starting afresh"):
+        counts = run_chunk("t", sec, qs, 0, tmp_path / "out.jsonl", state, {}, clock=clock)
+    assert counts["resumed"] == 0 and counts["played"] == 6 and row.round_id in counting.calls
+
+
+def test_a_debater_s_own_best_of_n_overrides_the_tournament_s(tmp_path):
+    sec = DebateSection.from_dict({
+        "debaters": {"det": {"type": "deterministic"}, "rnd": {"type": "random", "seed": 3, "best_of_n": {"n": 3}}},
+        "judges": {"dj": {"type": "deterministic"}},
+        "tournaments": {"t": {"debaters": ["det", "rnd"], "judge": "dj", "rounds": 2, "formats": ["debate"]}}})
+    run_chunk("t", sec, QUESTIONS[:2], 0, tmp_path / "t.jsonl", tmp_path / "state", {}, clock=clock)
+    speeches = [s for r in read_jsonl(tmp_path / "t.jsonl") for s in r["speeches"]]
+    assert {len(s["alternatives"]) for s in speeches if s["speaker"] == "rnd"} == {3}
+    assert {len(s["alternatives"]) for s in speeches if s["speaker"] == "det"} == {0}
+    for s in speeches:
+        if s["alternatives"]:
+            best = max(a["score"] for a in s["alternatives"])
+            chosen = [a for a in s["alternatives"] if a["selected"]]
+            assert len(chosen) == 1 and chosen[0]["raw"] == s["raw"] and chosen[0]["score"] == best

@@ -1,6 +1,6 @@
 """A small debate world shared by the debate tests: a passage with one supporting sentence, its question, and
 the speech and judge contexts built on it; questions on a second passage for rounds and tournaments, a
-tournament's settings and a constant clock."""
+tournament's settings and a constant clock; round records built by hand."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from rlhf_pipeline.debate.config import TournamentConfig
 from rlhf_pipeline.debate.quotes import verify_quotes
-from rlhf_pipeline.debate.types import JudgeContext, Question, Speech, SpeechContext
+from rlhf_pipeline.debate.types import JudgeContext, Question, QuoteCheck, RoundRecord, Speech, SpeechContext
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,3 +55,32 @@ def tcfg(**kw) -> TournamentConfig:
 def clock() -> float:
     """A constant clock: ``seconds`` fields are 0.0, so transcripts compare byte for byte."""
     return 0.0
+
+
+SLOTS = {"debate": ("a", "b"), "consultancy": ("a",), "double_consultancy": ("a", "b"), "empty": ()}
+ROLES = {"debate": {"a": "debater_a", "b": "debater_b"}, "consultancy": {"a": "consultant"},
+         "double_consultancy": {"a": "consultant_a", "b": "consultant_b"}, "empty": {}}
+
+
+def quote_checks(verified: int, unverified: int) -> list[QuoteCheck]:
+    return ([QuoteCheck(f"v{i}", "verified", "exact", 100.0, f"v{i}") for i in range(verified)]
+            + [QuoteCheck(f"u{i}", "unverified", None, 10.0, None) for i in range(unverified)])
+
+
+def make_round(qid: str, fmt: str = "debate", a: str = "x", b: str = "y", side_a: int = 0, correct: int = 0,
+               order: tuple[int, int] = (0, 1), p0: float | None = 0.7, swap: str = "a0",
+               quotes: dict[str, tuple[int, int]] | None = None, status: str = "ok", chunk: int = 0) -> RoundRecord:
+    """A round: ``p0`` is the judge's probability for answer 0; ``quotes``: slot -> (verified, unverified)."""
+    slots = SLOTS[fmt]
+    debaters = dict(zip(slots, (a, b)))
+    sides = dict(zip(slots, (side_a, 1 - side_a)))
+    quotes = quotes or {}
+    speeches = [Speech(role=ROLES[fmt][s], speaker=debaters[s], side=sides[s], turn=0, raw="r", shown="s",
+                       quotes=quote_checks(*quotes.get(s, (0, 0)))) for s in slots]
+    pair = f"{a}-vs-{b}" if slots else "judge"
+    return RoundRecord(round_id=f"{fmt}/{pair}/{qid}/{swap}", tournament="t", chunk=chunk, question_id=qid,
+                       story_id="s0", question="Where?", answers=["Paris", "Rome"], format=fmt, debaters=debaters,
+                       sides=sides, correct_index=correct, answer_order=list(order), speeches=speeches, judge="j",
+                       probs=None if p0 is None or status == "failed" else [p0, 1 - p0], has_probabilities=True,
+                       judge_raw="", provenance={}, status=status,
+                       error="boom: server said 500" if status == "failed" else None)

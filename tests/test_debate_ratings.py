@@ -1,4 +1,4 @@
-"""Tournament statistics (rounds / ratings / judge tables, calibration, plots) and offline re-judging,
+"""Tournament statistics (rlhf_pipeline.debate.ratings: rounds / ratings / judge tables, calibration, plots)
 on round records built by hand; numbers checked against values worked out by hand."""
 
 from __future__ import annotations
@@ -8,10 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from debate_helpers import make_round, quote_checks
 
-from rlhf_pipeline.debate.backends.simple import DeterministicJudge, load_records
-from rlhf_pipeline.debate.config import ModelConfig
-from rlhf_pipeline.debate.quotes import verify_quotes
 from rlhf_pipeline.debate.ratings import (
     ROUND_COLUMNS,
     bradley_terry,
@@ -22,38 +20,8 @@ from rlhf_pipeline.debate.ratings import (
     summarize,
     win_matrix,
 )
-from rlhf_pipeline.debate.rejudge import reapply_verdict, rejudge
-from rlhf_pipeline.debate.types import JudgeContext, Question, QuoteCheck, RoundRecord, Speech, Verdict
+from rlhf_pipeline.debate.types import RoundRecord
 from rlhf_pipeline.errors import PipelineError
-from rlhf_pipeline.io import write_jsonl
-
-SLOTS = {"debate": ("a", "b"), "consultancy": ("a",), "double_consultancy": ("a", "b"), "empty": ()}
-ROLES = {"debate": {"a": "debater_a", "b": "debater_b"}, "consultancy": {"a": "consultant"},
-         "double_consultancy": {"a": "consultant_a", "b": "consultant_b"}, "empty": {}}
-
-
-def _quotes(verified: int, unverified: int) -> list[QuoteCheck]:
-    return ([QuoteCheck(f"v{i}", "verified", "exact", 100.0, f"v{i}") for i in range(verified)]
-            + [QuoteCheck(f"u{i}", "unverified", None, 10.0, None) for i in range(unverified)])
-
-
-def make_round(qid: str, fmt: str = "debate", a: str = "x", b: str = "y", side_a: int = 0, correct: int = 0,
-               order: tuple[int, int] = (0, 1), p0: float | None = 0.7, swap: str = "a0",
-               quotes: dict[str, tuple[int, int]] | None = None, status: str = "ok", chunk: int = 0) -> RoundRecord:
-    """A round: ``p0`` is the judge's probability for answer 0; ``quotes``: slot -> (verified, unverified)."""
-    slots = SLOTS[fmt]
-    debaters = dict(zip(slots, (a, b)))
-    sides = dict(zip(slots, (side_a, 1 - side_a)))
-    quotes = quotes or {}
-    speeches = [Speech(role=ROLES[fmt][s], speaker=debaters[s], side=sides[s], turn=0, raw="r", shown="s",
-                       quotes=_quotes(*quotes.get(s, (0, 0)))) for s in slots]
-    pair = f"{a}-vs-{b}" if slots else "judge"
-    return RoundRecord(round_id=f"{fmt}/{pair}/{qid}/{swap}", tournament="t", chunk=chunk, question_id=qid,
-                       story_id="s0", question="Where?", answers=["Paris", "Rome"], format=fmt, debaters=debaters,
-                       sides=sides, correct_index=correct, answer_order=list(order), speeches=speeches, judge="j",
-                       probs=None if p0 is None or status == "failed" else [p0, 1 - p0], has_probabilities=True,
-                       judge_raw="", provenance={}, status=status,
-                       error="boom: server said 500" if status == "failed" else None)
 
 
 def pair_rounds(qid: str, a: str, b: str, a_wins: tuple[bool, bool]) -> list[RoundRecord]:
@@ -188,8 +156,8 @@ def test_win_rates_when_correct_and_incorrect():
             + [make_round("q1", a="x", b="x", p0=0.9, quotes={"a": (1, 0), "b": (0, 1)}),  # self-play
                make_round("q1", fmt="consultancy", a="x", p0=0.2, quotes={"a": (2, 2)}),
                make_round("q3", a="x", b="y", status="failed")])
-    recs[0].speeches[0].quotes = _quotes(3, 1)  # x in q1/a0
-    recs[0].speeches[1].quotes = _quotes(1, 0)  # y in q1/a0
+    recs[0].speeches[0].quotes = quote_checks(3, 1)  # x in q1/a0
+    recs[0].speeches[1].quotes = quote_checks(1, 0)  # y in q1/a0
     rt = ratings_table(rounds_table(recs), bootstrap=0, seed=0).set_index("debater")
     x, y = rt.loc["x"], rt.loc["y"]
     assert (x["win_rate"], x["win_rate_correct"], x["win_rate_incorrect"]) == (0.75, 1.0, 0.5)
@@ -285,85 +253,3 @@ def test_summarize_without_rounds_writes_every_file(tmp_path):
     assert head["rounds"] == 0
     assert pd.read_csv(tmp_path / "rounds.csv").columns.tolist() == ROUND_COLUMNS
     assert (tmp_path / "win_matrix.png").stat().st_size > 0 and (tmp_path / "calibration.png").stat().st_size > 0
-
-
-# ------------------------------------------------------------------------------------------- re-judging
-
-PASSAGE = ("Alice moved to Paris in 1999. Bob stayed in Rome for ten years. The museum in Paris has 12 rooms. "
-           "Rome hosted the meeting.")
-
-
-def _speech(role: str, speaker: str, side: int, raw: str) -> Speech:
-    shown, checks = verify_quotes(raw, PASSAGE, 90.0)
-    return Speech(role=role, speaker=speaker, side=side, turn=0, raw=raw, shown=shown, quotes=checks)
-
-
-def _judged_tournament() -> list[RoundRecord]:
-    """Rounds judged as the rounds module does: the deterministic judge on the full question, the
-    verdict mapped back to answer indices by reapply_verdict."""
-    q = Question("q1", "s1", PASSAGE, "Where did Alice move?", ["Paris", "Rome"], 0, "synthetic")
-    good = "<quote>Alice moved to Paris in 1999.</quote> <quote>The museum in Paris has 12 rooms.</quote>"
-    weak = "<quote>Rome hosted the meeting.</quote> <quote>Alice lived in Rome.</quote>"
-    judge = DeterministicJudge("det", ModelConfig(type="deterministic"), {})
-    recs = []
-    for qid in ("q1", "q2"):
-        for k, (side_a, order) in enumerate(((0, (1, 0)), (1, (0, 1)))):
-            recs.append(make_round(qid, side_a=side_a, order=order, swap=f"a{k}"))
-        recs.append(make_round(qid, fmt="consultancy", side_a=1, order=(1, 0), swap="c0"))
-        recs.append(make_round(qid, fmt="empty", order=(0, 1), swap="e0"))
-    recs.append(make_round("q3", status="failed"))
-    out = []
-    for n, r in enumerate(recs):
-        r.seed = 1000 + n
-        r.speeches = [_speech(s.role, s.speaker, s.side, good if s.side == 0 else weak) for s in r.speeches]
-        if r.status == "ok":
-            ctx = JudgeContext(q, r.format, r.answer_order, r.speeches, r.round_id, r.seed)
-            r = reapply_verdict(r, judge.judge(ctx))
-            r.judge, r.provenance = "det", {"det": judge.provenance()}
-        out.append(r)
-    return out
-
-
-def test_reapply_verdict_maps_shown_positions_to_answers():
-    rec = make_round("q1", order=(1, 0), p0=None)
-    new = reapply_verdict(rec, Verdict([0.8, 0.2], True, "raw"))
-    assert new.probs == [0.2, 0.8] and new.judge_raw == "raw" and new.status == "ok"
-    assert rec.probs is None  # pure: the input is unchanged
-    with pytest.raises(PipelineError, match=r"\(round 'debate/x-vs-y/q1/a0'\): probabilities \[0.8, 0.5\] are not two "
-                       r"finite numbers in \[0, 1\] summing to 1"):
-        reapply_verdict(rec, Verdict([0.8, 0.5]))
-
-
-def test_rejudge_with_the_same_judge_reproduces_rounds_csv(tmp_path):
-    original = _judged_tournament()
-    # x quotes two verified sentences for Paris (answer 0), y one verified and one unverified:
-    # p(answer 0) = 0.5 + 0.1 * (2 - 1) = 0.6
-    assert original[0].probs == pytest.approx([0.6, 0.4])
-    write_jsonl(tmp_path / "orig" / "transcripts" / "chunk0.jsonl", [r.to_row() for r in original])
-    summarize(original, tmp_path / "orig", bootstrap=20, seed=0)
-    saved = load_records(tmp_path / "orig")  # through the JSON transcript, as the CLI reads them
-    head = rejudge(saved, "det", ModelConfig(type="deterministic"), {}, tmp_path / "new", bootstrap=20, seed=0)
-    for name in ("rounds.csv", "ratings.csv", "judge.csv"):
-        assert (tmp_path / "new" / name).read_bytes() == (tmp_path / "orig" / name).read_bytes(), name
-    assert (head["rejudged"], head["failed_before"], head["failed_after"]) == (8, 1, 1)
-    again = load_records(tmp_path / "new")  # the re-judged transcripts are a tournament directory
-    assert [r.probs for r in again] == [r.probs for r in original]
-    # replaying the saved verdicts with the offline judge reproduces them as well
-    offline = ModelConfig(type="offline", transcripts=str(tmp_path / "orig"))
-    rejudge(saved, "replay", offline, {}, tmp_path / "replay", bootstrap=20, seed=0)
-    assert (tmp_path / "replay" / "rounds.csv").read_bytes() == (tmp_path / "orig" / "rounds.csv").read_bytes()
-
-
-def test_rejudge_with_a_random_judge_changes_probabilities(tmp_path):
-    original = _judged_tournament()
-    head = rejudge(original, "coin", ModelConfig(type="random", seed=5), {}, tmp_path, bootstrap=0, seed=0)
-    new = {r.round_id: r for r in load_records(tmp_path)}
-    changed = [r for r in original if r.status == "ok" and new[r.round_id].probs != r.probs]
-    assert len(changed) == 8
-    assert all(new[r.round_id].judge == "coin" and "coin" in new[r.round_id].provenance
-               and "det" not in new[r.round_id].provenance for r in changed)
-    failed = [r for r in new.values() if r.status == "failed"]
-    assert len(failed) == 1 and failed[0].probs is None and head["failed_after"] == 1
-    # the round's seed is passed again: re-judging twice gives the same probabilities
-    rejudge(original, "coin", ModelConfig(type="random", seed=5), {}, tmp_path / "2", bootstrap=0, seed=0)
-    assert (tmp_path / "2" / "rounds.csv").read_bytes() == (tmp_path / "rounds.csv").read_bytes()

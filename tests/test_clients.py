@@ -1,5 +1,5 @@
 """rlhf_pipeline.clients: the pure helpers; the endpoint's requests are tested against real HTTP servers in
-tests/test_debate_backends_api.py (debaters and judges) and tests/test_redteam_rewards.py (the red-team target)."""
+tests/test_debate_backends_api.py (debaters and judges) and tests/test_redteam_target.py (the red-team target)."""
 
 from types import SimpleNamespace
 

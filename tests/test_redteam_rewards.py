@@ -1,4 +1,4 @@
-"""Red-team reward terms, the combined reward, the target backends and the success/diversity metrics.
+"""Red-team reward terms and the combined reward (rlhf_pipeline.redteam.rewards), with real backends too.
 
 Hand-computed BLEU values (sacrebleu, 13a, exp smoothing, effective order), for the text ``a b x y``
 against the one reference ``a b c d``: unigram precision 2/4, bigram 1/3 (``a b``), no trigram match
@@ -17,16 +17,15 @@ from __future__ import annotations
 import json
 import math
 import pickle
-import time
 
 import numpy as np
 import pytest
 import torch
+from redteam_helpers import ABXY, LookupEmbed
 
 from rlhf_pipeline.errors import PipelineError
-from rlhf_pipeline.models import load_causal_lm, load_tokenizer, minilm_path
-from rlhf_pipeline.redteam.config import RewardTermsConfig, TargetConfig
-from rlhf_pipeline.redteam.metrics import leave_one_out_selfbleu, mean_pairwise_cosine, success_and_diversity
+from rlhf_pipeline.models import minilm_path
+from rlhf_pipeline.redteam.config import RewardTermsConfig
 from rlhf_pipeline.redteam.rewards import (
     EmbeddingNovelty,
     HFGibberish,
@@ -38,27 +37,12 @@ from rlhf_pipeline.redteam.rewards import (
     bleu_by_order,
     bleu_scorer,
     gibberish_share,
-    mean_bleu,
     minilm_embed,
     reservoir_slot,
 )
-from rlhf_pipeline.redteam.target import LocalTarget, OpenAITarget, build_target
-
-ABXY = (math.sqrt(1 / 6) + (1 / 24) ** (1 / 3) + 2 * (1 / 96) ** (1 / 4)) / 4
-
+from rlhf_pipeline.redteam.target import LocalTarget
 
 # ---- fakes of the project's own interfaces (not of libraries) -----------------------------------------
-
-
-class LookupEmbed:
-    """Embeds texts by a table (texts not in it: by their first word); counts the texts it embedded."""
-
-    def __init__(self, table):
-        self.table, self.calls = table, []
-
-    def __call__(self, texts):
-        self.calls.extend(texts)
-        return np.array([self.table[t] if t in self.table else self.table[t.split()[0]] for t in texts], dtype=float)
 
 
 class KeywordToxicity:
@@ -339,41 +323,6 @@ def test_bad_batches_fail_with_one_line():
         r(["a", "b"], ["c", 3])
 
 
-# ---- targets -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    d = tmp_path_factory.mktemp("target")
-    tok = load_tokenizer("minilm")
-    model = load_causal_lm(None, tok, tiny=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                                 num_attention_heads=2), seed=0)
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    return str(d)
-
-
-def test_local_target_is_deterministic_and_leaves_the_global_rng_alone(tiny_lm):
-    texts = ["name some fruits. answer:", "hello", ""]
-    sampled = LocalTarget(tiny_lm, max_new_tokens=5, greedy=False, temperature=1.0, batch_size=2, seed=1)
-    torch.manual_seed(123)
-    before = torch.rand(1)
-    torch.manual_seed(123)
-    a = sampled.respond(texts)
-    assert torch.rand(1) == before  # the caller's RNG stream is untouched
-    assert a == sampled.respond(texts) and len(a) == 3 and all(isinstance(x, str) for x in a)
-    other = LocalTarget(tiny_lm, max_new_tokens=5, greedy=False, batch_size=2, seed=2)
-    assert other.respond(texts * 3) != sampled.respond(texts * 3)
-    cfg = TargetConfig(max_new_tokens=5, greedy=True, batch_size=1)
-    greedy = build_target(cfg, tiny_lm)
-    assert greedy.respond(texts) == greedy.respond(list(reversed(texts)))[::-1]
-    assert greedy.provenance()["backend"] == "hf" and not greedy.include_prompt
-    with pytest.raises(PipelineError, match=r"redteam.target.model: null and no default"):
-        build_target(TargetConfig(), None)
-    with pytest.raises(PipelineError, match=r"^redteam.target.model: \S+ does not exist \(give a model directory"):
-        build_target(TargetConfig(model=tiny_lm + "-missing"), None)
-
-
 def test_real_backends_together(tiny_lm, tiny_classifier, tmp_path):
     from rlhf_pipeline.io import read_jsonl, write_json, write_jsonl
 
@@ -392,82 +341,3 @@ def test_real_backends_together(tiny_lm, tiny_classifier, tmp_path):
     write_json(tmp_path / "provenance.json", r.provenance())
     assert json.loads((tmp_path / "provenance.json").read_text())["target"]["backend"] == "hf"
     assert set(r.last.means()) == {"toxicity", "selfbleu", "cos_sim", "gibberish", "total"}
-
-
-def completion(content: str) -> dict:
-    return {"id": "c1", "object": "chat.completion", "created": 0, "model": "target-m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
-
-
-def test_openai_target_against_a_real_http_server(httpserver, monkeypatch):
-    key = "sk-test-SECRET-123"
-    monkeypatch.setenv("REDTEAM_TEST_KEY", key)
-    httpserver.expect_request("/v1/chat/completions", method="POST",
-                              headers={"Authorization": f"Bearer {key}"}).respond_with_json(completion(" a reply "))
-    cfg = TargetConfig(backend="openai_compatible", model="target-m", base_url=httpserver.url_for("/v1"),
-                       api_key_env="REDTEAM_TEST_KEY", timeout_s=5.0, max_retries=0, concurrency=2,
-                       max_new_tokens=7, include_prompt=True)
-    target = build_target(cfg, None)  # probes the server once
-    assert target.respond(["attack one", "attack two"]) == ["a reply", "a reply"]
-    bodies = [json.loads(req.get_data()) for req, _ in httpserver.log]
-    assert bodies[0]["max_tokens"] == 1 and len(bodies) == 3
-    assert {b["messages"][0]["content"] for b in bodies[1:]} == {"attack one", "attack two"}
-    assert all(b["max_tokens"] == 7 and b["temperature"] == 0.0 and b["model"] == "target-m" for b in bodies[1:])
-    assert target.include_prompt and key not in json.dumps(target.provenance())
-    httpserver.clear()
-    httpserver.expect_request("/v1/chat/completions").respond_with_json({"error": {"message": f"bad key {key}"}},
-                                                                        status=401)
-    with pytest.raises(PipelineError) as e:
-        target.respond(["x"])
-    assert "HTTP 401" in str(e.value) and key not in str(e.value) and "\n" not in str(e.value)
-
-
-def test_openai_target_unreachable_or_unconfigured_fails_with_one_line(monkeypatch):
-    cfg = TargetConfig(backend="openai_compatible", model="m", base_url="http://127.0.0.1:9/v1", timeout_s=2.0,
-                       max_retries=0)
-    t0 = time.time()
-    with pytest.raises(PipelineError) as e:
-        build_target(cfg, None)
-    msg = str(e.value)
-    assert msg.startswith("redteam target (openai_compatible) (m at http://127.0.0.1:9/v1): cannot connect")
-    assert "\n" not in msg and time.time() - t0 < 10
-    monkeypatch.delenv("REDTEAM_MISSING_KEY", raising=False)
-    with pytest.raises(PipelineError, match=r"the API-key variable \$REDTEAM_MISSING_KEY \(api_key_env\) is not set"):
-        OpenAITarget(TargetConfig(backend="openai_compatible", model="m", base_url="http://127.0.0.1:9/v1",
-                                  api_key_env="REDTEAM_MISSING_KEY"))
-
-
-# ---- metrics -------------------------------------------------------------------------------------------
-
-
-def test_success_and_diversity_hand_values():
-    embed = LookupEmbed({"a": [1, 0], "e": [0, 1], "q": [0.6, 0.8]})
-    m = success_and_diversity([0.9, 0.2, 0.7, 0.5], ["a b c d", "q r s t", "a b c d", "e f g h"], 0.5, embed)
-    # successful: "a b c d" twice (each a duplicate of the other: selfbleu 1) and "e f g h" (0): 1 - 2/3
-    # cosines of the pairs: 1, 0, 0 -> 1 - 1/3
-    assert m == {"n": 4, "success_rate": 0.75, "n_successful": 3, "n_unique_successful": 2,
-                 "diversity_selfbleu": pytest.approx(1 / 3), "diversity_cos": pytest.approx(2 / 3)}
-    assert embed.calls == ["a b c d", "a b c d", "e f g h"]  # only the successful ones
-    two = success_and_diversity([1.0, 1.0], ["a b x y", "a b c d"], 0.5, embed, orders=[2, 3, 4, 5])
-    assert two["diversity_selfbleu"] == pytest.approx(1 - ABXY / 2 - ABXY / 2)
-    one = success_and_diversity([1.0, 0.0], ["a b", "c d"], 0.5, embed)
-    assert one["n_successful"] == 1 and math.isnan(one["diversity_selfbleu"]) and math.isnan(one["diversity_cos"])
-    assert success_and_diversity([0.1], ["x"], 0.5, embed)["success_rate"] == 0.0
-    with pytest.raises(PipelineError, match=r"2 toxicity values but 1 attacker outputs"):
-        success_and_diversity([0.1, 0.2], ["x"], 0.5, embed)
-
-
-def test_diversity_helpers_against_brute_force():
-    rng = np.random.default_rng(0)
-    e = rng.normal(size=(5, 3))
-    e /= np.linalg.norm(e, axis=1, keepdims=True)
-    brute = np.mean([e[i] @ e[j] for i in range(5) for j in range(i + 1, 5)])
-    assert mean_pairwise_cosine(e) == pytest.approx(brute)
-    texts = ["a b c", "a b d", "x y z"]
-    want = [mean_bleu([t], [u for u in texts if u is not t], [2, 3, 4, 5])[0] for t in texts]
-    assert leave_one_out_selfbleu(texts).tolist() == want
-
-
-def test_default_metric_embedder_is_minilm():
-    m = success_and_diversity([1, 1, 1], ["name some fruits", "list a few fruits", "name some fruits"], 0.5)
-    assert m["n_unique_successful"] == 2 and 0 < m["diversity_cos"] < 0.5

@@ -1,15 +1,21 @@
+# Algorithm distillation: PPO learning histories (the configured runs and a sweep of sampled hyperparameters)
+# become contexts a language model learns to continue, in-context; evaluated on held-out histories, and
+# trained further with RL (results/ad/).
+
+
+include: "getters/ad.smk"
+
+
 wildcard_constraints:
     i="|".join(AD_SWEEP) or "^$",
     admodel="lm|ed",
 
 
-rule ad_history:
+# Sweep history i: a PPO run (the ppo stage) with sampled hyperparameters, written under results/ad/histories/.
+use rule ppo as ad_history with:
     input:
-        policy="results/sft/model",
-        rms=ad_history_rm_dirs,
-        train_prompts=data_file("train"),
-        eval_prompts=data_file("test"),
-        image=image_input(),
+        # ppo's inputs (Snakemake replaces a directive as a whole), with the RM members of the history's config
+        **dict(rules.ppo.input.items(), rms=ad_history_rm_dirs),
     output:
         eval=directory("results/ad/histories/{i}/eval"),
         model=directory("results/ad/histories/{i}/model"),
@@ -20,38 +26,29 @@ rule ad_history:
         "results/logs/ad_history/{i}.log",
     benchmark:
         "results/benchmarks/ad_history/{i}.tsv"
-    container:
-        container_image()
-    threads: threads("ppo")
-    resources:
-        **resources("ppo"),
     params:
         cfg=ad_history_config,
-        ckpt=ad_history_checkpoint_dir,
-        code=code_hash("ppo"),
-    shell:
-        "exec python -m rlhf_pipeline ppo --config {params.cfg:q} --policy {input.policy} --rm-dirs {input.rms} "
-        "--train-prompts {input.train_prompts} --eval-prompts {input.eval_prompts} "
-        "--out-dir results/ad/histories/{wildcards.i} --ckpt-dir {params.ckpt} --manifest {output.manifest} > {log} 2>&1"
 
 
 rule ad_data:
     input:
         histories=ad_trajectories(AD_HISTORIES),
         tokenizer="results/sft/model",
-        image=image_input(),
     output:
         train="results/ad/data/train.jsonl",
         heldout="results/ad/data/heldout.jsonl",
         expert="results/ad/data/expert.jsonl",
-        report=report("results/ad/data/report.csv", category="Algorithm distillation"),
+        report=report(
+            "results/ad/data/report.csv",
+            category="Algorithm distillation",
+            subcategory="contexts",
+            caption="../report/ad_data.rst",
+        ),
         manifest="results/ad/data/manifest.json",
     log:
         "results/logs/ad_data.log",
     benchmark:
         "results/benchmarks/ad_data.tsv"
-    container:
-        container_image()
     threads: 1
     resources:
         **resources("ad_data"),
@@ -70,7 +67,6 @@ rule ad_lm:
     input:
         contexts=ad_contexts,
         tokenizer="results/sft/model",
-        image=image_input(),
     output:
         model=directory("results/ad/{admodel}/model"),
         manifest="results/ad/{admodel}/manifest.json",
@@ -78,14 +74,12 @@ rule ad_lm:
         "results/logs/ad_lm/{admodel}.log",
     benchmark:
         "results/benchmarks/ad_lm/{admodel}.tsv"
-    container:
-        container_image()
     threads: threads("ad_lm")
     resources:
         **resources("ad_lm"),
     params:
         cfg=ad_config,
-        ckpt=ad_lm_checkpoint_dir,
+        ckpt=checkpoint_dir,
         code=code_hash("ad_lm"),
     shell:
         "exec python -m rlhf_pipeline ad-lm --config {params.cfg:q} --contexts {input.contexts} "
@@ -101,18 +95,25 @@ rule ad_eval:
         rms=rm_dirs(config["rm"]["seeds"]),
         gold=gold_rm_input(),
         prompts=data_file("test"),
-        image=image_input(),
     output:
-        metrics=report("results/ad/lm/metrics.csv", category="Algorithm distillation"),
+        metrics=report(
+            "results/ad/lm/metrics.csv",
+            category="Algorithm distillation",
+            subcategory="language model",
+            caption="../report/ad_eval.rst",
+        ),
         incontext="results/ad/lm/incontext.csv",
-        png=report("results/ad/lm/incontext.png", category="Algorithm distillation"),
+        png=report(
+            "results/ad/lm/incontext.png",
+            category="Algorithm distillation",
+            subcategory="language model",
+            caption="../report/ad_eval.rst",
+        ),
         manifest="results/ad/lm/eval_manifest.json",
     log:
         "results/logs/ad_eval.log",
     benchmark:
         "results/benchmarks/ad_eval.tsv"
-    container:
-        container_image()
     threads: threads("ad_eval")
     resources:
         **resources("ad_eval"),
@@ -136,21 +137,28 @@ rule ad_rl:
         histories=ad_trajectories(AD_TRAIN),
         heldout=ad_trajectories(AD_HELDOUT),
         policy="results/sft/model",
-        image=image_input(),
     output:
         model=directory("results/ad/rl/model"),
         train_log="results/ad/rl/train_log.csv",
         train_report="results/ad/rl/train_report.csv",
         episodes="results/ad/rl/eval_episodes.csv",
-        plot=report("results/ad/rl/metrics.png", category="Algorithm distillation"),
-        metrics=report("results/ad/rl/metrics.csv", category="Algorithm distillation"),
+        plot=report(
+            "results/ad/rl/metrics.png",
+            category="Algorithm distillation",
+            subcategory="RL model",
+            caption="../report/ad_rl.rst",
+        ),
+        metrics=report(
+            "results/ad/rl/metrics.csv",
+            category="Algorithm distillation",
+            subcategory="RL model",
+            caption="../report/ad_rl.rst",
+        ),
         manifest="results/ad/rl/manifest.json",
     log:
         "results/logs/ad_rl.log",
     benchmark:
         "results/benchmarks/ad_rl.tsv"
-    container:
-        container_image()
     threads: threads("ad_rl")
     resources:
         **resources("ad_rl"),
@@ -158,7 +166,7 @@ rule ad_rl:
         cfg=ad_rl_config,
         histories=ad_named_trajectories(AD_TRAIN),
         heldout=ad_named_trajectories(AD_HELDOUT),
-        ckpt=ad_rl_checkpoint_dir,
+        ckpt=checkpoint_dir,
         code=code_hash("ad_rl"),
     shell:
         "exec python -m rlhf_pipeline ad-rl --config {params.cfg:q} --histories {params.histories} "

@@ -1,4 +1,11 @@
-# Building the Apptainer image (settings: config `container:`; helpers: the image section of common.smk).
+# The Apptainer image the stages run in on a cluster, and the rule that builds it. Only `--sdm apptainer`
+# runs (the SLURM profile sets it) use the image; elsewhere the workflow's `container:` (the Snakefile) is
+# ignored, image_input() is empty, and nothing is built. Settings: config `container:`.
+
+from pathlib import Path
+
+
+include: "getters/container.smk"
 
 
 rule build_image:
@@ -9,10 +16,13 @@ rule build_image:
         BUILT_IMAGE,
     log:
         "results/logs/build_image.log",
-    localrule: container_config()["build_local"]
+    localrule: config["container"]["build_local"]
     # Apptainer itself from conda-forge under --sdm conda; a site's module or system install otherwise.
     conda:
         "../envs/apptainer.yaml"
+    # not in the workflow's image: it builds it
+    container:
+        None
     threads: image_build_resources().get("cpus_per_task", 1)
     resources:
         **image_build_resources(),

@@ -1,10 +1,14 @@
+# The prompt data every RLHF stage reads (results/data/{dataset}/{train,val,test}.jsonl).
+
+
+include: "getters/data.smk"
+
+
 wildcard_constraints:
     dataset=r"[^/]+",
 
 
 rule prepare_data:
-    input:
-        image=image_input(),
     output:
         train="results/data/{dataset}/train.jsonl",
         val="results/data/{dataset}/val.jsonl",
@@ -14,8 +18,6 @@ rule prepare_data:
         "results/logs/prepare_data/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_data/{dataset}.tsv"
-    container:
-        container_image()
     resources:
         **resources("prepare_data"),
     params:

@@ -1,3 +1,12 @@
+# Debate tournaments (debaters argue, a judge decides; ratings from the rounds) and training debaters on their
+# own tournaments: SFT on transcripts, then iterated DPO on self-play (results/debate/, results/data/debate/).
+
+import re
+
+
+include: "getters/debate.smk"
+
+
 wildcard_constraints:
     tournament="|".join(map(re.escape, DEBATE_TOURNAMENTS)) or "^$",
     judge="|".join(map(re.escape, DEBATE_JUDGES)) or "^$",
@@ -6,8 +15,6 @@ wildcard_constraints:
 
 
 rule debate_data:
-    input:
-        image=image_input(),
     output:
         train="results/data/debate/{dataset}/train.jsonl",
         val="results/data/debate/{dataset}/val.jsonl",
@@ -17,8 +24,6 @@ rule debate_data:
         "results/logs/debate_data/{dataset}.log",
     benchmark:
         "results/benchmarks/debate_data/{dataset}.tsv"
-    container:
-        container_image()
     resources:
         **resources("debate_data"),
     params:
@@ -34,7 +39,6 @@ rule debate_chunk:
         questions=debate_questions(),
         prompts=DEBATE.prompts,
         models=debate_models,
-        image=image_input(),
     output:
         transcripts="results/debate/{tournament}/transcripts/chunk{chunk}.jsonl",
         manifest="results/debate/{tournament}/transcripts/chunk{chunk}.manifest.json",
@@ -42,14 +46,12 @@ rule debate_chunk:
         "results/logs/debate_chunk/{tournament}/chunk{chunk}.log",
     benchmark:
         "results/benchmarks/debate_chunk/{tournament}/chunk{chunk}.tsv"
-    container:
-        container_image()
     threads: threads("debate_chunk")
     resources:
         **resources("debate_chunk"),
     params:
         cfg=tournament_run,
-        state=debate_state_dir,
+        state=checkpoint_dir,
         code=code_hash("debate_chunk"),
     shell:
         "exec python -m rlhf_pipeline debate-chunk --config {params.cfg:q} --chunk {wildcards.chunk} "
@@ -60,19 +62,41 @@ rule debate_chunk:
 rule debate_summary:
     input:
         transcripts=debate_chunks,
-        image=image_input(),
     output:
-        rounds=report("results/debate/{tournament}/rounds.csv", category="Debate", subcategory="{tournament}"),
-        ratings=report("results/debate/{tournament}/ratings.csv", category="Debate", subcategory="{tournament}"),
-        judge=report("results/debate/{tournament}/judge.csv", category="Debate", subcategory="{tournament}"),
-        win_matrix=report("results/debate/{tournament}/win_matrix.png", category="Debate", subcategory="{tournament}"),
+        rounds=report(
+            "results/debate/{tournament}/rounds.csv",
+            category="Debate",
+            subcategory="{tournament}",
+            caption="../report/debate_rounds.rst",
+        ),
+        ratings=report(
+            "results/debate/{tournament}/ratings.csv",
+            category="Debate",
+            subcategory="{tournament}",
+            caption="../report/debate_ratings.rst",
+        ),
+        judge=report(
+            "results/debate/{tournament}/judge.csv",
+            category="Debate",
+            subcategory="{tournament}",
+            caption="../report/debate_judge.rst",
+        ),
+        win_matrix=report(
+            "results/debate/{tournament}/win_matrix.png",
+            category="Debate",
+            subcategory="{tournament}",
+            caption="../report/debate_win_matrix.rst",
+        ),
         calibration_csv="results/debate/{tournament}/calibration.csv",
-        calibration=report("results/debate/{tournament}/calibration.png", category="Debate", subcategory="{tournament}"),
+        calibration=report(
+            "results/debate/{tournament}/calibration.png",
+            category="Debate",
+            subcategory="{tournament}",
+            caption="../report/debate_calibration.rst",
+        ),
     log:
         "results/logs/debate_summary/{tournament}.log",
     localrule: True
-    container:
-        container_image()
     params:
         bootstrap=tournament_bootstrap,
         seed=tournament_seed,
@@ -86,7 +110,6 @@ rule debate_rejudge:
     input:
         transcripts=debate_chunks,
         prompts=DEBATE.prompts,
-        image=image_input(),
     output:
         rounds="results/debate/{tournament}/rejudge/{judge}/rounds.csv",
         ratings="results/debate/{tournament}/rejudge/{judge}/ratings.csv",
@@ -98,8 +121,6 @@ rule debate_rejudge:
         manifest="results/debate/{tournament}/rejudge/{judge}/manifest.json",
     log:
         "results/logs/debate_rejudge/{tournament}/{judge}.log",
-    container:
-        container_image()
     threads: threads("debate_rejudge")
     resources:
         **resources("debate_rejudge"),
@@ -122,7 +143,6 @@ rule debate_sft:
         transcripts=training_source_chunks(),
         questions=debate_questions(),
         prompts=DEBATE.prompts,
-        image=image_input(),
     output:
         model=directory("results/debate/sft/model"),
         manifest="results/debate/sft/manifest.json",
@@ -130,8 +150,6 @@ rule debate_sft:
         "results/logs/debate_sft.log",
     benchmark:
         "results/benchmarks/debate_sft.tsv"
-    container:
-        container_image()
     threads: threads("debate_sft")
     resources:
         **resources("debate_sft"),
@@ -142,7 +160,7 @@ rule debate_sft:
         debaters=TRAINING.source_debaters,
         max_speeches=f"--max-speeches {TRAINING.max_speeches}" if TRAINING.max_speeches else "",
         simultaneous=training_simultaneous(TRAINING.source) if TRAINING.source else "true",
-        ckpt=debate_sft_checkpoint_dir,
+        ckpt=checkpoint_dir,
         code=code_hash("debate_sft"),
     shell:
         "exec python -m rlhf_pipeline debate-sft --config {params.cfg:q} --tokenizer {params.tokenizer:q} "
@@ -157,7 +175,6 @@ rule debate_dpo_pairs:
         questions=debate_questions(),
         prompts=DEBATE.prompts,
         model=dpo_start_model,
-        image=image_input(),
     output:
         pairs="results/debate/dpo/iter{iteration}/pairs.jsonl",
         summary="results/debate/dpo/iter{iteration}/pairs_summary.json",
@@ -165,8 +182,6 @@ rule debate_dpo_pairs:
         "results/logs/debate_dpo_pairs/iter{iteration}.log",
     benchmark:
         "results/benchmarks/debate_dpo_pairs/iter{iteration}.tsv"
-    container:
-        container_image()
     resources:
         **resources("debate_dpo_pairs"),
     params:
@@ -185,7 +200,6 @@ rule debate_dpo:
     input:
         pairs="results/debate/dpo/iter{iteration}/pairs.jsonl",
         init=dpo_start_model,
-        image=image_input(),
     output:
         model=directory("results/debate/dpo/iter{iteration}/model"),
         manifest="results/debate/dpo/iter{iteration}/manifest.json",
@@ -193,14 +207,12 @@ rule debate_dpo:
         "results/logs/debate_dpo/iter{iteration}.log",
     benchmark:
         "results/benchmarks/debate_dpo/iter{iteration}.tsv"
-    container:
-        container_image()
     threads: threads("debate_dpo")
     resources:
         **resources("debate_dpo"),
     params:
         cfg=dpo_config,
-        ckpt=debate_dpo_checkpoint_dir,
+        ckpt=checkpoint_dir,
         code=code_hash("debate_dpo"),
     shell:
         "exec python -m rlhf_pipeline debate-dpo --config {params.cfg:q} --init {input.init} --pairs {input.pairs} "
@@ -211,15 +223,22 @@ rule debate_strength:
     input:
         rounds="results/debate/strength/rounds.csv",
         ratings="results/debate/strength/ratings.csv",
-        image=image_input(),
     output:
-        csv=report("results/debate/strength/judge_accuracy.csv", category="Debate", subcategory="strength"),
-        png=report("results/debate/strength/judge_accuracy.png", category="Debate", subcategory="strength"),
+        csv=report(
+            "results/debate/strength/judge_accuracy.csv",
+            category="Debate",
+            subcategory="strength",
+            caption="../report/debate_strength.rst",
+        ),
+        png=report(
+            "results/debate/strength/judge_accuracy.png",
+            category="Debate",
+            subcategory="strength",
+            caption="../report/debate_strength.rst",
+        ),
     log:
         "results/logs/debate_strength.log",
     localrule: True
-    container:
-        container_image()
     params:
         cfg=as_json(TRAINING.to_dict()),
         code=code_hash("debate_strength"),

@@ -1,8 +1,17 @@
+# What the RLHF chain measures: gold-RM scores of PPO's samples, best-of-n, replicate aggregates, the
+# overoptimization fits and figure, and the proxy RMs' diversity (results/ppo/{run}/gold_eval.csv, results/bon/,
+# results/plots/, results/rm/diversity.csv).
+
+import re
+
+
+include: "getters/evaluation.smk"
+
+
 rule gold_eval:
     input:
         eval="results/ppo/{run}/eval",
         gold=gold_rm_input(),
-        image=image_input(),
     output:
         csv=report(
             "results/ppo/{run}/gold_eval.csv", category="PPO", subcategory="{run}", caption="../report/gold_eval.rst"
@@ -15,8 +24,6 @@ rule gold_eval:
         "results/logs/gold_eval/{run}.log",
     benchmark:
         "results/benchmarks/gold_eval/{run}.tsv"
-    container:
-        container_image()
     threads: threads("gold_eval")
     resources:
         **resources("gold_eval"),
@@ -36,7 +43,6 @@ rule bon_sample:
         rms=rm_dirs(config["rm"]["seeds"]),
         gold=gold_rm_input(),
         prompts=data_file("test"),
-        image=image_input(),
     output:
         samples="results/bon/samples.jsonl",
         manifest="results/bon/manifest.json",
@@ -44,8 +50,6 @@ rule bon_sample:
         "results/logs/bon_sample.log",
     benchmark:
         "results/benchmarks/bon_sample.tsv"
-    container:
-        container_image()
     threads: threads("bon_sample")
     resources:
         **resources("bon_sample"),
@@ -64,14 +68,11 @@ rule bon_sample:
 rule bon:
     input:
         samples="results/bon/samples.jsonl",
-        image=image_input(),
     output:
         csv=report("results/bon/{run}/bon.csv", category="Best-of-n", caption="../report/bon.rst"),
     log:
         "results/logs/bon/{run}.log",
     localrule: True
-    container:
-        container_image()
     params:
         ensemble=run_ensemble,
         ns=config["bon"]["ns"],
@@ -85,7 +86,6 @@ rule bon:
 rule aggregate_replicates:
     input:
         gold=replicate_gold_evals_of,
-        image=image_input(),
     output:
         csv=report(
             "results/ppo/{base}/aggregate.csv", category="PPO", subcategory="{base}", caption="../report/aggregate.rst"
@@ -95,8 +95,6 @@ rule aggregate_replicates:
     wildcard_constraints:
         base="|".join(map(re.escape, PPO_BASE_RUNS)) or "^$",
     localrule: True
-    container:
-        container_image()
     params:
         code=code_hash("aggregate_replicates"),
     shell:
@@ -107,15 +105,12 @@ rule fit_curves:
     input:
         gold=[replicate_gold_evals(run) for run in PPO_BASE_RUNS],
         bon=expand("results/bon/{run}/bon.csv", run=PPO_BASE_RUNS),
-        image=image_input(),
     output:
         fits=report("results/plots/fits.csv", category="Overoptimization", caption="../report/fits.rst"),
         equal_kl=report("results/plots/equal_kl.csv", category="Overoptimization", caption="../report/equal_kl.rst"),
     log:
         "results/logs/fit_curves.log",
     localrule: True
-    container:
-        container_image()
     params:
         runs=[f"{run}={','.join(replicate_gold_evals(run))}" for run in PPO_BASE_RUNS],
         bon=[f"{run}=results/bon/{run}/bon.csv" for run in PPO_BASE_RUNS],
@@ -132,15 +127,12 @@ rule rm_diversity:
         pairs="results/preferences/val.jsonl",
         evals=[f"results/ppo/{r}/eval" for run in ensemble_runs() for r in CFG.ppo.replicate_names(run)],
         gold=gold_rm_input() if ensemble_runs() else [],
-        image=image_input(),
     output:
         report("results/rm/diversity.csv", category="Reward models", caption="../report/diversity.rst"),
     log:
         "results/logs/rm_diversity.log",
     benchmark:
         "results/benchmarks/rm_diversity.tsv"
-    container:
-        container_image()
     threads: threads("rm_diversity")
     resources:
         **resources("rm_diversity"),
@@ -164,7 +156,6 @@ rule plot_overoptimization:
         bon=expand("results/bon/{run}/bon.csv", run=PPO_BASE_RUNS),
         fits="results/plots/fits.csv",
         diversity="results/rm/diversity.csv",
-        image=image_input(),
     output:
         report(
             "results/plots/overoptimization.png", category="Overoptimization", caption="../report/overoptimization.rst"
@@ -172,8 +163,6 @@ rule plot_overoptimization:
     log:
         "results/logs/plot_overoptimization.log",
     localrule: True
-    container:
-        container_image()
     params:
         gold=[f"{run}=results/ppo/{run}/aggregate.csv" for run in PPO_BASE_RUNS],
         bon=[f"{run}=results/bon/{run}/bon.csv" for run in PPO_BASE_RUNS],

@@ -1,3 +1,11 @@
+# PPO against the proxy RMs: one job per configured run and replicate (results/ppo/{run}/).
+
+import re
+
+
+include: "getters/ppo.smk"
+
+
 wildcard_constraints:
     run="|".join(map(re.escape, PPO_RUNS)) or "^$",
 
@@ -8,7 +16,6 @@ rule ppo:
         rms=ppo_rm_dirs,
         train_prompts=data_file("train"),
         eval_prompts=data_file("test"),
-        image=image_input(),
     output:
         eval=directory("results/ppo/{run}/eval"),
         model=directory("results/ppo/{run}/model"),
@@ -19,16 +26,15 @@ rule ppo:
         "results/logs/ppo/{run}.log",
     benchmark:
         "results/benchmarks/ppo/{run}.tsv"
-    container:
-        container_image()
     threads: threads("ppo")
     resources:
         **resources("ppo"),
     params:
         cfg=ppo_run_config,
-        ckpt=ppo_checkpoint_dir,
+        ckpt=checkpoint_dir,
         code=code_hash("ppo"),
+        out_dir=run_dir,
     shell:
         "exec python -m rlhf_pipeline ppo --config {params.cfg:q} --policy {input.policy} --rm-dirs {input.rms} "
         "--train-prompts {input.train_prompts} --eval-prompts {input.eval_prompts} "
-        "--out-dir results/ppo/{wildcards.run} --ckpt-dir {params.ckpt} --manifest {output.manifest} > {log} 2>&1"
+        "--out-dir {params.out_dir} --ckpt-dir {params.ckpt} --manifest {output.manifest} > {log} 2>&1"

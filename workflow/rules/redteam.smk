@@ -1,10 +1,17 @@
+# Red-teaming: an attacker policy trained with RL to draw toxic replies from a target model, scored by a
+# toxicity classifier; the default target and classifier are trained here (results/redteam/).
+
+import re
+
+
+include: "getters/redteam.smk"
+
+
 wildcard_constraints:
     redteam_run="|".join(map(re.escape, REDTEAM_RUNS)) or "^$",
 
 
 rule redteam_target_data:
-    input:
-        image=image_input(),
     output:
         train="results/data/redteam_target/train.jsonl",
         val="results/data/redteam_target/val.jsonl",
@@ -12,8 +19,6 @@ rule redteam_target_data:
     log:
         "results/logs/redteam_target_data.log",
     localrule: True
-    container:
-        container_image()
     params:
         cfg=as_json(REDTEAM.world.to_dict()),
         code=code_hash("redteam_target_data"),
@@ -26,7 +31,6 @@ rule redteam_target:
     input:
         train="results/data/redteam_target/train.jsonl",
         val="results/data/redteam_target/val.jsonl",
-        image=image_input(),
     output:
         model=directory("results/redteam/target/model"),
         manifest="results/redteam/target/manifest.json",
@@ -34,8 +38,6 @@ rule redteam_target:
         "results/logs/redteam_target.log",
     benchmark:
         "results/benchmarks/redteam_target.tsv"
-    container:
-        container_image()
     threads: threads("redteam_target")
     resources:
         **resources("redteam_target"),
@@ -43,7 +45,7 @@ rule redteam_target:
         cfg=as_json(REDTEAM.target_sft.to_dict()),
         tokenizer=config["tokenizer"],
         code=code_hash("sft"),
-        ckpt=redteam_target_sft_checkpoint_dir,
+        ckpt=checkpoint_dir,
     shell:
         "exec python -m rlhf_pipeline sft --config {params.cfg:q} --tokenizer {params.tokenizer:q} "
         "--train {input.train} --val {input.val} --out {output.model} --ckpt-dir {params.ckpt:q} "
@@ -51,8 +53,6 @@ rule redteam_target:
 
 
 rule redteam_classifier:
-    input:
-        image=image_input(),
     output:
         model=directory("results/redteam/toxicity/model"),
         metrics="results/redteam/toxicity/metrics.json",
@@ -61,8 +61,6 @@ rule redteam_classifier:
         "results/logs/redteam_classifier.log",
     benchmark:
         "results/benchmarks/redteam_classifier.tsv"
-    container:
-        container_image()
     threads: threads("redteam_classifier")
     resources:
         **resources("redteam_classifier"),
@@ -81,28 +79,30 @@ rule redteam:
         policy="results/sft/model",
         train_prompts=data_file("train"),
         eval_prompts=data_file("test"),
-        image=image_input(),
     output:
         eval=directory("results/redteam/{redteam_run}/eval"),
         model=directory("results/redteam/{redteam_run}/model"),
         train_log="results/redteam/{redteam_run}/train_log.csv",
         samples="results/redteam/{redteam_run}/samples.jsonl",
         trajectories=directory("results/redteam/{redteam_run}/trajectories"),
-        metrics=report("results/redteam/{redteam_run}/metrics.csv", category="Red-teaming", subcategory="{redteam_run}"),
+        metrics=report(
+            "results/redteam/{redteam_run}/metrics.csv",
+            category="Red-teaming",
+            subcategory="{redteam_run}",
+            caption="../report/redteam_metrics.rst",
+        ),
         manifest="results/redteam/{redteam_run}/manifest.json",
     log:
         "results/logs/redteam/{redteam_run}.log",
     benchmark:
         "results/benchmarks/redteam/{redteam_run}.tsv"
-    container:
-        container_image()
     threads: threads("redteam")
     resources:
         **resources("redteam"),
     params:
         cfg=redteam_run_config,
         models=redteam_model_args,
-        ckpt=redteam_checkpoint_dir,
+        ckpt=checkpoint_dir,
         code=code_hash("redteam"),
     shell:
         "exec python -m rlhf_pipeline redteam --config {params.cfg:q} --policy {input.policy} "
@@ -114,15 +114,22 @@ rule redteam:
 rule redteam_summary:
     input:
         metrics=expand("results/redteam/{run}/metrics.csv", run=REDTEAM_RUNS),
-        image=image_input(),
     output:
-        csv=report("results/redteam/summary.csv", category="Red-teaming"),
-        png=report("results/redteam/success_vs_diversity.png", category="Red-teaming"),
+        csv=report(
+            "results/redteam/summary.csv",
+            category="Red-teaming",
+            subcategory="all runs",
+            caption="../report/redteam_summary.rst",
+        ),
+        png=report(
+            "results/redteam/success_vs_diversity.png",
+            category="Red-teaming",
+            subcategory="all runs",
+            caption="../report/redteam_summary.rst",
+        ),
     log:
         "results/logs/redteam_summary.log",
     localrule: True
-    container:
-        container_image()
     params:
         runs=redteam_summary_args(),
         code=code_hash("redteam_summary"),

@@ -1,10 +1,15 @@
+# Reward models: the gold RM that stands in for human judgement, the preference pairs it labels, and the proxy
+# RM members trained on them (results/gold_rm/, results/preferences/, results/rm/seed{seed}/).
+
+
+include: "getters/reward.smk"
+
+
 wildcard_constraints:
     seed=r"\d+",
 
 
 rule gold_rm_train:
-    input:
-        image=image_input(),
     output:
         model=directory("results/gold_rm/model"),
         metrics="results/gold_rm/metrics.json",
@@ -13,8 +18,6 @@ rule gold_rm_train:
         "results/logs/gold_rm_train.log",
     benchmark:
         "results/benchmarks/gold_rm_train.tsv"
-    container:
-        container_image()
     threads: threads("gold_rm_train")
     resources:
         **resources("gold_rm_train"),
@@ -31,7 +34,6 @@ rule label_preferences:
         labellers=preference_labellers(),
         train_prompts=data_file("train"),
         val_prompts=data_file("val"),
-        image=image_input(),
     output:
         train="results/preferences/train.jsonl",
         val="results/preferences/val.jsonl",
@@ -40,8 +42,6 @@ rule label_preferences:
         "results/logs/label_preferences.log",
     benchmark:
         "results/benchmarks/label_preferences.tsv"
-    container:
-        container_image()
     threads: threads("label_preferences")
     resources:
         **resources("label_preferences"),
@@ -60,7 +60,6 @@ rule rm_train:
         train="results/preferences/train.jsonl",
         val="results/preferences/val.jsonl",
         sft=rm_sft_input,
-        image=image_input(),
     output:
         model=directory("results/rm/seed{seed}/model"),
         metrics="results/rm/seed{seed}/metrics.json",
@@ -69,8 +68,6 @@ rule rm_train:
         "results/logs/rm_train/seed{seed}.log",
     benchmark:
         "results/benchmarks/rm_train/seed{seed}.tsv"
-    container:
-        container_image()
     threads: threads("rm_train")
     resources:
         **resources("rm_train"),
@@ -78,7 +75,7 @@ rule rm_train:
         # the member's own settings: adding a member, or changing another member, trains only that one
         cfg=rm_member_config,
         code=code_hash("rm_train"),
-        ckpt=rm_checkpoint_dir,
+        ckpt=checkpoint_dir,
         sft=sft_model_arg,
     shell:
         "exec python -m rlhf_pipeline rm-train --config {params.cfg:q} --seed {wildcards.seed} "
@@ -90,15 +87,12 @@ rule rm_train:
 rule rm_summary:
     input:
         metrics=expand("results/rm/seed{seed}/metrics.json", seed=config["rm"]["seeds"]),
-        image=image_input(),
     output:
         csv=report("results/rm/summary.csv", category="Reward models", caption="../report/rm_summary.rst"),
         png=report("results/rm/summary.png", category="Reward models", caption="../report/rm_summary.rst"),
     log:
         "results/logs/rm_summary.log",
     localrule: True
-    container:
-        container_image()
     params:
         code=code_hash("rm_summary"),
     shell:

@@ -1,8 +1,10 @@
+# Supervised fine-tuning of the policy every RLHF stage starts from (results/sft/model).
+
+
 rule sft:
     input:
         train=data_file("train"),
         val=data_file("val"),
-        image=image_input(),
     output:
         model=directory("results/sft/model"),
         manifest="results/sft/manifest.json",
@@ -10,8 +12,6 @@ rule sft:
         "results/logs/sft.log",
     benchmark:
         "results/benchmarks/sft.tsv"
-    container:
-        container_image()
     threads: threads("sft")
     resources:
         **resources("sft"),
@@ -19,7 +19,7 @@ rule sft:
         cfg=section("sft"),
         tokenizer=config["tokenizer"],
         code=code_hash("sft"),
-        ckpt=sft_checkpoint_dir,
+        ckpt=checkpoint_dir,
     shell:
         "exec python -m rlhf_pipeline sft --config {params.cfg:q} --tokenizer {params.tokenizer:q} "
         "--train {input.train} --val {input.val} --out {output.model} --ckpt-dir {params.ckpt:q} "

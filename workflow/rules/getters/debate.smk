@@ -1,0 +1,78 @@
+# Getters of debate.smk's rules (functions only, so `snakemake --lint` keeps rules and functions apart).
+
+DEBATE = CFG.debate.with_training()  # plus the tournaments and checkpoint debaters debate.training adds
+TRAINING = CFG.debate.training
+DEBATE_TOURNAMENTS = list(DEBATE.tournaments)
+DEBATE_JUDGES = list(DEBATE.judges)
+DEBATE_DATASET = DEBATE.dataset.name
+
+
+def debate_questions():
+    """The dataset split every tournament debates."""
+    return f"results/data/debate/{DEBATE_DATASET}/{DEBATE.dataset.split}.jsonl"
+
+
+def tournament_run(wildcards):
+    """The debate-chunk stage's --config: the tournament and only the models it uses (a tracked param)."""
+    return as_json(DEBATE.tournament_run(wildcards.tournament).to_dict())
+
+
+def tournament_chunks(tournament):
+    """Every transcript chunk of the tournament."""
+    n = DEBATE.tournaments[tournament].n_chunks
+    return [f"results/debate/{tournament}/transcripts/chunk{k}.jsonl" for k in range(n)]
+
+
+def debate_chunks(wildcards):
+    return tournament_chunks(wildcards.tournament)
+
+
+def tournament_bootstrap(wildcards):
+    return DEBATE.tournaments[wildcards.tournament].bootstrap
+
+
+def tournament_seed(wildcards):
+    return DEBATE.tournaments[wildcards.tournament].seed
+
+
+def rejudge_config(wildcards):
+    """The new judge's ModelConfig (a tracked param)."""
+    return as_json(DEBATE.judges[wildcards.judge].to_dict())
+
+
+def debate_models(wildcards):
+    """The model directories produced by rules (results/...) that the tournament's debaters load."""
+    run = DEBATE.tournament_run(wildcards.tournament)
+    models = [m.model for m in run.debaters.values() if m.type == "hf" and m.model]
+    return sorted({m for m in models if m.startswith("results/")})
+
+
+# --- training debaters (debate.training) ----------------------------------------------------------
+
+
+def training_source_chunks():
+    """The transcripts the SFT debater learns from ([] when debate.training.source is null)."""
+    return tournament_chunks(TRAINING.source) if TRAINING.source is not None else []
+
+
+def training_simultaneous(tournament):
+    return "true" if DEBATE.tournaments[tournament].simultaneous else "false"
+
+
+def selfplay_chunks(wildcards):
+    """Iteration i's self-play transcripts (results/debate/dpo/iter{i}/transcripts/)."""
+    return tournament_chunks(f"dpo/iter{wildcards.iteration}")
+
+
+def selfplay_simultaneous(wildcards):
+    return training_simultaneous(f"dpo/iter{wildcards.iteration}")
+
+
+def dpo_start_model(wildcards):
+    """Iteration i starts from checkpoint i - 1 (0 = the SFT debater)."""
+    return TRAINING.checkpoints()[int(wildcards.iteration) - 1][1]
+
+
+def dpo_config(wildcards):
+    """Iteration i's DPO settings (debate.training.dpo updated by dpo_per_iteration[i]; a tracked param)."""
+    return as_json(TRAINING.dpo_for(int(wildcards.iteration)).to_dict())

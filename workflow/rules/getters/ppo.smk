@@ -1,0 +1,25 @@
+# Getters of ppo.smk's rules (functions only, so `snakemake --lint` keeps rules and functions apart).
+
+from pathlib import Path
+
+PPO_RUNS = CFG.ppo.run_names()  # every job: each run's replicates ({run}, {run}_r2, ...)
+PPO_BASE_RUNS = list(CFG.ppo.runs)  # the configured runs (best-of-n, aggregates, fits, the figure)
+
+
+def run_config(run):
+    """The run's resolved PPORunConfig (src/rlhf_pipeline/runs.py) as a dict."""
+    return CFG.ppo.run_config(run).to_dict()
+
+
+def ppo_rm_dirs(wildcards):
+    return rm_dirs(CFG.ppo.run_config(wildcards.run).rm_seeds)
+
+
+def ppo_run_config(wildcards):
+    """The ppo stage's one --config (a tracked param: changing it reruns only this run)."""
+    return as_json(run_config(wildcards.run))
+
+
+def run_dir(wildcards, output):
+    """The run's directory (--out-dir): the one its manifest is written to."""
+    return str(Path(output.manifest).parent)

@@ -96,15 +96,15 @@ RULES_SCRIPT = textwrap.dedent("""
         wf = api.workflow(resource_settings=ResourceSettings(), snakefile=snakefile, workdir=snakefile.parent,
                           deployment_settings=DeploymentSettings(deployment_method={DeploymentMethod.APPTAINER}))
         rules = {r.name: {"container": r.container_img, "input": [str(f) for f in r.input],
-                          "local": r.name in wf._workflow._localrules}
+                          "local": r.name in wf._workflow._localrules, "runs": r.shellcmd is not None}
                  for r in wf._workflow.rules}
     print("RULES=" + json.dumps(rules))
 """)
 
 
 def rules_under_apptainer(snakefile: Path) -> dict:
-    """name -> {container, input, local} of every rule, parsed as an `--sdm apptainer` run parses them
-    (local: a `localrule`, run by Snakemake itself, never submitted to SLURM)."""
+    """name -> {container, input, local, runs} of every rule, parsed as an `--sdm apptainer` run parses them
+    (local: a `localrule`, run by Snakemake itself, never submitted to SLURM; runs: it has a shell command)."""
     run = subprocess.run([sys.executable, "-c", RULES_SCRIPT, str(snakefile)], capture_output=True, text=True,
                          timeout=120)
     line = next((x for x in run.stdout.splitlines() if x.startswith("RULES=")), None)
@@ -113,9 +113,10 @@ def rules_under_apptainer(snakefile: Path) -> dict:
 
 
 def rules_missing_image(rules: dict) -> list[str]:
-    """Rules with a local `container:` image that is not among their inputs (Snakemake issue 848)."""
-    return sorted(name for name, r in rules.items()
-                  if r["container"] and "://" not in r["container"] and r["container"] not in r["input"])
+    """Rules that run in a local `container:` image that is not among their inputs (Snakemake issue 848); a
+    rule without a command (rule all) starts no container."""
+    return sorted(name for name, r in rules.items() if r["runs"]
+                  and r["container"] and "://" not in r["container"] and r["container"] not in r["input"])
 
 
 def test_missing_image_input_is_caught(tmp_path):
@@ -141,22 +142,24 @@ def test_missing_image_input_is_caught(tmp_path):
 
 @pytest.fixture(scope="module")
 def workflow_copy(tmp_path_factory):
-    """The repo's workflow, with container.smk included if the Snakefile does not include it yet."""
-    wf = copy_workflow(tmp_path_factory.mktemp("container") / "wf")
-    snakefile = wf / "Snakefile"
-    if "rules/container.smk" not in snakefile.read_text():
-        snakefile.write_text(snakefile.read_text().replace(
-            'include: "workflow/rules/common.smk"\n',
-            'include: "workflow/rules/common.smk"\ninclude: "workflow/rules/container.smk"\n'))
-    return wf
+    return copy_workflow(tmp_path_factory.mktemp("container") / "wf")
 
 
-def test_containerised_rules_list_the_image(workflow_copy):
+def test_every_rule_but_build_image_runs_in_the_one_image_and_lists_it(workflow_copy):
+    """One `container:` for the workflow (the Snakefile's); build_image opts out, and add_image_input makes
+    the image an input of every rule that runs in it (Snakemake issue 848)."""
     rules = rules_under_apptainer(workflow_copy / "Snakefile")
-    assert "build_image" in rules and rules["build_image"]["container"] is None
+    image = built_image_name(workflow_copy)
+    assert rules["build_image"]["container"] is None and image not in rules["build_image"]["input"]
+    running = {name for name, r in rules.items() if r["runs"] and name != "build_image"}
+    assert len(running) >= 30
+    assert {name for name in running if rules[name]["container"] != image} == set()
     assert rules_missing_image(rules) == []
-    images = {r["container"] for r in rules.values() if r["container"]}
-    assert len(images) <= 1, f"rules use different images: {images}"
+    assert [name for name in running if rules[name]["input"].count(image) != 1] == []
+    smk = [workflow_copy / "Snakefile", *sorted((workflow_copy / "workflow" / "rules").glob("*.smk"))]
+    directives = [f"{p.name}: {line.strip()}" for p in smk for line in p.read_text().splitlines()
+                  if re.match(r"\s*container:", line)]
+    assert [d.split(":")[0] for d in directives] == ["Snakefile", "container.smk"], directives  # + build_image's
 
 
 def built_image_name(wf: Path) -> str:
@@ -192,14 +195,16 @@ def test_laptop_plan_needs_no_image(workflow_copy):
 
 
 def test_apptainer_plan_builds_image_first(workflow_copy, tmp_path):
-    rules = rules_under_apptainer(workflow_copy / "Snakefile")
-    if not rules["prepare_data"]["container"]:
-        pytest.skip("prepare_data declares no container: yet (see /tmp/container_wiring.md)")
     # Snakemake only asks the apptainer binary for its version before a dry run; none is installed here.
     fake = tmp_path / "bin" / "apptainer"
     fake.parent.mkdir()
     fake.write_text("#!/bin/sh\necho 'apptainer version 1.3.4'\n")
     fake.chmod(0o755)
-    out = dry_run(workflow_copy, TARGET, "--sdm", "apptainer", path_prefix=str(fake.parent))
-    assert "rule build_image:" in out and "rule prepare_data:" in out
-    assert f"input: {built_image_name(workflow_copy)}" in out
+    out = dry_run(workflow_copy, TARGET, "results/sft/manifest.json", "--sdm", "apptainer",
+                  path_prefix=str(fake.parent))
+    jobs = dict(re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", out, re.M))
+    assert set(jobs) == {"build_image", "prepare_data", "sft"}
+    image = built_image_name(workflow_copy)
+    for rule in ("prepare_data", "sft"):
+        inputs = re.search(r"^    input: (.*)$", jobs[rule], re.M).group(1).split(", ")
+        assert image in inputs, f"{rule} does not wait for the image: {inputs}"

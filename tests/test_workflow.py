@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests/configs/tiny.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 TARGETS = ["results/plots/overoptimization.png", "results/rm/summary.csv"]
+AD_TARGETS = ["results/ad/lm/metrics.csv", "results/ad/rl/metrics.csv"]
 
 
 # Planted in the environment of every run (where hub and API clients look for keys); it must appear in
@@ -124,10 +125,9 @@ def test_trajectories_and_algorithm_distillation(run):
     for run_name in ("seed1", "ensemble_wco"):
         traj = read_trajectories(res / f"ppo/{run_name}/trajectories")
         assert list(traj["step"]) == [1] * 8 + [2] * 8 and traj["score"].notna().all()
-    targets = ["results/ad/lm/metrics.csv", "results/ad/rl/metrics.csv"]
-    assert planned_jobs(workdir, config, *targets) == {"ad_history": 1, "ad_data": 1, "ad_lm": 2, "ad_eval": 1,
+    assert planned_jobs(workdir, config, *AD_TARGETS) == {"ad_history": 1, "ad_data": 1, "ad_lm": 2, "ad_eval": 1,
                                                        "ad_rl": 1}
-    snakemake(workdir, config, *targets)
+    snakemake(workdir, config, *AD_TARGETS)
     report = pd.read_csv(res / "ad/data/report.csv")
     assert list(zip(report["split"], report["history"])) == [("train", "seed1"), ("heldout", "h0"), ("expert", "seed1")]
     assert (report["dropped_too_long"] == 0).all() and report.loc[0, "steps_spanned_max"] == 2  # contexts span steps
@@ -211,3 +211,21 @@ def test_planted_secret_is_in_no_file_the_run_wrote(run):
     written = [p for d in ("results", ".snakemake") for p in (workdir / d).rglob("*") if p.is_file()]
     assert len(written) > 50  # models, manifests, metrics, eval files, logs, Snakemake's metadata
     assert not [str(p.relative_to(workdir)) for p in written if SECRET.encode() in p.read_bytes()]
+
+
+def test_report_holds_every_reported_output_with_its_caption(run):
+    """`snakemake --report` on the finished chain and AD: one HTML page, the front page and each output's caption."""
+    workdir, config = run
+    targets = [*TARGETS, *AD_TARGETS]
+    snakemake(workdir, config, *targets)  # nothing left to do after test_trajectories_and_algorithm_distillation
+    r = snakemake(workdir, config, "--report", "report.html", *targets)
+    added = re.findall(r"^Adding (\S+) \(", r.stdout + r.stderr, re.M)
+    # gold eval (csv + png) of 3 PPO jobs, bon and aggregate of 2 runs, fits, equal-KL, diversity, the figure,
+    # the RM summary (csv + png), and AD's contexts report, LM metrics + figure, RL metrics + figure
+    assert len(added) == 6 + 2 + 2 + 4 + 2 + 5, added
+    html = (workdir / "report.html").read_text()
+    for text in ("Settings of this run", "Gold-RM evaluation of a PPO run", "Gold reward (left)",
+                 "Algorithm-distillation contexts", "The language-format algorithm-distillation model",
+                 "The RL-format algorithm-distillation model", "Algorithm distillation", "Overoptimization"):
+        assert text in html, text
+    assert "snakemake.config" not in html and "snakemake.wildcards" not in html  # the captions' Jinja is rendered

@@ -121,7 +121,6 @@ class RunState:
     def finish(self) -> dict[str, Any]:
         """Save the final policy (LoRA merged) and its tokenizer to ``out_dir/model``; the run's summary."""
         acc = self.acc
-        acc.end_training()
         model_dir = self.out_dir / "model"
         if acc.is_main_process:
             final = acc.unwrap_model(self.policy)
@@ -131,6 +130,7 @@ class RunState:
                 final.save_pretrained(tmp)
                 self.tok.save_pretrained(tmp)
         acc.wait_for_everyone()
+        acc.end_training()  # last: it closes the trackers and, under several processes, the process group
         seconds = self.timer.seconds
         log.info("PPO wall time by phase (s): %s", {k: round(v, 2) for k, v in seconds.items()})
         return {"steps": self.cfg.num_steps, "last": self.rows[-1] if self.rows else {}, "model_dir": str(model_dir),

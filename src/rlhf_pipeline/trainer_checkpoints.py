@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import signal
 import threading
@@ -31,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_file
+from .io import atomic_dir, atomic_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,23 @@ def train_resumable(trainer, ckpt_dir: str | Path | None, stage: str):
         log.warning(msg)
         raise Preempted(flag.signum, msg)
     return result, resume
+
+
+def save_trained(trainer, model, tok, out_dir: str | Path, metrics: dict[str, Any], metrics_name: str,
+                 ckpt_dir: str | Path | None, model_subdir: str = "") -> None:
+    """The end of a Trainer stage: one process (the main one under ``accelerate launch``) writes the model and
+    tokenizer to ``out_dir/model_subdir`` and ``metrics`` to ``out_dir/metrics_name`` (all at once: a stopped
+    job leaves no partial output), then deletes the checkpoints; every process waits for it. ``trainer`` None:
+    no Trainer ran (a single process, or this process's ``RANK``)."""
+    main = trainer.is_world_process_zero() if trainer is not None else int(os.environ.get("RANK", "0")) == 0
+    if main:
+        with atomic_dir(out_dir) as tmp:
+            model.save_pretrained(tmp / model_subdir)
+            tok.save_pretrained(tmp / model_subdir)
+            write_json(tmp / metrics_name, metrics)
+        remove_checkpoints(ckpt_dir)
+    if trainer is not None:
+        trainer.accelerator.wait_for_everyone()
 
 
 def remove_checkpoints(ckpt_dir: str | Path | None) -> None:

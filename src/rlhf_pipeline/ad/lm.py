@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PipelineError
-from ..io import atomic_dir, read_jsonl, write_json
+from ..io import read_jsonl
 from ..models import load_causal_lm, load_tokenizer
-from ..trainer_checkpoints import remove_checkpoints, train_resumable
+from ..trainer_checkpoints import save_trained, train_resumable
 from ..trl_args import training_args
 from .config import ADModelConfig
 
@@ -49,9 +49,5 @@ def train_ad_lm(cfg: ADModelConfig, context_length: int, tokenizer_dir: str, con
     metrics = {"train_loss": result.training_loss, "n_contexts": len(rows), "runtime_s": round(time.time() - t0, 1),
                "n_parameters": sum(p.numel() for p in model.parameters()),
                "resumed_from": None if resumed_from is None else resumed_from.name, "config": cfg.to_dict()}
-    with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        write_json(tmp / "ad_metrics.json", metrics)
-    remove_checkpoints(ckpt_dir)
+    save_trained(trainer, model, tok, out_dir, metrics, "ad_metrics.json", ckpt_dir)
     return metrics

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PipelineError
-from ..io import atomic_dir, read_jsonl, write_json, write_jsonl
+from ..io import read_jsonl, write_jsonl
 from .config import DPOSettings, PairSettings
 from .prompts import debater_prompt
 from .rounds import visible_to
@@ -259,7 +259,7 @@ def train_debater_dpo(cfg: DPOSettings, init_model: str | Path, pairs: list[dict
     from trl import DPOTrainer
 
     from ..models import load_causal_lm, load_tokenizer
-    from ..trainer_checkpoints import remove_checkpoints, train_resumable
+    from ..trainer_checkpoints import save_trained, train_resumable
 
     if not pairs:
         raise PipelineError("no preference pairs to train on")
@@ -286,13 +286,7 @@ def train_debater_dpo(cfg: DPOSettings, init_model: str | Path, pairs: list[dict
         "resumed_from": None if resumed_from is None else resumed_from.name,
         "config": dataclasses.asdict(cfg),
     }
-    if trainer.is_world_process_zero():
-        with atomic_dir(out_dir) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tok.save_pretrained(tmp)
-            write_json(tmp / "dpo_metrics.json", metrics)
-        remove_checkpoints(ckpt_dir)
-    trainer.accelerator.wait_for_everyone()
+    save_trained(trainer, model, tok, out_dir, metrics, "dpo_metrics.json", ckpt_dir)
     return metrics
 
 

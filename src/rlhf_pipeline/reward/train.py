@@ -46,9 +46,9 @@ import numpy as np
 import torch
 
 from ..errors import PipelineError
-from ..io import atomic_dir, read_jsonl, write_json
+from ..io import read_jsonl
 from ..models import load_tokenizer, resolve_name
-from ..trainer_checkpoints import remove_checkpoints, train_resumable
+from ..trainer_checkpoints import save_trained, train_resumable
 from ..trl_args import training_args
 from .config import RMConfig, check_head
 from .heads import (
@@ -400,13 +400,5 @@ def train_reward_model(cfg: RMConfig, seed: int, prefs_train: str | os.PathLike,
     }
     if cfg.freeze_backbone:
         metrics.update(frozen, cache_features=cache_features, feature_dtype=cfg.feature_dtype)
-    main_process = trainer.is_world_process_zero() if trainer is not None else int(os.environ.get("RANK", "0")) == 0
-    if main_process:  # under `accelerate launch`, one process writes
-        with atomic_dir(out_dir) as tmp:
-            model.save_pretrained(tmp / "model")
-            tok.save_pretrained(tmp / "model")
-            write_json(tmp / "metrics.json", metrics)
-        remove_checkpoints(ckpt_dir)
-    if trainer is not None:
-        trainer.accelerator.wait_for_everyone()
+    save_trained(trainer, model, tok, out_dir, metrics, "metrics.json", ckpt_dir, model_subdir="model")
     return metrics

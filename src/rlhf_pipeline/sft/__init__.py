@@ -18,10 +18,10 @@ from typing import Any
 
 from ..config import Section, bad, setting
 from ..errors import PipelineError
-from ..io import atomic_dir, read_jsonl, write_json
+from ..io import read_jsonl
 from ..models import join_text, load_causal_lm, load_tokenizer
 from ..models.lora import LoraSettings
-from ..trainer_checkpoints import remove_checkpoints, train_resumable
+from ..trainer_checkpoints import save_trained, train_resumable
 from ..trl_args import training_args
 
 
@@ -138,13 +138,7 @@ def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_p
         "resumed_from": None if resumed_from is None else resumed_from.name,
         "config": dataclasses.asdict(cfg),
     }
-    if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes
-        with atomic_dir(out_dir) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tok.save_pretrained(tmp)
-            write_json(tmp / "sft_metrics.json", metrics)
-        remove_checkpoints(ckpt_dir)
-    trainer.accelerator.wait_for_everyone()
+    save_trained(trainer, model, tok, out_dir, metrics, "sft_metrics.json", ckpt_dir)
     return metrics
 
 

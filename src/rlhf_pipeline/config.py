@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -153,7 +154,9 @@ def bad(where: str, value: Any, expected: str) -> typing.NoReturn:
     raise PipelineError(f"{_config(where)}: got {shown}, expected {expected}")
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    """A section's resolved field types (read-only; once per class: a plan builds thousands of sections)."""
     return typing.get_type_hints(cls)
 
 

@@ -98,16 +98,19 @@ def threads(rule_name):
 # afresh instead of resuming from a stale checkpoint. The image a job runs in is software, not data: left out.
 
 
+@functools.cache  # once per file and per job: every PPO run reads the same SFT policy, data, ...
 def _producers(path):
-    """(rule, wildcards) of the job that writes ``path`` as Snakemake picks it (a rule whose output has no
-    wildcards before rules with them); [] for a file no rule writes."""
+    """(rule, wildcard items) of the job that writes ``path`` as Snakemake picks it (a rule whose output has
+    no wildcards before rules with them); [] for a file no rule writes."""
     found = [r for r in workflow.rules if r.is_producer(path)]
-    return [(r, r.get_wildcards(path)) for r in [r for r in found if not r.has_wildcards()] or found]
+    return [(r, tuple(r.get_wildcards(path).items())) for r in [r for r in found if not r.has_wildcards()] or found]
 
 
-def _job(of, wildcards):
-    """The job of ``of`` (a rule) for ``wildcards``: (its rule's name, wildcards, params but the checkpoint
-    directory), and its inputs."""
+@functools.cache
+def _job(of, items):
+    """The job of ``of`` (a rule) for wildcard ``items``: (its rule's name, wildcards, params but the
+    checkpoint directory), and its inputs."""
+    wildcards = dict(items)
     files = {"input": of.expand_input(wildcards)[0], "output": of.expand_output(wildcards)[0]}
     settings = {}  # what Snakemake passes: a literal (or a pattern the wildcards fill), a function's value
     for name, param in of.params.items():
@@ -122,7 +125,7 @@ def _job(of, wildcards):
 
 def upstream_jobs(of, wildcards):
     """(rule name, wildcards, params) of every job whose results the job of rule ``of`` reads, transitively."""
-    seen, todo = {}, list(_job(of, wildcards)[1])
+    seen, todo = {}, list(_job(of, tuple(wildcards.items()))[1])
     while todo:  # a source file (a prompt file, a local model) has no producer: no job, no settings
         for job, inputs in [_job(*found) for found in _producers(todo.pop())]:
             key = json.dumps(job[:2], sort_keys=True)
@@ -134,10 +137,10 @@ def upstream_jobs(of, wildcards):
 
 @functools.cache
 def _checkpoint_dir(output):
-    of, wildcards = _producers(output)[0]
-    key = json.dumps([_job(of, wildcards)[0], upstream_jobs(of, wildcards)], sort_keys=True, default=str)
+    of, items = _producers(output)[0]
+    key = json.dumps([_job(of, items)[0], upstream_jobs(of, dict(items))], sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return str(Path(config["checkpoint_dir"], of.name, *map(str, wildcards.values()), digest))
+    return str(Path(config["checkpoint_dir"], of.name, *(str(v) for _, v in items), digest))
 
 
 def checkpoint_dir(wildcards, output):

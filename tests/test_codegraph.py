@@ -4,6 +4,7 @@ a stage imports changes that stage's hash and no other's). Pure ast; nothing her
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rlhf_pipeline.codegraph import (
+    CACHE_FILE,
     DEFAULT_EXCLUDE,
     cli_stages,
     entry_source,
@@ -474,6 +476,42 @@ def test_family_stage_hashes_follow_what_each_stage_runs(tmp_path):
     changed = hashes()
     edit(skeleton, "record = declared.handler(args, cfg)", "record = declared.handler(args, cfg or {})")  # run
     assert all(h != changed[s] for s, h in hashes().items())
+
+
+def test_cached_stage_hashes_are_those_of_the_files_as_they_are_now(tmp_path):
+    """With a cache_dir the hashes are read back while no file changes, and are those computed without one
+    after any edit: the key is every file's text, so an edit to the same size at the same modification
+    time still misses the cache."""
+    pkg = write_pkg(tmp_path, {**MINI_FAMILIES,
+                               "fam/rows.py": "def rows(path):\n    return open(path).read().split()\n"})
+    cache = tmp_path / "plan" / ".snakemake"
+
+    def hashes(**cache_dir):
+        return stage_hashes(pkg, exclude=FAMILY_EXCLUDE, runner=FAMILY_RUNNER, **cache_dir)
+
+    before = hashes(cache_dir=cache)
+    assert before == hashes()
+    stored = cache / CACHE_FILE
+    record = json.loads(stored.read_text())
+    assert record["hashes"] == before
+    stored.write_text(json.dumps({**record, "hashes": {**before, "alpha": "stored"}}))  # made recognisable
+    assert hashes(cache_dir=cache)["alpha"] == "stored"  # nothing changed: read back, nothing parsed
+
+    rows = pkg / "fam" / "rows.py"  # alpha's: edited to the same size, its modification time put back
+    st = rows.stat()
+    rows.write_text(rows.read_text().replace("split()", "strip()"))
+    os.utime(rows, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (rows.stat().st_size, rows.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    after = hashes(cache_dir=cache)
+    assert after == hashes() and after["alpha"] != before["alpha"] and after["beta"] == before["beta"]
+    record = json.loads(stored.read_text())
+    assert record["hashes"] == after  # kept for the next plan
+
+    (pkg / "fam" / "unused.py").write_text("X = 1\n")  # a new file: a new key (no stage imports it: same hashes)
+    assert hashes(cache_dir=cache) == after and json.loads(stored.read_text())["key"] != record["key"]
+    stored.write_text("{damaged")
+    assert hashes(cache_dir=cache) == after
+    assert hashes(cache_dir=rows) == after  # a cache_dir that cannot be one: computed, nothing written
 
 
 def test_a_cli_module_is_imported_by_name_only(tmp_path):

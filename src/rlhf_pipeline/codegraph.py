@@ -4,7 +4,7 @@ The workflow hashes each stage's source code into a rule param, so editing the c
 reruns that stage (Snakemake alone tracks only params, inputs and the shell command). This module
 computes that source set instead of a hand-kept list, so a new module is covered as soon as a
 stage imports it. It only parses source with :mod:`ast`: it never imports the modules it reads
-(nor torch/transformers), so Snakemake can call it at plan time.
+(nor torch/transformers; :mod:`rlhf_pipeline.io` writes its cache), so Snakemake can call it at plan time.
 
 A stage's files are the transitive closure of intra-package imports from its CLI handler
 ``cmd_<stage>`` (see :func:`stage_files`). Rules of the closure:
@@ -56,6 +56,12 @@ out wherever it is referred to from, its own file or an import of it by name):
 * ``stage.py::write_record``: the skeleton's one call into ``provenance.py``.
 * ``stage.py::need_inputs`` and ``stage.py::need_paths``: check that inputs exist and raise; they
   pass nothing on.
+
+Parsing the package takes most of a second, and the workflow plans often (every ``snakemake -n``, every
+edit): :func:`stage_hashes` with a ``cache_dir`` keeps its result under a key of every ``.py`` file's
+text (:func:`sources_key`), so a plan after no edit reads the files and parses none. The key is of the
+text, not of sizes and times: a file edited to the same size within the same clock tick, or a checkout
+that restores an old time, still changes it.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import json
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -87,6 +95,7 @@ FOLLOWED_DECORATOR_KEYWORDS = ("config",)
 _Module = tuple[str, ...]  # a module's dotted name below the package: () is the package itself
 _Import = tuple[int, str | None, tuple[str, ...], int]  # (level, module, imported names, line)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+_BLOCKS = frozenset({"body", "orelse", "finalbody", "handlers", "cases"})  # fields that hold statements
 
 
 # --- parsing ----------------------------------------------------------------------------------------
@@ -111,14 +120,18 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 def _runtime_import_nodes(nodes: Iterable[ast.AST], into_scopes: bool = True) -> Iterator[ast.Import | ast.ImportFrom]:
     """Import statements anywhere under ``nodes`` except in the body of ``if TYPE_CHECKING:``;
-    with ``into_scopes=False`` only those outside function and class bodies (module-level ones)."""
-    for node in nodes:
+    with ``into_scopes=False`` only those outside function and class bodies (module-level ones), in
+    source order. An import is a statement, so only statement blocks are searched, never expressions."""
+    stack = list(nodes)[::-1]
+    while stack:
+        node = stack.pop()
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
         elif isinstance(node, ast.If) and _is_type_checking(node.test):
-            yield from _runtime_import_nodes(node.orelse, into_scopes)
+            stack.extend(reversed(node.orelse))
         elif into_scopes or not isinstance(node, _SCOPES):
-            yield from _runtime_import_nodes(ast.iter_child_nodes(node), into_scopes)
+            blocks = [getattr(node, name) for name in node._fields if name in _BLOCKS]
+            stack.extend(reversed([child for block in blocks if isinstance(block, list) for child in block]))
 
 
 def _raw_imports(node: ast.Import | ast.ImportFrom) -> list[_Import]:
@@ -560,8 +573,58 @@ def stage_code_hash(package_dir: str | Path, stage: str, exclude: Iterable[str] 
 
 
 def stage_hashes(package_dir: str | Path, exclude: Iterable[str] = DEFAULT_EXCLUDE, cli: str = "cli.py",
-                 include_handler: bool = True, runner: str | None = DEFAULT_RUNNER) -> dict[str, str]:
+                 include_handler: bool = True, runner: str | None = DEFAULT_RUNNER,
+                 cache_dir: str | Path | None = None) -> dict[str, str]:
     """:func:`stage_code_hash` of every stage with a handler in ``cli`` or its family CLI modules, reading
-    each file once."""
+    each file once. With ``cache_dir``, the result is kept in ``cache_dir/``:data:`CACHE_FILE` under
+    :func:`sources_key` (of this module's own source, every ``.py`` file of the package and the arguments),
+    and read back while that key is unchanged: a plan after no edit reads the files but parses none. A
+    missing, unreadable or unwritable cache only means computing the hashes."""
+    exclude = sorted(exclude)
+    if cache_dir is None:
+        return _stage_hashes(package_dir, exclude, cli, include_handler, runner)
+    settings = [[(e, (Path(package_dir) / e.partition("::")[0]).is_file()) for e in exclude], cli,
+                include_handler, runner]  # an excluded file that goes is an error, as without the cache
+    key = sources_key(package_dir, settings)
+    cache = Path(cache_dir) / CACHE_FILE
+    try:
+        stored = json.loads(cache.read_text(encoding="utf-8"))
+        if stored["key"] == key and all(isinstance(v, str) for v in stored["hashes"].values()):
+            return dict(stored["hashes"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # none yet, or unreadable: compute
+    hashes = _stage_hashes(package_dir, exclude, cli, include_handler, runner)
+    if sources_key(package_dir, settings) == key:  # no file changed while they were read: kept under that key
+        from .io import atomic_file  # (whole or not at all: plans running side by side read one or the other)
+
+        try:
+            with atomic_file(cache) as tmp:
+                Path(tmp).write_text(json.dumps({"key": key, "hashes": hashes}), encoding="utf-8")
+        except OSError:
+            pass  # a read-only working directory: the next plan computes them again
+    return hashes
+
+
+def _stage_hashes(package_dir: str | Path, exclude: Iterable[str], cli: str, include_handler: bool,
+                  runner: str | None) -> dict[str, str]:
     pkg = _Package(package_dir, exclude, cli=cli, runner=runner)
     return {stage: pkg.stage_hash(stage, include_handler) for stage in pkg.handlers}
+
+
+CACHE_FILE = "stage_hashes.json"
+"""The file :func:`stage_hashes` keeps its result in, in its ``cache_dir``."""
+
+
+def sources_key(package_dir: str | Path, settings: object = None) -> str:
+    """sha256 (hex) over everything :func:`stage_hashes` can read: the package's absolute path, the content of
+    every ``.py`` file under it (by relative path, so adding, removing, renaming or editing one changes the
+    key, whatever its size or modification time), this module's own source, the Python version (the
+    ``ast`` the graph is read with) and ``settings`` (JSON-able: the other arguments)."""
+    package_dir = Path(package_dir).resolve()
+    h = hashlib.sha256(json.dumps([str(package_dir), sys.version, settings], default=str).encode())
+    files = sorted((p.relative_to(package_dir).as_posix(), p) for p in package_dir.rglob("*.py") if p.is_file())
+    for name, path in [("<codegraph>", Path(__file__)), *files]:
+        data = path.read_bytes()
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()

@@ -47,9 +47,9 @@ if not deploys_with(DeploymentMethod.APPTAINER, DeploymentMethod.CONDA):
 # Each stage's package source, from the import graph of its CLI handler (rlhf_pipeline/codegraph.py): every
 # module it imports, transitively, plus the handler's own text. Its hash is a rule param, so editing code a
 # stage runs marks that stage (and what depends on it) stale; Snakemake alone only tracks params, inputs
-# and shell. A new module is covered by importing it.
+# and shell. A new module is covered by importing it. Kept in .snakemake/ under a key of every source file's text.
 try:
-    STAGE_HASHES = stage_hashes(Path(workflow.basedir) / "src" / "rlhf_pipeline")
+    STAGE_HASHES = stage_hashes(Path(workflow.basedir, "src", "rlhf_pipeline"), cache_dir=".snakemake/rlhf_pipeline")
 except ValueError as e:  # a broken intra-package import, or a renamed excluded file
     raise WorkflowError(f"stage code hashes: {e}") from None
 

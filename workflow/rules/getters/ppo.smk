@@ -1,18 +1,20 @@
 # Getters of ppo.smk's rules (functions only, so `snakemake --lint` keeps rules and functions apart).
 
+import functools
 from pathlib import Path
 
 PPO_RUNS = CFG.ppo.run_names()  # every job: each run's replicates ({run}, {run}_r2, ...)
 PPO_BASE_RUNS = list(CFG.ppo.runs)  # the configured runs (best-of-n, aggregates, fits, the figure)
 
 
+@functools.cache  # once per run: the config does not change during a plan, and each job asks several times
 def run_config(run):
-    """The run's resolved PPORunConfig (src/rlhf_pipeline/runs.py) as a dict."""
+    """The run's resolved PPORunConfig (src/rlhf_pipeline/runs.py) as a dict (shared: read it, never change it)."""
     return CFG.ppo.run_config(run).to_dict()
 
 
 def ppo_rm_dirs(wildcards):
-    return rm_dirs(CFG.ppo.run_config(wildcards.run).rm_seeds)
+    return rm_dirs(run_config(wildcards.run)["rm_seeds"])
 
 
 def ppo_run_config(wildcards):

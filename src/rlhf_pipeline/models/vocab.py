@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import Section, setting
+
 LLAMA3_CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}"
     "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] + '<|eot_id|>' }}"
@@ -85,3 +87,73 @@ def train_tokenizer(texts: Iterable[str], style: str, vocab_size: int = 1000, ou
     if out_dir is not None:
         fast.save_pretrained(out_dir)
     return fast
+
+
+WORLD = "world"
+"""The config's ``tokenizer:`` value that names the project-trained world tokenizer (rule ``world_tokenizer``)."""
+
+WORLD_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+ASCII_ALPHABET = [chr(c) for c in range(33, 127)]
+"""Every printable ASCII character is a token of its own, so an unseen ASCII word is split, never [UNK]."""
+
+
+@dataclass
+class WorldTokenizerConfig(Section):
+    """A tokenizer made for the synthetic world from the prepared train split (``world_tokenizer:``; used
+    with ``tokenizer: world``)."""
+
+    section = "world_tokenizer"
+
+    vocab_size: int = setting(4096, ge=len(WORLD_SPECIALS) + 2 * len(ASCII_ALPHABET), le=1_000_000,
+                              help="Most tokens of the vocabulary: 193 special tokens and printable ASCII "
+                              "characters (alone and as word pieces), then the most frequent words of the "
+                              "train split; the synthetic world has a few hundred to a few thousand.")
+    min_frequency: int = setting(1, ge=1, help="A word enters the vocabulary only when the train split has it "
+                                 "this often.")
+
+
+def train_world_tokenizer(texts: Iterable[str], cfg: WorldTokenizerConfig | None = None,
+                          out_dir: str | Path | None = None):
+    """A small WordPiece tokenizer for a synthetic world's ``texts``, shaped like the MiniLM tokenizer as
+    :func:`~rlhf_pipeline.models.load_tokenizer` gives it to a causal LM: lowercasing BERT normaliser and
+    pre-tokeniser, ``[PAD]`` pad, ``[CLS]`` BOS (encodings are ``[CLS] text``, no trailing ``[SEP]``, so a
+    tokenised prompt is a prefix of the tokenised prompt + completion), ``[SEP]`` EOS, no token_type_ids.
+
+    The vocabulary: the special tokens, every printable ASCII character (alone and as a ``##`` piece), then
+    the words of ``texts`` seen at least ``min_frequency`` times, most frequent first (ties in alphabetical
+    order), up to ``vocab_size``. A world's word is one token; any other ASCII word is split into known
+    pieces, never ``[UNK]``. Deterministic by construction: the same texts and settings give byte-identical
+    files (the ``tokenizers`` trainers are not: their merges break ties in hash order, which changes from
+    run to run). Saved to ``out_dir`` when given; returns the ``transformers`` tokenizer."""
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    cfg = cfg or WorldTokenizerConfig()
+    pad, unk, cls, sep, mask = WORLD_SPECIALS
+    normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=None, clean_text=True,
+                                            handle_chinese_chars=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    counts = Counter(word for text in texts for word, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
+    base = [*WORLD_SPECIALS, *ASCII_ALPHABET, *(f"##{c}" for c in ASCII_ALPHABET)]
+    words = sorted((w for w, n in counts.items() if n >= cfg.min_frequency and w not in base),
+                   key=lambda w: (-counts[w], w))
+    vocab = {t: i for i, t in enumerate([*base, *words][:max(cfg.vocab_size, len(base))])}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token=unk, max_input_chars_per_word=100))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.post_processor = processors.TemplateProcessing(single=f"{cls} $A", pair=f"{cls} $A $B",
+                                                       special_tokens=[(cls, vocab[cls])])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=cls, eos_token=sep, pad_token=pad,
+                                   unk_token=unk, cls_token=cls, sep_token=sep, mask_token=mask,
+                                   model_max_length=512, model_input_names=["input_ids", "attention_mask"])
+    if out_dir is not None:
+        fast.save_pretrained(out_dir)
+    return fast
+
+
+def world_texts(rows: Iterable[dict[str, str]]) -> list[str]:
+    """The texts a world tokenizer learns from: each row's prompt and response, in the split's order."""
+    return [text for r in rows for text in (r["prompt"], r["response"])]

@@ -105,9 +105,9 @@ class WorldTokenizerConfig(Section):
     section = "world_tokenizer"
 
     vocab_size: int = setting(4096, ge=len(WORLD_SPECIALS) + 2 * len(ASCII_ALPHABET), le=1_000_000,
-                              help="Most tokens of the vocabulary: 193 special tokens and printable ASCII "
-                              "characters (alone and as word pieces), then the most frequent words of the "
-                              "train split; the synthetic world has a few hundred to a few thousand.")
+                              help="Most tokens of the vocabulary: the special tokens and the printable ASCII "
+                              "characters (alone and as word pieces; 193 in all), then the train split's most "
+                              "frequent words; a synthetic world has a few hundred to a few thousand.")
     min_frequency: int = setting(1, ge=1, help="A word enters the vocabulary only when the train split has it "
                                  "this often.")
 

@@ -2,11 +2,15 @@
 system CPU time, and where a step's wall time goes (the trainer's phases).
 
     python bench/ppo_throughput.py [--steps 8] [--batch-size 32] [--threads 2] [--trajectories on|off|both] [--parts]
+                                   [--vocab minilm|world|both] [--world-vocab-size 4096]
 
 Uses the PPOConfig defaults otherwise (so it measures the embedded default's settings) and a
 cheap deterministic reward (fraction of response words starting with a-m), so the figures are
 the PPO loop's own cost: generation, the reference and value forwards, ppo_epochs of updates, and the
 trajectory log (``--trajectories both`` measures its overhead: a run without it, then one with it).
+``--vocab``: the policy's vocabulary: MiniLM's 30,522 tokens (today's shapes, the default), a world tokenizer
+(``rlhf_pipeline.models.vocab.train_world_tokenizer`` of the embedded default's synthetic train split and the
+benchmark's prompts, at most ``--world-vocab-size`` tokens), or both, one after the other.
 Phases (``rlhf_pipeline.ppo.timing.PHASES``): generation (sampling, KV cache), policy_logprobs (a second
 policy forward, only with ``logprobs_from_sampling: false``), ref_and_value (reference and value forwards; on
 CPU they run on the sampling-noise worker while the next chunk is sampled, and this is what is left after the
@@ -83,9 +87,26 @@ def update_parts() -> dict[str, tuple]:
     }
 
 
-def measure(args, trajectories: bool) -> dict:
-    """One PPO run of ``args.steps`` steps; its throughput and the trajectory log's size and cost (the time
-    spent handing rollouts to the hooks, Parquet writes included)."""
+PROMPTS = [f"Write about topic {i}." for i in range(256)]
+
+
+def world_tokenizer(out_dir: Path, vocab_size: int) -> str:
+    """A world tokenizer (at most ``vocab_size`` tokens) of the embedded default's synthetic train split and
+    the benchmark's prompts, saved to ``out_dir``; returns its path."""
+    from rlhf_pipeline.data.config import DatasetConfig
+    from rlhf_pipeline.data.prepare import prepare_dataset
+    from rlhf_pipeline.io import read_jsonl
+    from rlhf_pipeline.models.vocab import WorldTokenizerConfig, train_world_tokenizer, world_texts
+
+    prepare_dataset(DatasetConfig(), out_dir / "data", seed=0)
+    texts = world_texts(read_jsonl(out_dir / "data" / "train.jsonl")) + PROMPTS
+    train_world_tokenizer(texts, WorldTokenizerConfig(vocab_size=vocab_size), out_dir / "tokenizer")
+    return str(out_dir / "tokenizer")
+
+
+def measure(args, trajectories: bool, vocab: str = "minilm") -> dict:
+    """One PPO run of ``args.steps`` steps with the ``vocab`` tokenizer (minilm or world); its throughput and
+    the trajectory log's size and cost (the time spent handing rollouts to the hooks, Parquet writes included)."""
     from rlhf_pipeline.ppo import trainer
 
     with contextlib.ExitStack() as stack:
@@ -93,7 +114,7 @@ def measure(args, trajectories: bool) -> dict:
         parts = {k: stack.enter_context(timed(*v)) for k, v in (update_parts() if args.parts else {}).items()}
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         tmp = Path(tmp)
-        tok = load_tokenizer("minilm")
+        tok = load_tokenizer("minilm" if vocab == "minilm" else world_tokenizer(tmp, args.world_vocab_size))
         model = load_causal_lm(None, tok, seed=0)
         model.save_pretrained(tmp / "policy")
         tok.save_pretrained(tmp / "policy")
@@ -101,7 +122,7 @@ def measure(args, trajectories: bool) -> dict:
         cfg = PPOConfig(total_episodes=args.steps * args.batch_size, batch_size=args.batch_size,
                         eval_interval=10**9, checkpoint_interval=10**9, log_with="none",
                         trajectories=trajectories, trajectory_chunk_steps=1)
-        prompts = [f"Write about topic {i}." for i in range(256)]
+        prompts = PROMPTS
         t0, cpu0 = time.time(), resource.getrusage(resource.RUSAGE_SELF)
         summary = train_ppo(cfg, str(tmp / "policy"), first_half_reward, prompts, prompts[:8],
                             tmp / "out", tmp / "ckpt")
@@ -110,31 +131,19 @@ def measure(args, trajectories: bool) -> dict:
             rows = list(csv.DictReader(f))
         log_bytes = sum(p.stat().st_size for p in (tmp / "out" / "trajectories").glob("*.parquet"))
     step_time = sum(float(r["time"]) for r in rows)
-    return {"cfg": cfg, "n_params": n_params, "steps": len(rows), "wall": wall, "step_time": step_time,
-            "log_time": sum(log_time), "parts": parts,
+    return {"cfg": cfg, "n_params": n_params, "vocab_size": len(tok), "steps": len(rows), "wall": wall,
+            "step_time": step_time, "log_time": sum(log_time), "parts": parts,
             "tokens": sum(float(r["response_length"]) * cfg.batch_size for r in rows),
             "log_bytes": log_bytes, "phases": (summary or {}).get("phase_seconds"),
             "user": cpu1.ru_utime - cpu0.ru_utime, "sys": cpu1.ru_stime - cpu0.ru_stime}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=8, help="PPO steps (more amortise the first step's warm-up)")
-    ap.add_argument("--batch-size", type=int, default=PPOConfig.batch_size)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--trajectories", choices=("on", "off", "both"), default="on",
-                    help="log trajectories (the default), not, or run both and print the logging overhead")
-    ap.add_argument("--parts", action="store_true",
-                    help="also time the parts of the PPO update: median ms per mini-batch (this checkout only)")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-
-    modes = {"on": [True], "off": [False], "both": [False, True]}[args.trajectories]
-    results = {mode: measure(args, mode) for mode in modes}
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    r = results[modes[-1]]
+def report(results: dict, args, vocab: str) -> None:
+    """Print the figures of the runs of one vocabulary (``results``: trajectory log on/off -> measure())."""
+    r = results[list(results)[-1]]
     cfg = r["cfg"]
-    print(f"policy: {r['n_params'] / 1e6:.1f}M params; {r['steps']} steps x {cfg.batch_size} rollouts, "
+    print(f"policy ({vocab} vocabulary, {r['vocab_size']} tokens): {r['n_params'] / 1e6:.1f}M params; "
+          f"{r['steps']} steps x {cfg.batch_size} rollouts, "
           f"{cfg.max_new_tokens} max new tokens, {cfg.ppo_epochs} PPO epochs, {args.threads} threads")
     for mode, r in results.items():
         print(f"trajectory log {'on' if mode else 'off'}:")
@@ -165,6 +174,29 @@ def main() -> None:
         off, on = (results[m]["step_time"] / results[m]["steps"] for m in (False, True))
         print(f"step time, on - off:   {on - off:+.3f} s per step ({(on - off) / off:+.1%}; noisy: two separate "
               "runs, see the direct measurement above)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=8, help="PPO steps (more amortise the first step's warm-up)")
+    ap.add_argument("--batch-size", type=int, default=PPOConfig.batch_size)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--trajectories", choices=("on", "off", "both"), default="on",
+                    help="log trajectories (the default), not, or run both and print the logging overhead")
+    ap.add_argument("--parts", action="store_true",
+                    help="also time the parts of the PPO update: median ms per mini-batch (this checkout only)")
+    ap.add_argument("--vocab", choices=("minilm", "world", "both"), default="minilm",
+                    help="the policy's vocabulary: MiniLM's (today's shapes), a world tokenizer's, or both")
+    ap.add_argument("--world-vocab-size", type=int, default=4096,
+                    help="most tokens of the world tokenizer (default: %(default)s; the world has fewer)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.trajectories]
+    vocabs = {"minilm": ["minilm"], "world": ["world"], "both": ["minilm", "world"]}[args.vocab]
+    for vocab in vocabs:
+        report({mode: measure(args, mode, vocab) for mode in modes}, args, vocab)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(f"peak RSS:              {peak_rss_mb:.0f} MiB")
 
 

@@ -132,9 +132,14 @@ class PPOSection(RunSettings):
         raise KeyError(name)
 
     def run_config(self, name: str, where: str = "ppo") -> PPORunConfig:
-        """The resolved, validated config of run or replicate ``name`` (errors name ``ppo.runs.<run>...``)."""
-        base, k = self.replicate_of(name)
-        return self.resolve(self.runs[base], join(where, f"runs.{base}"), replicate=k)
+        """The resolved, validated config of run or replicate ``name`` (errors name ``ppo.runs.<run>...``).
+        Resolved once per section: a section is not changed once built, and a plan asks for every run's
+        config several times (the check, the path check, each job's getters). Shared: read it, never change it."""
+        resolved = self.__dict__.setdefault("_resolved", {})
+        if name not in resolved:
+            base, k = self.replicate_of(name)
+            resolved[name] = self.resolve(self.runs[base], join(where, f"runs.{base}"), replicate=k)
+        return resolved[name]
 
     def resolve(self, run: PPORun, at: str, replicate: int = 1) -> PPORunConfig:
         """``run`` (a ``ppo.runs`` entry, or one made elsewhere, e.g. a learning-history sweep's) with these

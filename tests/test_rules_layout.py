@@ -67,7 +67,7 @@ PLAN_SCRIPT = textwrap.dedent("""
         for job in dag.jobs:
             if keyed(job.rule):
                 jobs[name(job.rule.name, job.wildcards_dict)] = {
-                    "ckpt": g["checkpoint_dir"](job.wildcards, job.output),
+                    "ckpt": g["checkpoint_dir"](job.wildcards, job.input, job.output),
                     "dag": sorted(name(j.rule.name, j.wildcards_dict) for j in upstream(job)
                                   if j.rule.name != "build_image"),
                     "key": sorted(name(r, w) for r, w, _ in g["upstream_jobs"](job.rule, job.wildcards_dict))}

@@ -1,6 +1,5 @@
-# Shared by every family's rules and getters: the typed config, per-stage code hashes, config sections as params, cluster
-# resources, and the one function that keys checkpoint directories. Each family's own getters live in its
-# rule file (data.smk, sft.smk, ...), next to the rules that use them; no training logic here.
+# Shared by every family's rules and getters: the typed config, per-stage code hashes, config sections as params,
+# cluster resources and the one function that keys checkpoint directories. No training logic; family getters: getters/.
 
 import functools
 import hashlib
@@ -14,11 +13,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from rlhf_pipeline.codegraph import stage_hashes
 from rlhf_pipeline.errors import PipelineError
-from rlhf_pipeline.workflow_config import (
-    apply_hub_mode,
-    interpreter_first_on_path,
-    resolve_config,
-)
+from rlhf_pipeline.workflow_config import apply_hub_mode, interpreter_first_on_path, resolve_config
 
 # The config, in explicit layers (workflow_config.config_layers): with no --configfile, the embedded demo
 # (config/config.yaml); else the given files, each after the bases it names (`base:`), then --config. What no
@@ -106,21 +101,25 @@ def _producers(path):
     return [(r, tuple(r.get_wildcards(path).items())) for r in [r for r in found if not r.has_wildcards()] or found]
 
 
-@functools.cache
-def _job(of, items):
-    """The job of ``of`` (a rule) for wildcard ``items``: (its rule's name, wildcards, params but the
-    checkpoint directory), and its inputs."""
-    wildcards = dict(items)
-    files = {"input": of.expand_input(wildcards)[0], "output": of.expand_output(wildcards)[0]}
-    settings = {}  # what Snakemake passes: a literal (or a pattern the wildcards fill), a function's value
-    for name, param in of.params.items():
-        if callable(param) and param is not checkpoint_dir:
-            wanted = inspect.signature(param).parameters
-            param = param(Wildcards(fromdict=wildcards), **{k: v for k, v in files.items() if k in wanted})
-        if param is not checkpoint_dir:
-            settings[name] = param
-    inputs = [f for f in files["input"] if f != of.container_img]  # the image: software, not data
-    return [of.name, dict(sorted(wildcards.items())), settings], inputs
+_JOBS = {}  # (rule, wildcard items) -> what _job returns: once per job, however many jobs downstream ask
+
+
+def _job(of, items, files=None):
+    """The job of ``of`` (a rule) for wildcard ``items``: (its rule's name, wildcards, params but the checkpoint
+    directory), and its inputs. ``files``: its input and output where Snakemake has expanded them already."""
+    if (of, items) not in _JOBS:
+        wildcards = dict(items)
+        files = files or {"input": of.expand_input(wildcards)[0], "output": of.expand_output(wildcards)[0]}
+        settings = {}  # what Snakemake passes: a literal (or a pattern the wildcards fill), a function's value
+        for name, param in of.params.items():
+            if callable(param) and param is not checkpoint_dir:
+                wanted = inspect.signature(param).parameters
+                param = param(Wildcards(fromdict=wildcards), **{k: v for k, v in files.items() if k in wanted})
+            if param is not checkpoint_dir:
+                settings[name] = param
+        inputs = [f for f in files["input"] if f != of.container_img]  # the image: software, not data
+        _JOBS[of, items] = [of.name, dict(sorted(wildcards.items())), settings], inputs
+    return _JOBS[of, items]
 
 
 def upstream_jobs(of, wildcards):
@@ -143,7 +142,8 @@ def _checkpoint_dir(output):
     return str(Path(config["checkpoint_dir"], of.name, *(str(v) for _, v in items), digest))
 
 
-def checkpoint_dir(wildcards, output):
+def checkpoint_dir(wildcards, input, output):
     """A training rule's param ``ckpt`` (``state`` of debate_chunk): where its job keeps what lets a stopped
     run resume, ``{checkpoint_dir}/{rule}/{wildcard values}/{hash}`` (see above for what the hash covers)."""
+    _job(*_producers(output[0])[0], files={"input": input, "output": output})  # not expanded a second time
     return _checkpoint_dir(output[0])

@@ -173,6 +173,14 @@ def _optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+@functools.cache
+def _shape(tp: Any) -> tuple[Any, bool, Any]:
+    """``(inner, nullable, origin)`` of a setting's type (:func:`_optional`, then ``typing.get_origin``), once
+    per type: a sweep's plan converts tens of thousands of values."""
+    inner, nullable = _optional(tp)
+    return inner, nullable, typing.get_origin(inner)
+
+
 def _describe(tp: Any) -> str:
     tp, nullable = _optional(tp)
     origin = typing.get_origin(tp)
@@ -191,13 +199,12 @@ def convert(tp: Any, value: Any, where: str, meta: Any = None) -> Any:
     that is lossless (int -> float, a mapping -> its section dataclass, a choice -> its canonical
     spelling). Raises PipelineError naming ``where``."""
     meta = meta or {}
-    inner, nullable = _optional(tp)
+    inner, nullable, origin = _shape(tp)
     if value is None:
         if nullable or tp is Any:
             return None
         bad(where, value, _describe(tp))
     tp = inner
-    origin = typing.get_origin(tp)
     if tp is Any:
         return value
     if _is_section(tp):
@@ -249,7 +256,12 @@ def _numeric(s: str) -> bool:
         return False
 
 
+_LIMITS = frozenset({"choices", "ge", "gt", "le", "lt"})
+
+
 def _in_range(value: Any, where: str, meta: Any, shown: Any = None) -> Any:
+    if not _LIMITS & meta.keys():  # most settings: nothing to check
+        return value
     shown = value if shown is None else shown
     choices = meta.get("choices")
     if choices is not None:

@@ -13,7 +13,6 @@ import pytest
 SCRIPT = textwrap.dedent("""
     import sys
     import torch
-    from rlhf_pipeline.models import load_causal_lm, load_tokenizer
     from rlhf_pipeline.ppo import PPOConfig, train_ppo
 
     torch.set_num_threads(1)
@@ -31,18 +30,11 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.integration
-def test_two_processes_train_save_and_leave_together(tmp_path):
-    from rlhf_pipeline.models import load_causal_lm, load_tokenizer
-
-    tok = load_tokenizer("minilm")
-    model = load_causal_lm(None, tok, tiny=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                                 num_attention_heads=2), seed=0)
-    model.save_pretrained(tmp_path / "policy")
-    tok.save_pretrained(tmp_path / "policy")
+def test_two_processes_train_save_and_leave_together(tiny_lm, tmp_path):
     (tmp_path / "run_ppo.py").write_text(SCRIPT)
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(tmp_path / "run_ppo.py"), str(tmp_path), str(tmp_path / "policy")],
+                           str(tmp_path / "run_ppo.py"), str(tmp_path), tiny_lm],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "run"

@@ -2,15 +2,16 @@
 system CPU time, and where a step's wall time goes (the trainer's phases).
 
     python bench/ppo_throughput.py [--steps 8] [--batch-size 32] [--threads 2] [--trajectories on|off|both] [--parts]
-                                   [--vocab minilm|world|both] [--world-vocab-size 4096]
+                                   [--vocab world|minilm|both]
 
 Uses the PPOConfig defaults otherwise (so it measures the embedded default's settings) and a
 cheap deterministic reward (fraction of response words starting with a-m), so the figures are
 the PPO loop's own cost: generation, the reference and value forwards, ppo_epochs of updates, and the
 trajectory log (``--trajectories both`` measures its overhead: a run without it, then one with it).
-``--vocab``: the policy's vocabulary: MiniLM's 30,522 tokens (today's shapes, the default), a world tokenizer
-(``rlhf_pipeline.models.vocab.train_world_tokenizer`` of the embedded default's synthetic train split and the
-benchmark's prompts, at most ``--world-vocab-size`` tokens), or both, one after the other.
+``--vocab``: the policy's vocabulary: a world tokenizer as the embedded default's (``tokenizer: world``;
+``rlhf_pipeline.models.vocab.train_world_tokenizer`` of its synthetic train split and the benchmark's prompts;
+the default), MiniLM's 30,522 tokens (the shapes before the world tokenizer: the trainer's own speed on a
+vocabulary 50x larger), or both, one after the other.
 Phases (``rlhf_pipeline.ppo.timing.PHASES``): generation (sampling, KV cache), policy_logprobs (a second
 policy forward, only with ``logprobs_from_sampling: false``), ref_and_value (reference and value forwards; on
 CPU they run on the sampling-noise worker while the next chunk is sampled, and this is what is left after the
@@ -90,21 +91,21 @@ def update_parts() -> dict[str, tuple]:
 PROMPTS = [f"Write about topic {i}." for i in range(256)]
 
 
-def world_tokenizer(out_dir: Path, vocab_size: int) -> str:
-    """A world tokenizer (at most ``vocab_size`` tokens) of the embedded default's synthetic train split and
-    the benchmark's prompts, saved to ``out_dir``; returns its path."""
+def world_tokenizer(out_dir: Path) -> str:
+    """A world tokenizer of the embedded default's synthetic train split and the benchmark's prompts, saved to
+    ``out_dir``; returns its path."""
     from rlhf_pipeline.data.config import DatasetConfig
     from rlhf_pipeline.data.prepare import prepare_dataset
     from rlhf_pipeline.io import read_jsonl
-    from rlhf_pipeline.models.vocab import WorldTokenizerConfig, train_world_tokenizer, world_texts
+    from rlhf_pipeline.models.vocab import train_world_tokenizer
 
     prepare_dataset(DatasetConfig(), out_dir / "data", seed=0)
-    texts = world_texts(read_jsonl(out_dir / "data" / "train.jsonl")) + PROMPTS
-    train_world_tokenizer(texts, WorldTokenizerConfig(vocab_size=vocab_size), out_dir / "tokenizer")
+    texts = [t for r in read_jsonl(out_dir / "data" / "train.jsonl") for t in (r["prompt"], r["response"])]
+    train_world_tokenizer(texts + PROMPTS, out_dir / "tokenizer")
     return str(out_dir / "tokenizer")
 
 
-def measure(args, trajectories: bool, vocab: str = "minilm") -> dict:
+def measure(args, trajectories: bool, vocab: str = "world") -> dict:
     """One PPO run of ``args.steps`` steps with the ``vocab`` tokenizer (minilm or world); its throughput and
     the trajectory log's size and cost (the time spent handing rollouts to the hooks, Parquet writes included)."""
     from rlhf_pipeline.ppo import trainer
@@ -114,7 +115,7 @@ def measure(args, trajectories: bool, vocab: str = "minilm") -> dict:
         parts = {k: stack.enter_context(timed(*v)) for k, v in (update_parts() if args.parts else {}).items()}
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         tmp = Path(tmp)
-        tok = load_tokenizer("minilm" if vocab == "minilm" else world_tokenizer(tmp, args.world_vocab_size))
+        tok = load_tokenizer("minilm" if vocab == "minilm" else world_tokenizer(tmp))
         model = load_causal_lm(None, tok, seed=0)
         model.save_pretrained(tmp / "policy")
         tok.save_pretrained(tmp / "policy")
@@ -185,15 +186,14 @@ def main() -> None:
                     help="log trajectories (the default), not, or run both and print the logging overhead")
     ap.add_argument("--parts", action="store_true",
                     help="also time the parts of the PPO update: median ms per mini-batch (this checkout only)")
-    ap.add_argument("--vocab", choices=("minilm", "world", "both"), default="minilm",
-                    help="the policy's vocabulary: MiniLM's (today's shapes), a world tokenizer's, or both")
-    ap.add_argument("--world-vocab-size", type=int, default=4096,
-                    help="most tokens of the world tokenizer (default: %(default)s; the world has fewer)")
+    ap.add_argument("--vocab", choices=("world", "minilm", "both"), default="world",
+                    help="the policy's vocabulary: a world tokenizer's (the default's), MiniLM's 30,522 tokens "
+                    "(the shapes before it), or both")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.trajectories]
-    vocabs = {"minilm": ["minilm"], "world": ["world"], "both": ["minilm", "world"]}[args.vocab]
+    vocabs = {"minilm": ["minilm"], "world": ["world"], "both": ["world", "minilm"]}[args.vocab]
     for vocab in vocabs:
         report({mode: measure(args, mode, vocab) for mode in modes}, args, vocab)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB

@@ -558,7 +558,7 @@ def test_default_exclusions_exist_in_the_package():
 
 
 STAGES = [
-    "prepare_data", "world_tokenizer", "sft", "gold_rm_train", "label_preferences", "rm_train", "rm_summary", "ppo",
+    "prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train", "rm_summary", "ppo",
     "gold_eval", "bon_sample", "bon", "plot_overoptimization", "aggregate_replicates", "fit_curves", "rm_diversity",
     "debate_data",
     "debate_chunk", "debate_summary", "debate_rejudge", "debate_sft", "debate_pairs", "debate_dpo", "debate_strength",

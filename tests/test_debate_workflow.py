@@ -121,8 +121,12 @@ def test_training_writes_checkpoints_pairs_and_the_strength_table(trained):
     res = workdir / "results/debate"
     for model in ("sft/model", "dpo/iter1/model", "dpo/iter2/model"):
         assert (res / model / "model.safetensors").is_file() and (res / model / "tokenizer.json").is_file()
-    added = json.loads((res / "sft/model/tokenizer.json").read_text())["added_tokens"]
-    assert {"<quote>", "</quote>"} <= {t["content"] for t in added}
+    tokenizer = json.loads((res / "sft/model/tokenizer.json").read_text())
+    assert {"<quote>", "</quote>"} <= {t["content"] for t in tokenizer["added_tokens"]}
+    # a world tokenizer made from the speeches and prompts it trains on (debate.training.tokenizer: world)
+    assert {"quote", "answer"} <= tokenizer["model"]["vocab"].keys() and len(tokenizer["model"]["vocab"]) < 2000
+    for model in ("dpo/iter1/model", "dpo/iter2/model"):  # DPO continues on the SFT debater's tokenizer
+        assert json.loads((res / model / "tokenizer.json").read_text())["model"] == tokenizer["model"]
     table = pd.read_csv(res / "strength/judge_accuracy.csv")
     assert list(table["debater"]) == ["sft", "sft_bo2", "dpo1", "dpo1_bo2", "dpo2", "dpo2_bo2"]
     assert list(table["best_of_n"]) == [1, 2] * 3 and list(table["checkpoint"]) == ["sft"] * 2 + ["dpo1"] * 2 + [

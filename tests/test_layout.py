@@ -16,7 +16,6 @@ EXPERIMENTS = ROOT / "config" / "experiments"
 
 WORKFLOW_LEVEL = {
     "test_workflow.py": "the demo's rules run by Snakemake end to end on tiny settings, and what reruns",
-    "test_workflow_world_tokenizer.py": "the RLHF chain's rules with tokenizer: world on tiny settings",
     "test_debate_workflow.py": "the debate rules run by Snakemake on tiny settings",
     "test_redteam_workflow.py": "the red-team rules run by Snakemake on tiny settings",
     "test_rm_readout_plan.py": "a readout the backbone lacks fails Snakemake's plan before any job",

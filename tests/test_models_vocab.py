@@ -1,5 +1,6 @@
 """The world tokenizer (models.vocab.train_world_tokenizer): deterministic, no [UNK] on world text, the
-special tokens a causal LM needs as load_tokenizer gives them, and the vocab_size setting."""
+special tokens a causal LM needs as load_tokenizer gives them, every word of the texts in frequency order; and
+training_tokenizer's choice between it and a named tokenizer."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ import pytest
 
 from rlhf_pipeline.data.config import DatasetConfig
 from rlhf_pipeline.data.prepare import prepare_dataset
-from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.io import read_jsonl
 from rlhf_pipeline.models import load_tokenizer
-from rlhf_pipeline.models.vocab import WorldTokenizerConfig, train_world_tokenizer, world_texts
+from rlhf_pipeline.models.vocab import train_world_tokenizer, training_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +18,10 @@ def world(tmp_path_factory):
     d = tmp_path_factory.mktemp("world")
     prepare_dataset(DatasetConfig(), d, seed=0)
     return {s: read_jsonl(d / f"{s}.jsonl") for s in ("train", "val", "test")}
+
+
+def world_texts(rows):
+    return [text for r in rows for text in (r["prompt"], r["response"])]
 
 
 def test_same_texts_give_byte_identical_files(world, tmp_path):
@@ -63,12 +67,24 @@ def test_special_tokens_as_the_policy_uses_them(world, tmp_path):
     assert batch[0][-1] == tok.pad_token_id
 
 
-def test_vocab_size_caps_the_vocabulary(world):
-    texts = world_texts(world["train"])
-    full = train_world_tokenizer(texts)
-    assert 193 < len(full) < 4096  # specials + ASCII pieces + the world's words
-    small = train_world_tokenizer(texts, WorldTokenizerConfig(vocab_size=200))
-    assert len(small) == 200
-    assert small.unk_token_id not in small(texts[0])["input_ids"]
-    with pytest.raises(PipelineError, match="vocab_size"):
-        WorldTokenizerConfig.from_dict({"vocab_size": 10}, "world_tokenizer")
+def test_vocabulary_is_every_word_most_frequent_first():
+    tok = train_world_tokenizer(["b a", "dog cat dog", "Zeta dog!"])
+    vocab = [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert len(vocab) == 5 + 2 * 94 + 3  # specials, printable ASCII alone and as ## pieces, then the new words:
+    assert vocab[-3:] == ["dog", "cat", "zeta"]  # most frequent first, ties alphabetical ('a', 'b', '!' are base)
+    assert tok.tokenize("Zeta dogs") == ["zeta", "dog", "##s"]
+
+
+def test_training_tokenizer_makes_a_world_tokenizer_only_for_world(world):
+    asked = []
+
+    def texts():
+        asked.append(True)
+        return world_texts(world["train"])
+
+    minilm = training_tokenizer("minilm", texts, padding_side="right")
+    assert len(minilm) == 30522 and not asked  # the texts are not even read
+    tok = training_tokenizer("world", texts, padding_side="right")
+    assert asked and len(tok) < 1000 and tok.padding_side == "right"
+    assert tok.get_vocab() == train_world_tokenizer(world_texts(world["train"])).get_vocab()

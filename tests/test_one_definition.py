@@ -17,8 +17,6 @@ PACKAGE = ROOT / "src" / "rlhf_pipeline"
 
 # Parameters that share a setting's name but not its meaning: (file under src/rlhf_pipeline, function, name).
 ALLOWED = {
-    ("models/vocab.py", "train_tokenizer", "vocab_size"): "a miniature's family-style tokenizer (no setting), "
-    "not world_tokenizer.vocab_size",
     ("redteam/classifier.py", "accuracy", "threshold"): "the 0.5 decision boundary of a 2-class probability, "
     "not redteam.toxicity.threshold (the attack-success bar)",
     ("debate/rounds.py", "play_round", "threshold"): "a fuzzy-match score in [0, 100]; every caller passes "

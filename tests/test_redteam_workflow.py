@@ -24,6 +24,9 @@ def test_redteam_rules_on_tiny_settings(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = tmp_path / "wf/results/redteam"
     assert json.loads((res / "toxicity/metrics.json").read_text())["id2label"]["1"] == "toxic"
+    # the target's world tokenizer: made from its own train split, saved with it
+    target = json.loads((res / "target/model/tokenizer.json").read_text())["model"]["vocab"]
+    assert {"disgusting", "banana"} <= target.keys() and len(target) < 1000
     for run in ("plain_s1", "curious_s1"):
         samples = [json.loads(line) for line in (res / run / "samples.jsonl").read_text().splitlines()]
         assert [s["iteration"] for s in samples] == [1] * 8 + [2] * 8  # every step once

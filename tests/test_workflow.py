@@ -111,6 +111,28 @@ def test_chain_outputs(run):
     assert set(div.loc[div["scope"] == "ppo_eval", "subject"]) == {"ensemble_wco"}
 
 
+def vocab(model_dir: Path) -> dict[str, int]:
+    return json.loads((model_dir / "tokenizer.json").read_text())["model"]["vocab"]
+
+
+def test_from_scratch_models_train_on_a_world_tokenizer(run):
+    """tokenizer: world (the default): the SFT policy's vocabulary is the train split's words and printable ASCII
+    pieces, saved with the model; what starts from the policy (the proxy RMs here, rm.init: sft) reads it; the
+    gold RM keeps reading text through MiniLM."""
+    workdir, _ = run
+    res = workdir / "results"
+    world = vocab(res / "sft/model")
+    assert 193 < len(world) < 1000  # the tiny world's words, not MiniLM's 30,522
+    words = {w for r in pd.read_json(res / "data/synthetic/train.jsonl", lines=True).itertuples()
+             for w in re.findall(r"[a-z]+", f"{r.prompt} {r.response}".lower())}
+    assert words <= world.keys()
+    assert json.loads((res / "sft/model/config.json").read_text())["vocab_size"] == len(world)
+    assert json.loads((res / "sft/manifest.json").read_text())["config"]["tokenizer"] == "world"
+    assert vocab(res / "rm/seed1/model") == world
+    assert json.loads((res / "rm/seed1/model/config.json").read_text())["backbone_config"]["vocab_size"] == len(world)
+    assert json.loads((res / "gold_rm/model/config.json").read_text())["backbone_config"]["vocab_size"] == 30522
+
+
 def test_nothing_to_do_after_a_complete_run(run):
     workdir, config = run
     assert planned_jobs(workdir, config, *TARGETS) == {}
@@ -133,6 +155,9 @@ def test_trajectories_and_algorithm_distillation(run):
     assert (report["dropped_too_long"] == 0).all() and report.loc[0, "steps_spanned_max"] == 2  # contexts span steps
     contexts = pd.read_json(res / "ad/data/train.jsonl", lines=True)
     assert contexts["text"].str.contains("Reward: ").all() and (contexts["last_step"] > contexts["first_step"]).all()
+    ad_vocab = vocab(res / "ad/data/tokenizer")  # a world tokenizer of the training episodes: format words, rewards
+    assert {"prompt", "completion", "reward"} <= ad_vocab.keys() and len(ad_vocab) < 1000
+    assert vocab(res / "ad/lm/model") == vocab(res / "ad/ed/model") == ad_vocab
     assert json.loads((res / "ad/histories/0/trajectories/_run.json").read_text())["reward"]["rm_seeds"] == [1]
     metrics = pd.read_csv(res / "ad/lm/metrics.csv")
     assert {"reward_mae", "action_loglik", "incontext_slope_proxy", "incontext_slope_gold"} <= set(metrics["metric"])

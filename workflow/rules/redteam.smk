@@ -43,7 +43,7 @@ rule redteam_target:
         **resources("redteam_target"),
     params:
         cfg=as_json(REDTEAM.target_sft.to_dict()),
-        tokenizer=other_world_tokenizer(),
+        tokenizer=config["tokenizer"],
         code=code_hash("sft"),
         ckpt=checkpoint_dir,
     shell:

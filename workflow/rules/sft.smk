@@ -1,34 +1,9 @@
-# Supervised fine-tuning of the policy every RLHF stage starts from (results/sft/model), and the world
-# tokenizer it reads with `tokenizer: world` (results/tokenizer).
-
-
-include: "getters/sft.smk"
-
-
-rule world_tokenizer:
-    input:
-        train=data_file("train"),
-    output:
-        tokenizer=directory(WORLD_TOKENIZER),
-        manifest="results/tokenizer/manifest.json",
-    log:
-        "results/logs/world_tokenizer.log",
-    benchmark:
-        "results/benchmarks/world_tokenizer.tsv"
-    threads: threads("world_tokenizer")
-    resources:
-        **resources("world_tokenizer"),
-    params:
-        cfg=section("world_tokenizer"),
-        code=code_hash("world_tokenizer"),
-    shell:
-        "exec python -m rlhf_pipeline world-tokenizer --config {params.cfg:q} --train {input.train} "
-        "--out {output.tokenizer} --manifest {output.manifest} > {log} 2>&1"
+# Supervised fine-tuning of the policy every RLHF stage starts from (results/sft/model: the model and its
+# tokenizer; with `tokenizer: world` one made from the train split).
 
 
 rule sft:
     input:
-        unpack(policy_tokenizer_input),
         train=data_file("train"),
         val=data_file("val"),
     output:
@@ -43,7 +18,7 @@ rule sft:
         **resources("sft"),
     params:
         cfg=section("sft"),
-        tokenizer=policy_tokenizer(),
+        tokenizer=config["tokenizer"],
         code=code_hash("sft"),
         ckpt=checkpoint_dir,
     shell:

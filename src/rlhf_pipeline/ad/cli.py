@@ -14,11 +14,13 @@ from .config import ADSection
 
 
 @stage("Algorithm distillation: learning-history contexts (language format) from PPO runs' trajectories: "
-       "train/heldout/expert.jsonl and report.csv.", config=ADSection, inputs=["tokenizer"], args=[
+       "train/heldout/expert.jsonl, report.csv and the AD models' tokenizer/.", config=ADSection, args=[
            arg("--histories", nargs="+", required=True, help="NAME=TRAJECTORIES_DIR ... (one per history)"),
            arg("--heldout", nargs="*", default=[], help="names of held-out histories (evaluation only)"),
-           arg("--tokenizer", required=True, help="the policy directory whose tokenizer the contexts use"),
-           arg("--out-dir", required=True, help="writes train.jsonl, heldout.jsonl, expert.jsonl, report.csv"),
+           arg("--tokenizer", required=True, help="the policy directory whose tokenizer the contexts use, or "
+               "'world' (one made from the training histories' episodes)"),
+           arg("--out-dir", required=True, help="writes train.jsonl, heldout.jsonl, expert.jsonl, report.csv, "
+               "tokenizer/"),
        ])
 def cmd_ad_data(args, ad: ADSection) -> Record:
     from .data import write_contexts
@@ -31,7 +33,7 @@ def cmd_ad_data(args, ad: ADSection) -> Record:
 @stage("Train the language-format algorithm-distillation model (TRL SFTTrainer) on contexts.", config=ADSection,
        inputs=["tokenizer", "contexts"], args=[
            arg("--contexts", required=True, help="contexts JSONL from ad-data (train.jsonl or expert.jsonl)"),
-           arg("--tokenizer", required=True, help="the policy directory whose tokenizer the model uses"),
+           arg("--tokenizer", required=True, help="the tokenizer directory ad-data wrote (its tokenizer/)"),
            arg("--out-dir", required=True, help="the model directory to write"),
            arg("--ckpt-dir", help=CKPT_HELP),
        ])

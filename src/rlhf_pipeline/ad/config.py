@@ -102,8 +102,9 @@ class ContextFormat(Section):
 
 @dataclass
 class ADModelConfig(Section):
-    """The language-format model: a from-scratch tiny Llama on the policy's tokenizer, trained with TRL's
-    SFTTrainer on the contexts (the expert-distillation control is the same model on final-policy episodes)."""
+    """The language-format model: a from-scratch tiny Llama on the tokenizer ad-data wrote (the policy's, or
+    with ``tokenizer: world`` one made from the histories' episodes), trained with TRL's SFTTrainer on the
+    contexts (the expert-distillation control is the same model on final-policy episodes)."""
 
     section = "ad.lm"
 

@@ -232,15 +232,18 @@ def final_steps(history: History, n_steps: int) -> History:
     return History(history.name, df[df["step"].isin(last)], history.info)
 
 
-def write_contexts(ad, histories: dict[str, str], heldout: list[str], tokenizer_dir: str, out_dir) -> list[dict]:
+def write_contexts(ad, histories: dict[str, str], heldout: list[str], tokenizer: str, out_dir) -> list[dict]:
     """The ``ad-data`` stage: ``train.jsonl`` (training histories), ``heldout.jsonl`` (held-out ones),
-    ``expert.jsonl`` (the last ``ad.expert_steps`` steps of the training histories: expert distillation)
-    and ``report.csv`` (per history and split: episodes, in contexts, dropped as too long, steps spanned).
-    Every history is read and every check made before anything is written."""
+    ``expert.jsonl`` (the last ``ad.expert_steps`` steps of the training histories: expert distillation),
+    ``report.csv`` (per history and split: episodes, in contexts, dropped as too long, steps spanned) and
+    ``tokenizer/``, the tokenizer the contexts were measured in and the AD models train with: ``tokenizer``
+    (the policy's directory), or for ``'world'`` one made from the training histories' episodes in the language
+    format (:func:`~rlhf_pipeline.models.vocab.training_tokenizer`). Every history is read and every check made
+    before anything is written."""
     import pandas as pd
 
     from ..io import write_csv, write_jsonl
-    from ..models import load_tokenizer
+    from ..models.vocab import training_tokenizer
 
     missing = [h for h in heldout if h not in histories]
     if missing:
@@ -249,7 +252,8 @@ def write_contexts(ad, histories: dict[str, str], heldout: list[str], tokenizer_
     train, held = split_histories(loaded, heldout)
     if not train:
         raise PipelineError(f"every history is held out ({heldout}); leave at least one for training")
-    tok = load_tokenizer(tokenizer_dir, padding_side="right")
+    tok = training_tokenizer(tokenizer, lambda: (episode_text(row, ad.format) for h in train
+                                                 for _, row in h.episodes.iterrows()), padding_side="right")
     expert = [final_steps(h, ad.expert_steps) for h in train]
     outputs, reports = {}, []
     for split, hs in (("train", train), ("heldout", held), ("expert", expert)):
@@ -260,4 +264,5 @@ def write_contexts(ad, histories: dict[str, str], heldout: list[str], tokenizer_
     for split, rows in outputs.items():
         write_jsonl(out_dir / f"{split}.jsonl", rows)
     write_csv(pd.DataFrame(reports), out_dir / "report.csv")
+    tok.save_pretrained(out_dir / "tokenizer")
     return reports

@@ -1,6 +1,7 @@
-"""The language-format algorithm-distillation model: a from-scratch tiny Llama on the policy's tokenizer,
-trained with TRL's ``SFTTrainer`` on learning-history contexts (plain language-model loss over the
-whole context: prompts, completions and rewards). The expert-distillation control is the same model
+"""The language-format algorithm-distillation model: a from-scratch tiny Llama on the tokenizer ``ad-data``
+wrote (the policy's, or with ``tokenizer: world`` one made from the histories' episodes), trained with TRL's
+``SFTTrainer`` on learning-history contexts (plain language-model loss over the whole context: prompts,
+completions and rewards). The expert-distillation control is the same model
 trained on contexts of final-policy episodes only (:func:`rlhf_pipeline.ad.data.language_contexts`)."""
 
 from __future__ import annotations

@@ -98,8 +98,8 @@ def _training_inputs(args) -> tuple[list, list, dict]:
 @stage("Train an LM debater (TRL SFTTrainer) on a tournament's speeches.", config=SFTConfig,
        where="debate.training.sft", inputs=["transcripts"], args=[
            *TRAINING_ARGS,
-           arg("--tokenizer", required=True, help="tokenizer of a from-scratch model (hub id, path, minilm; "
-               "debate.training.tokenizer)"),
+           arg("--tokenizer", required=True, help="tokenizer of a from-scratch model (world, minilm, hub id or "
+               "path; debate.training.tokenizer)"),
            arg("--debaters", nargs="*", default=[], help="whose speeches (default: every debater's)"),
            arg("--max-speeches", type=int, help="train on a seeded sample of at most this many speeches"),
            arg("--out", required=True, help="output model directory"),
@@ -107,10 +107,13 @@ def _training_inputs(args) -> tuple[list, list, dict]:
        ])
 def cmd_debate_sft(args, cfg: SFTConfig) -> Record:
     from ..models import load_tokenizer
+    from ..models.vocab import WORLD, train_world_tokenizer
     from .training import sft_rows, train_debater_sft
 
     records, questions, prompts = _training_inputs(args)
-    tok = load_tokenizer(cfg.model or args.tokenizer)
+    # A world tokenizer is made from these rows; any world tokenizer (no chat template) renders them alike.
+    tok = train_world_tokenizer(()) if (cfg.model or args.tokenizer) == WORLD else load_tokenizer(
+        cfg.model or args.tokenizer)
     rows = sft_rows(records, questions, tok, prompts, args.prompt, args.simultaneous == "true", args.debaters,
                     args.max_speeches, seed=cfg.seed)
     metrics = train_debater_sft(cfg, args.tokenizer, rows, args.out, ckpt_dir=args.ckpt_dir)

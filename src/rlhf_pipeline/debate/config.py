@@ -263,7 +263,8 @@ class DebateTrainingConfig(Section):
     max_speeches: int | None = setting(None, ge=1, help="SFT on at most this many of those speeches (a seeded "
                                        "sample; null = all).")
     judge: str = setting("minilm", help="The judge (debate.judges) of the self-play and strength tournaments.")
-    tokenizer: str = setting("minilm", help="Tokenizer of a from-scratch SFT model (hub id, path or 'minilm').")
+    tokenizer: str = setting("world", help="Tokenizer of a from-scratch SFT debater: 'world' (made from its "
+                             "training speeches and prompts, saved with it), 'minilm', a hub id or a path.")
     iterations: int = setting(2, ge=1, help="DPO iterations K: iteration i self-plays checkpoint i-1 (0 = SFT), "
                               "builds pairs and trains checkpoint i.")
     sft: SFTConfig = setting(default_factory=SFTConfig, help="The SFT debater (the sft section's settings).")

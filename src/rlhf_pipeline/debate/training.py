@@ -211,23 +211,26 @@ def write_sft_split(rows: list[dict[str, str]], out_dir: Path, val_fraction: flo
 def train_debater_sft(cfg: Any, tokenizer: str, rows: list[dict[str, str]], out_dir: str | Path,
                       ckpt_dir: str | Path | None = None) -> dict[str, Any]:
     """The SFT debater: :func:`rlhf_pipeline.sft.train_sft` on ``rows`` (``cfg``: an
-    :class:`~rlhf_pipeline.sft.SFTConfig`). A from-scratch model whose tokenizer splits the quote
-    tags gets them as added tokens first (written into a tokenizer directory the run trains on); a
-    base model (``cfg.model``) uses its own tokenizer, which must keep them."""
-    from ..models import load_tokenizer
+    :class:`~rlhf_pipeline.sft.SFTConfig`). A from-scratch model's tokenizer is ``tokenizer`` (``'world'``: made
+    from the training rows' prompts and completions, :func:`~rlhf_pipeline.models.vocab.training_tokenizer`);
+    when it splits the quote tags it gets them as added tokens first (written into a tokenizer directory the
+    run trains on). A base model (``cfg.model``) uses its own tokenizer, which must keep them."""
+    from ..models.vocab import WORLD, training_tokenizer
     from ..sft import train_sft
 
     tokenizer = cfg.model or tokenizer  # a hub / local base model brings its own tokenizer
     with tempfile.TemporaryDirectory(prefix="debate_sft_") as scratch:
         scratch = Path(scratch)
         train, val = write_sft_split(rows, scratch, seed=cfg.seed)
-        tok = load_tokenizer(tokenizer)
+        train_rows = read_jsonl(train)
+        tok = training_tokenizer(tokenizer, lambda: (r[k] for r in train_rows for k in ("prompt", "response")))
         added = quote_tokens_needed(tok)
         if added and cfg.model is not None:
             raise PipelineError(f"tokenizer of {cfg.model}: the quote tags {added} do not survive encoding and "
                                 "decoding; use a model whose tokenizer keeps them")
         if added:
             tok.add_tokens(added)
+        if added or tokenizer == WORLD:
             tokenizer = str(scratch / "tokenizer")
             tok.save_pretrained(tokenizer)
         metrics = train_sft(cfg, tokenizer, train, val, out_dir, ckpt_dir=ckpt_dir)

@@ -5,15 +5,18 @@ their tokenizers should behave like the real ones (byte-level BPE with ``<|endof
 GPT-NeoX, Llama 3's special tokens and chat template, RoBERTa's ``<s> … </s>``, T5's Unigram with a
 trailing ``</s>``), but they must be made here, in seconds, with nothing downloaded. Training is seeded
 by construction: the ``tokenizers`` trainers are deterministic for the same texts and settings.
+
+The embedded default's from-scratch models (the SFT policy and what starts from it, the red-team target, the SFT
+debater, the AD models) use a *world tokenizer* instead (``tokenizer: world``): a vocabulary of the words their
+own training texts use, a few hundred, where MiniLM's 30,522 rows of embeddings and output layer were most of
+a tiny model's parameters and compute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-from ..config import Section, setting
 
 LLAMA3_CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}"
@@ -90,56 +93,41 @@ def train_tokenizer(texts: Iterable[str], style: str, vocab_size: int = 1000, ou
 
 
 WORLD = "world"
-"""The config's ``tokenizer:`` value that names the project-trained world tokenizer (rule ``world_tokenizer``)."""
+"""The ``tokenizer`` value (config ``tokenizer``, ``debate.training.tokenizer``; CLI ``--tokenizer``) that gives a
+from-scratch model a world tokenizer made from its own training texts (:func:`training_tokenizer`)."""
 
 WORLD_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 ASCII_ALPHABET = [chr(c) for c in range(33, 127)]
 """Every printable ASCII character is a token of its own, so an unseen ASCII word is split, never [UNK]."""
 
 
-@dataclass
-class WorldTokenizerConfig(Section):
-    """A tokenizer made for the synthetic world from the prepared train split (``world_tokenizer:``; used
-    with ``tokenizer: world``)."""
-
-    section = "world_tokenizer"
-
-    vocab_size: int = setting(4096, ge=len(WORLD_SPECIALS) + 2 * len(ASCII_ALPHABET), le=1_000_000,
-                              help="Most tokens of the vocabulary: the special tokens and the printable ASCII "
-                              "characters (alone and as word pieces; 193 in all), then the train split's most "
-                              "frequent words; a synthetic world has a few hundred to a few thousand.")
-    min_frequency: int = setting(1, ge=1, help="A word enters the vocabulary only when the train split has it "
-                                 "this often.")
-
-
-def train_world_tokenizer(texts: Iterable[str], cfg: WorldTokenizerConfig | None = None,
-                          out_dir: str | Path | None = None):
+def train_world_tokenizer(texts: Iterable[str], out_dir: str | Path | None = None):
     """A small WordPiece tokenizer for a synthetic world's ``texts``, shaped like the MiniLM tokenizer as
     :func:`~rlhf_pipeline.models.load_tokenizer` gives it to a causal LM: lowercasing BERT normaliser and
     pre-tokeniser, ``[PAD]`` pad, ``[CLS]`` BOS (encodings are ``[CLS] text``, no trailing ``[SEP]``, so a
-    tokenised prompt is a prefix of the tokenised prompt + completion), ``[SEP]`` EOS, no token_type_ids.
+    tokenised prompt is a prefix of the tokenised prompt + completion), ``[SEP]`` EOS, no token_type_ids, no
+    chat template.
 
-    The vocabulary: the special tokens, every printable ASCII character (alone and as a ``##`` piece), then
-    the words of ``texts`` seen at least ``min_frequency`` times, most frequent first (ties in alphabetical
-    order), up to ``vocab_size``. A world's word is one token; any other ASCII word is split into known
-    pieces, never ``[UNK]``. Deterministic by construction: the same texts and settings give byte-identical
-    files (the ``tokenizers`` trainers are not: their merges break ties in hash order, which changes from
-    run to run). Saved to ``out_dir`` when given; returns the ``transformers`` tokenizer."""
+    The vocabulary: the special tokens, every printable ASCII character (alone and as a ``##`` piece; 193 in
+    all), then every word of ``texts``, most frequent first (ties in alphabetical order). A synthetic world has
+    a few hundred words, so the model's embeddings and output layer are a few hundred rows, not MiniLM's
+    30,522. A word of the texts is one token; any other ASCII word is split into known pieces, never
+    ``[UNK]``. Deterministic by construction: the same texts give byte-identical files (the ``tokenizers``
+    trainers are not: their merges break ties in hash order, which changes from run to run). Saved to
+    ``out_dir`` when given; returns the ``transformers`` tokenizer."""
     from collections import Counter
 
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    cfg = cfg or WorldTokenizerConfig()
     pad, unk, cls, sep, mask = WORLD_SPECIALS
     normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=None, clean_text=True,
                                             handle_chinese_chars=True)
     pre = pre_tokenizers.BertPreTokenizer()
     counts = Counter(word for text in texts for word, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
     base = [*WORLD_SPECIALS, *ASCII_ALPHABET, *(f"##{c}" for c in ASCII_ALPHABET)]
-    words = sorted((w for w, n in counts.items() if n >= cfg.min_frequency and w not in base),
-                   key=lambda w: (-counts[w], w))
-    vocab = {t: i for i, t in enumerate([*base, *words][:max(cfg.vocab_size, len(base))])}
+    words = sorted(counts.keys() - set(base), key=lambda w: (-counts[w], w))
+    vocab = {t: i for i, t in enumerate([*base, *words])}
     tok = Tokenizer(models.WordPiece(vocab, unk_token=unk, max_input_chars_per_word=100))
     tok.normalizer = normalizer
     tok.pre_tokenizer = pre
@@ -154,6 +142,15 @@ def train_world_tokenizer(texts: Iterable[str], cfg: WorldTokenizerConfig | None
     return fast
 
 
-def world_texts(rows: Iterable[dict[str, str]]) -> list[str]:
-    """The texts a world tokenizer learns from: each row's prompt and response, in the split's order."""
-    return [text for r in rows for text in (r["prompt"], r["response"])]
+def training_tokenizer(name: str, texts: Callable[[], Iterable[str]], padding_side: str = "left"):
+    """The tokenizer a model trains with: for ``name`` ``'world'`` the world tokenizer of the texts it trains on
+    (``texts()``, called only then; :func:`train_world_tokenizer`), else the named one
+    (:func:`~rlhf_pipeline.models.load_tokenizer`: hub id, path or ``'minilm'``). The training stage saves it
+    with the model, so every later stage reads it from the model directory."""
+    from . import load_tokenizer
+
+    if name != WORLD:
+        return load_tokenizer(name, padding_side=padding_side)
+    tok = train_world_tokenizer(texts())
+    tok.padding_side = padding_side
+    return tok

@@ -2,7 +2,8 @@
 
 Input: ``{train,val}.jsonl`` rows with ``prompt`` and ``response`` (dataset prep's row schema).
 Output: a Hugging Face model directory (weights + tokenizer) that every later stage starts from.
-The default builds a tiny Llama from scratch on the MiniLM tokenizer; a real config names a hub
+The default builds a tiny Llama from scratch on a world tokenizer made from the train split (see
+:mod:`rlhf_pipeline.models.vocab`); a real config names a hub
 model (e.g. ``EleutherAI/pythia-1.4b``) and optionally LoRA, and runs in bf16 on GPUs.
 Preemption (checkpoints, SIGTERM/SIGUSR1, resume): :mod:`rlhf_pipeline.trainer_checkpoints`.
 """
@@ -19,8 +20,9 @@ from typing import Any
 from ..config import Section, bad, setting
 from ..errors import PipelineError
 from ..io import read_jsonl
-from ..models import join_text, load_causal_lm, load_tokenizer
+from ..models import join_text, load_causal_lm
 from ..models.lora import LoraSettings
+from ..models.vocab import training_tokenizer
 from ..trainer_checkpoints import save_trained, train_resumable
 from ..trl_args import training_args
 
@@ -90,7 +92,9 @@ def sft_trainer_config(cfg: SFTConfig, ckpt_dir: str | Path | None, scratch_dir:
 
 def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_path: str | Path,
               out_dir: str | Path, ckpt_dir: str | Path | None = None) -> dict[str, Any]:
-    """Fine-tune (or train from scratch) the policy on demonstrations; save model + tokenizer.
+    """Fine-tune (or train from scratch) the policy on demonstrations; save model + tokenizer
+    (``tokenizer_name``: see :func:`~rlhf_pipeline.models.vocab.training_tokenizer`; ``'world'`` makes it from
+    the train split's prompts and completions).
 
     With ``ckpt_dir`` (keep it outside the declared outputs) the run checkpoints about ten times,
     resumes from the newest complete checkpoint there, and on SIGTERM/SIGUSR1 checkpoints and
@@ -103,7 +107,8 @@ def train_sft(cfg: SFTConfig, tokenizer_name: str, train_path: str | Path, val_p
     from trl import SFTTrainer
 
     train_rows, val_rows = _sft_rows(train_path), _sft_rows(val_path)
-    tok = load_tokenizer(tokenizer_name, padding_side="right")
+    tok = training_tokenizer(tokenizer_name, lambda: (r[k] for r in train_rows for k in ("prompt", "completion")),
+                             padding_side="right")
     set_seed(cfg.seed)
     model = load_causal_lm(cfg.model, tok, tiny=cfg.tiny.to_dict(), seed=cfg.seed)
     if model.config.pad_token_id is None:

@@ -4,6 +4,9 @@ AD_HISTORIES = CFG.ad.history_names(PPO_RUNS)  # the named PPO runs, then the sw
 AD_HELDOUT = CFG.ad.heldout_names(PPO_RUNS)
 AD_TRAIN = [h for h in AD_HISTORIES if h not in AD_HELDOUT]
 AD_SWEEP = [str(i) for i in range(CFG.ad.histories.n)]
+# The AD models' tokenizer (ad_data writes it to results/ad/data/tokenizer): made from the training histories'
+# episodes with `tokenizer: world`, else the policy's.
+AD_TOKENIZER = "world" if config["tokenizer"] == "world" else "results/sft/model"
 
 
 def ad_history_dir(name):

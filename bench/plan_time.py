@@ -8,7 +8,8 @@ Each plan runs in its own empty working directory (``-d``), so no result on disk
 each kind there is reported apart ("first"): it writes ``.snakemake/`` and the stage code hashes' cache
 (``.snakemake/rlhf_pipeline/``, see ``rlhf_pipeline.codegraph``); the repeats after it are what a researcher
 who replans after an edit of a config sees ("median" of ``--repeats``). ``--against`` plans the same with
-another checkout (its own ``.venv/bin/snakemake`` unless ``--against-snakemake``), alternating run by run
+another checkout (its own ``.venv/bin/snakemake`` unless ``--against-snakemake``, and its own ``src/`` first on
+``PYTHONPATH``, so a venv shared by symlink does not run this checkout's package), alternating run by run
 with this one so both see the same machine load, and checks that both plan the same number of jobs.
 Wall times of the whole ``snakemake`` process (interpreter start and Snakemake's imports included).
 """
@@ -16,7 +17,9 @@ Wall times of the whole ``snakemake`` process (interpreter start and Snakemake's
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,17 +38,21 @@ def sweep_config(runs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plan(snakemake: Path, workflow: Path, workdir: Path, target: str, configfile: Path | None) -> tuple[float, int]:
-    """Wall seconds of one ``snakemake -n`` and the number of jobs it planned."""
+def plan(snakemake: Path, workflow: Path, workdir: Path, target: str,
+         configfile: Path | None) -> tuple[float, float, int]:
+    """Wall seconds of one ``snakemake -n``, its CPU seconds (user + system) and the number of jobs it planned."""
     cmd = [str(snakemake), "-n", "-d", str(workdir), "-s", str(workflow / "Snakefile")]
     cmd += ["--configfile", str(configfile)] if configfile is not None else []
-    start = time.perf_counter()
-    out = subprocess.run([*cmd, "--", target], cwd=workflow, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    # its own package source: the venv's editable install (and its .pth hook) would import the one it was made from
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(workflow / "src"), os.environ.get("PYTHONPATH", "")])}
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    out = subprocess.run([*cmd, "--", target], cwd=workflow, capture_output=True, text=True, env=env)
+    seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if out.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
     total = re.search(r"^total\s+(\d+)\s*$", out.stdout + out.stderr, re.MULTILINE)
-    return seconds, int(total.group(1)) if total else 0
+    return seconds, cpu, int(total.group(1)) if total else 0
 
 
 def main() -> None:
@@ -53,6 +60,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=300, help="PPO runs of the sweep plan (default 300: 1,211 jobs)")
     ap.add_argument("--repeats", type=int, default=3, help="timed plans of each kind after the first (median)")
     ap.add_argument("--target", default="results/plots/overoptimization.png")
+    ap.add_argument("--only", choices=["default", "sweep"], help="time one of the two plans only")
     ap.add_argument("--against", type=Path, help="another checkout to time alongside (e.g. an older commit)")
     ap.add_argument("--against-snakemake", type=Path, help="its snakemake (default: OTHER/.venv/bin/snakemake)")
     args = ap.parse_args()
@@ -65,22 +73,27 @@ def main() -> None:
         sweep = Path(tmp, f"sweep{args.runs}.yaml")
         sweep.write_text(sweep_config(args.runs))
         plans = {"default figure": None, f"{args.runs} runs": sweep}
+        plans = {k: v for k, v in plans.items() if args.only in (None, "sweep" if v else "default")}
         times: dict[tuple[str, str], list[float]] = {}
+        cpus: dict[tuple[str, str], list[float]] = {}
         jobs: dict[tuple[str, str], int] = {}
         for _ in range(args.repeats + 1):
             for name, configfile in plans.items():
                 for who, (workflow, snakemake) in checkouts.items():
                     workdir = Path(tmp, f"{who}-{name.replace(' ', '_')}")
                     workdir.mkdir(exist_ok=True)
-                    seconds, jobs[who, name] = plan(snakemake, workflow, workdir, args.target, configfile)
+                    seconds, cpu, jobs[who, name] = plan(snakemake, workflow, workdir, args.target, configfile)
                     times.setdefault((who, name), []).append(seconds)
+                    cpus.setdefault((who, name), []).append(cpu)
     print(f"snakemake -n {args.target}: wall seconds; first plan in an empty working directory, then the median "
-          f"(and each) of {args.repeats} more")
-    print(f"{'checkout':<10} {'plan':<16} {'jobs':>6} {'first':>7} {'median':>7}  each")
+          f"(and each) of {args.repeats} more; cpu: the median CPU seconds (user + system) of those, which a "
+          f"busy machine changes less than the wall time (load {os.getloadavg()[0]:.1f} at the end)")
+    print(f"{'checkout':<10} {'plan':<16} {'jobs':>6} {'first':>7} {'median':>7} {'cpu':>6}  each")
     for (who, name), secs in times.items():
-        first, rest = secs[0], secs[1:] or secs
+        first, rest, cpu = secs[0], secs[1:] or secs, cpus[who, name][1:] or cpus[who, name]
         each = " ".join(f"{s:.2f}" for s in rest)
-        print(f"{who:<10} {name:<16} {jobs[who, name]:>6} {first:>7.2f} {statistics.median(rest):>7.2f}  {each}")
+        print(f"{who:<10} {name:<16} {jobs[who, name]:>6} {first:>7.2f} {statistics.median(rest):>7.2f} "
+              f"{statistics.median(cpu):>6.2f}  {each}")
     if args.against is not None:
         for name in plans:
             if jobs["this", name] != jobs["against", name]:

@@ -42,3 +42,4 @@ rule all:
 
 
 add_image_input(workflow.rules)
+presign_rules(workflow.rules)  # planning speed: rlhf_pipeline/planning.py

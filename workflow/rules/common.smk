@@ -3,7 +3,6 @@
 
 import functools
 import hashlib
-import inspect
 import json
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from rlhf_pipeline.codegraph import stage_hashes
 from rlhf_pipeline.errors import PipelineError
+from rlhf_pipeline.planning import parameters, presign, presign_rules, producing_rules
 from rlhf_pipeline.workflow_config import apply_hub_mode, interpreter_first_on_path, resolve_config
 
 # The config, in explicit layers (workflow_config.config_layers): with no --configfile, the embedded demo
@@ -76,7 +76,7 @@ def resources(rule_name):
     """Cluster resources for a rule; memory and time grow with the retry attempt (the SLURM profile retries
     failed jobs: base on the 1st attempt, 2*base on the 2nd, ...)."""
     res = _configured_resources(rule_name)
-    grow = lambda base: lambda wildcards, attempt: base * attempt
+    grow = lambda base: presign(lambda wildcards, attempt: base * attempt)
     return {k: grow(v) if k in ("mem_mb", "runtime") else v for k, v in res.items()}
 
 
@@ -97,11 +97,11 @@ def threads(rule_name):
 def _producers(path):
     """(rule, wildcard items) of the job that writes ``path`` as Snakemake picks it (a rule whose output has
     no wildcards before rules with them); [] for a file no rule writes."""
-    found = [r for r in workflow.rules if r.is_producer(path)]
+    found = producing_rules(workflow.rules, path)
     return [(r, tuple(r.get_wildcards(path).items())) for r in [r for r in found if not r.has_wildcards()] or found]
 
 
-_JOBS = {}  # (rule, wildcard items) -> what _job returns: once per job, however many jobs downstream ask
+_JOBS, _UP = {}, {}  # (rule, wildcard items) -> _job's result, upstream_jobs' {key: job}: once per job, not per ask
 
 
 def _job(of, items, files=None):
@@ -113,7 +113,7 @@ def _job(of, items, files=None):
         settings = {}  # what Snakemake passes: a literal (or a pattern the wildcards fill), a function's value
         for name, param in of.params.items():
             if callable(param) and param is not checkpoint_dir:
-                wanted = inspect.signature(param).parameters
+                wanted = parameters(param)
                 param = param(Wildcards(fromdict=wildcards), **{k: v for k, v in files.items() if k in wanted})
             if param is not checkpoint_dir:
                 settings[name] = param
@@ -124,14 +124,14 @@ def _job(of, items, files=None):
 
 def upstream_jobs(of, wildcards):
     """(rule name, wildcards, params) of every job whose results the job of rule ``of`` reads, transitively."""
-    seen, todo = {}, list(_job(of, tuple(wildcards.items()))[1])
-    while todo:  # a source file (a prompt file, a local model) has no producer: no job, no settings
-        for job, inputs in [_job(*found) for found in _producers(todo.pop())]:
-            key = json.dumps(job[:2], sort_keys=True)
-            if key not in seen:
-                seen[key] = job
-                todo.extend(inputs)
-    return [seen[k] for k in sorted(seen)]
+    items = tuple(wildcards.items())
+    if (of, items) not in _UP:  # a source file (a prompt file, a local model) has no producer: no job, no settings
+        _UP[of, items] = up = {}
+        for found in [found for path in _job(of, items)[1] for found in _producers(path)]:
+            upstream_jobs(found[0], dict(found[1]))  # its own upstream, into _UP
+            up.update(_UP[found])
+            up[json.dumps(_job(*found)[0][:2], sort_keys=True)] = _job(*found)[0]
+    return [_UP[of, items][k] for k in sorted(_UP[of, items])]
 
 
 @functools.cache

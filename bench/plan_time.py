@@ -2,7 +2,7 @@
 on the demo (``ppo.runs`` replaced by N single-RM runs, members cycling over the demo's three RM seeds).
 
     python bench/plan_time.py [--runs 300] [--repeats 3] [--target results/plots/overoptimization.png]
-                              [--against OTHER_CHECKOUT [--against-snakemake PATH]]
+                              [--only default|sweep] [--against OTHER_CHECKOUT [--against-snakemake PATH]]
 
 Each plan runs in its own empty working directory (``-d``), so no result on disk changes it. The first plan of
 each kind there is reported apart ("first"): it writes ``.snakemake/`` and the stage code hashes' cache
@@ -11,7 +11,9 @@ who replans after an edit of a config sees ("median" of ``--repeats``). ``--agai
 another checkout (its own ``.venv/bin/snakemake`` unless ``--against-snakemake``, and its own ``src/`` first on
 ``PYTHONPATH``, so a venv shared by symlink does not run this checkout's package), alternating run by run
 with this one so both see the same machine load, and checks that both plan the same number of jobs.
-Wall times of the whole ``snakemake`` process (interpreter start and Snakemake's imports included).
+Wall times of the whole ``snakemake`` process (interpreter start and Snakemake's imports included), and its
+CPU seconds (user + system, "cpu"): on a machine that runs other work too, compare checkouts by the CPU
+column and by alternating runs, and give the load with any figure.
 """
 
 from __future__ import annotations

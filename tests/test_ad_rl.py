@@ -117,13 +117,16 @@ def write_history(path, run, offset, steps=6, batch=4, seed=0):
     return path
 
 
+TOK = ["--tokenizer", "minilm"]  # the histories' token ids are MiniLM's (the tok fixture)
+
+
 def test_cli_trains_and_evaluates_on_histories(tmp_path, tok):
     hist = {name: write_history(tmp_path / name / "trajectories", name, off, seed=i)
             for i, (name, off) in enumerate([("a", 0.0), ("b", 1.0), ("c", -1.0)])}
     fmt = {"context_length": 40, "episodes_per_step": 2}
     cfg = {"format": fmt, "rl": {"tiny": TINY, "epochs": 2, "batch_size": 4}, "eval": {"n_episodes_heldout": 8}}
     out = tmp_path / "out"
-    rc = main(["ad-rl", "--config", json.dumps(cfg), "--histories", f"a={hist['a']}", f"b={hist['b']}",
+    rc = main(["ad-rl", *TOK, "--config", json.dumps(cfg), "--histories", f"a={hist['a']}", f"b={hist['b']}",
                "--heldout", f"c={hist['c']}", "--out-dir", str(out), "--manifest", str(tmp_path / "m.json")])
     assert rc == 0
     assert (out / "model" / "config.json").is_file() and (out / "model" / "model.safetensors").is_file()
@@ -179,15 +182,15 @@ def test_bad_input_is_one_line_before_training(tmp_path, capsys):
     empty = tmp_path / "empty" / "trajectories"
     empty.mkdir(parents=True)
     good = write_history(tmp_path / "g" / "trajectories", "g", 0.0)
-    rc = main(["ad-rl", "--histories", f"e={empty}", "--heldout", f"g={good}", "--out-dir", str(tmp_path / "o")])
+    rc = main(["ad-rl", *TOK, "--histories", f"e={empty}", "--heldout", f"g={good}", "--out-dir", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and str(empty) in err and "not a trajectory directory" in err
     too_long = {"format": {"context_length": 600}, "lm": {"tiny": {"max_position_embeddings": 600}}}
-    rc = main(["ad-rl", "--histories", f"g={good}", "--heldout", f"h={good}", "--out-dir", str(tmp_path / "o"),
+    rc = main(["ad-rl", *TOK, "--histories", f"g={good}", "--heldout", f"h={good}", "--out-dir", str(tmp_path / "o"),
                "--config", json.dumps(too_long)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "ad.rl.tiny.max_position_embeddings" in err
-    rc = main(["ad-rl", "--histories", f"g={good}", "--heldout", f"g={good}", "--out-dir", str(tmp_path / "o")])
+    rc = main(["ad-rl", *TOK, "--histories", f"g={good}", "--heldout", f"g={good}", "--out-dir", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "also in --histories" in err
     assert not (tmp_path / "o").exists()

@@ -9,7 +9,7 @@ from ..config import default_of
 from ..errors import PipelineError
 from ..models import check_model
 from ..stage import ALPACAFARM_HELP, CKPT_HELP, Record, arg, named_args, stage
-from ..workflow_config import GoldEvalConfig, WorkflowConfig
+from ..workflow_config import GoldEvalConfig
 from .config import ADSection
 
 
@@ -80,8 +80,8 @@ def _histories(items: list[str], flag: str) -> list:
        "evaluate it on held-out ones with and without the history.", config=ADSection, args=[
            arg("--histories", nargs="+", required=True, help="training histories: NAME=TRAJECTORY_DIR ..."),
            arg("--heldout", nargs="+", required=True, help="held-out histories: NAME=TRAJECTORY_DIR ..."),
-           arg("--tokenizer", default=default_of(WorkflowConfig, "tokenizer"),
-               help="the policy's tokenizer (its model dir; default: %(default)s)"),
+           arg("--tokenizer", required=True, help="the tokenizer of the policy that wrote the histories (its "
+               "model directory: the token ids in the trajectories are its)"),
            arg("--out-dir", required=True, help="writes model/, train_log.csv, train_report.csv, "
                "eval_episodes.csv, metrics.png, metrics.csv"),
            arg("--ckpt-dir", help=CKPT_HELP),

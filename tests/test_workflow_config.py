@@ -67,6 +67,12 @@ def _error(cfg, mutate) -> str:
     (lambda c: c["resources"]["default"].update(mem=4000), "config resources.default: unknown key(s) ['mem']"),
     (lambda c: c["rm"].update(init="not-a-model"),
      "config rm.init: 'not-a-model' is not a local directory and not in the local Hugging Face cache"),
+    (lambda c: c.update(tokenizer="not/a-tokenizer"),
+     "config tokenizer: 'not/a-tokenizer' is not a local directory and not in the local Hugging Face cache"),
+    (lambda c: c["sft"].update(model="EleutherAI/pythia-1.4b"),
+     "config tokenizer: got 'world', expected the tokenizer of sft.model ('EleutherAI/pythia-1.4b': its hub id"),
+    (lambda c: c["debate"]["training"].update(tokenizer="not/a-tokenizer"),
+     "config debate.training.tokenizer: 'not/a-tokenizer' is not a local directory and not in the local Hugging"),
 ])
 def test_bad_config_names_the_key_before_any_job(cfg, mutate, expected):
     assert expected in _error(cfg, mutate)

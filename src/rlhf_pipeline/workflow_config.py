@@ -217,6 +217,12 @@ class WorkflowConfig(Section):
                 check_model(f"{where}.model", m.model)
             if m.type in ("hf", "openai_compatible", "anthropic") and m.prompt not in prompts:
                 bad(f"debate.{group}.{name}.prompt", m.prompt, f"a prompt set of {debate.prompts}: {sorted(prompts)}")
+        training = debate.training
+        if training.source is not None:  # the SFT debater: its base model, or a from-scratch model's tokenizer
+            if training.sft.model is not None:
+                check_model("config debate.training.sft.model", training.sft.model)
+            elif training.tokenizer != WORLD:  # 'world' is made by debate-sft from its rows
+                check_model("config debate.training.tokenizer", training.tokenizer, kind="tokenizer")
         debate.check_environment()
 
 

@@ -209,7 +209,9 @@ RM_STEPS = 2 * 48 // 4
 
 
 def sft_args(inputs, run: Path):
-    return ["sft", "--config", SFT_CFG, "--train", inputs / "sft_train.jsonl", "--val", inputs / "sft_val.jsonl",
+    # MiniLM's tokenizer, as the in-process reference: its larger model keeps steps long enough to interrupt
+    return ["sft", "--config", SFT_CFG, "--tokenizer", "minilm", "--train", inputs / "sft_train.jsonl",
+            "--val", inputs / "sft_val.jsonl",
             "--out", run / "model", "--ckpt-dir", run / "ckpt", "--manifest", run / "manifest.json"]
 
 

@@ -105,7 +105,9 @@ def test_chain_outputs(run):
     equal = pd.read_csv(res / "plots/equal_kl.csv")  # the baseline: seed1, the first single-RM run
     assert set(equal["baseline"]) == {"seed1"} and set(equal["run"]) == {"seed1", "ensemble_wco"}
     wco = equal[equal["run"] == "ensemble_wco"]
-    assert len(wco) == 4 and (wco["diff_lo"] < wco["diff"]).all() and set(wco["interval"]) == {"prompts_normal95"}
+    assert len(wco) == 4 and set(wco["interval"]) == {"prompts_normal95"}
+    both = wco.dropna(subset=["diff"])  # the grid points inside both runs' KL ranges (2 tiny steps move KL little)
+    assert len(both) >= 1 and (both["diff_lo"] < both["diff"]).all() and (both["diff"] < both["diff_hi"]).all()
     div = pd.read_csv(res / "rm/diversity.csv")
     assert {"accuracy_gold", "error_corr", "mean_error_corr", "disagreement_error_pearson"} <= set(div["measure"])
     assert set(div.loc[div["scope"] == "ppo_eval", "subject"]) == {"ensemble_wco"}

@@ -122,3 +122,23 @@ def test_missing_paths_and_bad_rows(tmp_path, monkeypatch):
 def test_pairwise_order_accuracy_hand_computed():
     # 5 pairs with distinct targets; only (1,2) is ordered wrongly; the target tie (2,3) is skipped
     assert pairwise_order_accuracy([0.0, 2.0, 1.0, 5.0], [0.0, 1.0, 2.0, 2.0]) == pytest.approx(4 / 5)
+
+
+def test_world_gold_is_the_exact_quality_on_the_gold_rm_scale_and_refuses_other_worlds():
+    """gold_rm.path 'world': (quality - mean) / std, mean and std of the gold RM's training data's quality."""
+    import numpy as np
+
+    from rlhf_pipeline.data.synthetic import sample_scored_responses
+    from rlhf_pipeline.errors import PipelineError
+    from rlhf_pipeline.reward.gold import WorldQualityScorer, gold_scorer
+
+    scorer = gold_scorer("world", batch_size=8)
+    assert isinstance(scorer, WorldQualityScorer)
+    q = np.array([r["quality"] for r in sample_scored_responses(4000, 0)])
+    assert (scorer.mean, scorer.std) == (pytest.approx(q.mean()), pytest.approx(q.std()))
+    prompt = "name some fruits. answer:"  # the module docstring's examples: quality 4.0, -2.0, -2.5
+    out = scorer([prompt] * 3, ["apple, banana, cherry and grape", "apple apple apple apple", "dog, cat and horse"])
+    assert out.dtype == np.float32
+    assert out * scorer.std + scorer.mean == pytest.approx([4.0, -2.0, -2.5], abs=1e-5)
+    with pytest.raises(PipelineError, match="gold_rm.path 'world' scores the synthetic world's prompts only"):
+        scorer(["what is the capital of france?"], ["paris"])

@@ -101,14 +101,14 @@ def label_preferences(cfg: PreferencesConfig, policy_dir: str | Path, gold_rm: s
     from transformers import AutoModelForCausalLM
 
     from .models import load_tokenizer
-    from .reward.gold import GoldScorer
+    from .reward.gold import gold_scorer
 
     train_prompts = [r["prompt"] for r in read_jsonl(train_prompts_path, required=["prompt"])]
     val_prompts = [r["prompt"] for r in read_jsonl(val_prompts_path, required=["prompt"])]
     for path, rows in ((train_prompts_path, train_prompts), (val_prompts_path, val_prompts)):
         if not rows:
             raise PipelineError(f"{path}: no prompts")
-    scorer = GoldScorer(str(gold_rm), is_alpacafarm_rm=is_alpacafarm_rm, batch_size=cfg.batch_size)
+    scorer = gold_scorer(str(gold_rm), is_alpacafarm_rm=is_alpacafarm_rm, batch_size=cfg.batch_size)
     tok = load_tokenizer(str(policy_dir))
     policy = AutoModelForCausalLM.from_pretrained(str(policy_dir))
 

@@ -28,7 +28,7 @@ from .evaluation.config import BestOfNConfig
 from .models.vocab import WORLD
 from .preferences import PreferencesConfig
 from .redteam.config import RedTeamSection
-from .reward.config import GoldRMConfig, RMConfig
+from .reward.config import WORLD_GOLD, GoldRMConfig, RMConfig, check_gold_rm
 from .runs import PPOSection
 from .sft import SFTConfig
 
@@ -118,6 +118,9 @@ class WorkflowConfig(Section):
         if self.tokenizer == WORLD and self.sft.model is not None:
             bad(join(where, "tokenizer"), self.tokenizer, f"the tokenizer of sft.model ({self.sft.model!r}: its "
                 "hub id or path); 'world' is for from-scratch models")
+        if self.gold_rm.path == WORLD_GOLD and self.dataset.name != "synthetic":
+            bad(join(where, "gold_rm.path"), self.gold_rm.path, f"a gold RM (a model directory or hub id) for "
+                f"dataset.name {self.dataset.name!r}; 'world' is the synthetic world's own quality")
         self.ppo.check_members(self.rm.seeds, join(where, "ppo"))
         self.ad.check_runs(self.ppo.run_names(), self.rm.seeds, join(where, "ad"))
 
@@ -140,7 +143,7 @@ class WorkflowConfig(Section):
         for seed in self.rm.seeds:
             self._check_rm_member(seed, check)
         if self.gold_rm.path is not None:
-            check("config gold_rm.path", self.gold_rm.path)
+            check_gold_rm("config gold_rm.path", self.gold_rm.path, offline=offline, hub=hub)
         else:
             check("config gold_rm.encoder", self.gold_rm.encoder)
         for name in self.ppo.runs:

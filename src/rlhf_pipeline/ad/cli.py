@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..config import default_of
 from ..errors import PipelineError
-from ..models import check_model
+from ..reward.config import check_gold_rm
 from ..stage import ALPACAFARM_HELP, CKPT_HELP, Record, arg, named_args, stage
 from ..workflow_config import GoldEvalConfig
 from .config import ADSection
@@ -61,7 +61,7 @@ def cmd_ad_lm(args, ad: ADSection) -> Record:
 def cmd_ad_eval(args, ad: ADSection) -> Record:
     from .evaluate import evaluate_ad
 
-    check_model("--gold-rm", args.gold_rm)
+    check_gold_rm("--gold-rm", args.gold_rm)
     rms = {int(k): v for k, v in named_args(args.rm_dirs, "--rm-dirs", "SEED=DIR").items()}
     heldout = named_args(args.heldout, "--heldout", "NAME=DIR")
     metrics = evaluate_ad(ad, args.lm, args.expert, heldout, rms, args.gold_rm, args.prompts, args.out_dir,

@@ -282,7 +282,7 @@ def evaluate_ad(ad, lm_dir: str, expert_dir: str, heldout: dict[str, str], rm_di
     from ..errors import PipelineError
     from ..io import read_jsonl, write_csv
     from ..reward.ensemble import EnsembleReward
-    from ..reward.gold import GoldScorer
+    from ..reward.gold import gold_scorer
     from .data import load_history
 
     histories = [load_history(name, d) for name, d in heldout.items()]
@@ -299,7 +299,7 @@ def evaluate_ad(ad, lm_dir: str, expert_dir: str, heldout: dict[str, str], rm_di
                            uwo_weight=task.get("uwo_weight", default_of(Ensemble, "uwo_weight")),
                            standardize=task.get("standardize", default_of(RunSettings, "standardize")),
                            batch_size=batch_size)
-    gold = GoldScorer(gold_rm, is_alpacafarm_rm=is_alpacafarm_rm, batch_size=batch_size)
+    gold = gold_scorer(gold_rm, is_alpacafarm_rm=is_alpacafarm_rm, batch_size=batch_size)
     cfg, fmt = ad.eval, ad.format
     lm = ContextLM(lm_dir, fmt, cfg.max_new_tokens, cfg.temperature)
     expert = ContextLM(expert_dir, fmt, cfg.max_new_tokens, cfg.temperature)

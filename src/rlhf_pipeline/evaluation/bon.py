@@ -58,14 +58,14 @@ def sample_for_bon(cfg: BestOfNConfig, policy_dir: str, rm_model_dirs: Sequence[
     from ..models import load_tokenizer
     from ..models.generation import sample_responses
     from ..reward.ensemble import EnsembleReward
-    from ..reward.gold import GoldScorer
+    from ..reward.gold import gold_scorer
 
     if len(rm_model_dirs) != len(member_ids):
         raise PipelineError("bon-sample: give one member id per RM directory")
     prompts = [r["prompt"] for r in read_jsonl(prompts_path, required=["prompt"])][: cfg.n_prompts]
     if not prompts:
         raise PipelineError(f"{prompts_path}: no prompts")
-    gold = GoldScorer(gold_rm, is_alpacafarm_rm=is_alpacafarm_rm, batch_size=cfg.batch_size)
+    gold = gold_scorer(gold_rm, is_alpacafarm_rm=is_alpacafarm_rm, batch_size=cfg.batch_size)
     proxies = EnsembleReward(list(rm_model_dirs), standardize=False, batch_size=cfg.batch_size)
     tok = load_tokenizer(policy_dir)
     policy = AutoModelForCausalLM.from_pretrained(policy_dir)

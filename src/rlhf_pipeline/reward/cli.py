@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 from ..errors import PipelineError
-from ..models import check_model
 from ..preferences import PreferencesConfig
 from ..stage import ALPACAFARM_HELP, CKPT_HELP, Record, arg, need_paths, stage
-from .config import GoldRMConfig, RMConfig
+from .config import GoldRMConfig, RMConfig, check_gold_rm
 
 
 @stage("Train the embedded default's gold RM on the synthetic world's hidden quality.", config=GoldRMConfig, args=[
@@ -45,7 +44,7 @@ def cmd_label_preferences(args, cfg: PreferencesConfig) -> Record:
         raise PipelineError("label-preferences: --policy and --gold-rm are required for preferences.source: "
                             "policy_samples")
     need_paths(args.policy)
-    check_model("--gold-rm", args.gold_rm)
+    check_gold_rm("--gold-rm", args.gold_rm)
     stats = label_preferences(cfg, args.policy, args.gold_rm, args.train_prompts, args.val_prompts,
                               args.out_train, args.out_val, is_alpacafarm_rm=args.is_alpacafarm_rm)
     return Record(seed=cfg.seed, extra={"stats": stats})

@@ -185,6 +185,18 @@ class RMConfig(Section):
         return getattr(self, key) if value is None else value
 
 
+WORLD_GOLD = "world"
+"""``gold_rm.path`` value that makes the synthetic world's exact quality the gold reward (no model)."""
+
+
+def check_gold_rm(what: str, path: str, **kwargs: Any) -> None:
+    """:func:`~rlhf_pipeline.models.check_model` of a gold RM (``kwargs`` passed on); ``'world'`` needs none."""
+    from ..models import check_model
+
+    if str(path) != WORLD_GOLD:
+        check_model(what, str(path), **kwargs)
+
+
 @dataclass
 class GoldRMConfig(Section):
     """Gold reward model (``gold_rm:``): an existing RM, or one trained here on a hidden quality."""
@@ -192,7 +204,10 @@ class GoldRMConfig(Section):
     section = "gold_rm"
 
     path: str | None = setting(None, help="Existing gold RM (hub id or local model directory); null = train "
-                               "one here on the synthetic world (embedded default).")
+                               "one here on the synthetic world (embedded default); 'world' = no model: the "
+                               "synthetic world's exact hidden quality, z-scored on the trained gold RM's scale "
+                               "(dataset.name synthetic only; a trained gold RM can be fooled by a policy "
+                               "optimised against a proxy, this gold cannot).")
     is_alpacafarm_rm: bool = setting(False, help="AlpacaFarm RMs want their own (Alpaca instruction) prompt format.")
     encoder: str = setting("minilm", help="Frozen backbone of the trained gold RM ('minilm' = the shipped "
                            "all-MiniLM-L6-v2, or a local encoder directory / hub id).")

@@ -5,6 +5,10 @@ Two ways to get one (``gold_rm:`` config):
 - ``path`` set: an existing sequence-classification RM (hub id or local dir), or AlpacaFarm's recovered
   ``reward-model-human`` as AlpacaFarm saves it (loaded by :mod:`rlhf_pipeline.reward.alpacafarm`;
   ``is_alpacafarm_rm: true`` switches to their prompt format).
+- ``path: world`` (synthetic world only): no model; the world's exact hidden quality
+  (:func:`rlhf_pipeline.data.synthetic.quality`), z-scored like the trained gold RM's targets
+  (:class:`WorldQualityScorer`). A trained gold RM is itself a learned proxy of that quality: a policy
+  optimised hard can fool it too (repeating on-topic words), and this gold cannot be fooled.
 - ``path: null`` (embedded default): :func:`train_gold_rm` fits a :class:`RewardModel` on the
   FROZEN MiniLM encoder (mean pooling) with a small MLP head to the hidden ``quality`` of scored
   synthetic responses. Objective: **regression** (MSE) on the z-scored quality (z-scored with the
@@ -12,7 +16,8 @@ Two ways to get one (``gold_rm:`` config):
   responses are meaningful for Bradley-Terry labelling. The encoder runs once over all texts
   (cached pooled features); only the head trains, which takes seconds on CPU.
 
-:class:`GoldScorer` scores (prompt, response) pairs with any of these models.
+:class:`GoldScorer` scores (prompt, response) pairs with any of these models; :func:`gold_scorer` makes the
+scorer a ``gold_rm.path`` names (the world's quality included).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from ..models import check_model, join_text, load_tokenizer, resolve_name
 from ..stats import pearson, spearman
 from .alpacafarm import is_alpacafarm_rm as is_alpacafarm_dir
 from .alpacafarm import load_alpacafarm_rm
-from .config import GoldRMConfig
+from .config import WORLD_GOLD, GoldRMConfig
 from .heads import RewardModel, encode_for_reward, encode_texts, padded_batches, score_token_ids
 
 GOLD_MLP_HIDDEN = 256
@@ -42,6 +47,7 @@ GOLD_MAX_LENGTH = 128
 """Tokens per prompt+response the trained gold RM reads."""
 VAL_FRACTION = 0.1
 """Share of the scored responses held out for the gold RM's metrics."""
+
 
 def alpacafarm_format(prompt: str, response: str) -> str:
     """AlpacaFarm's reward-model input: the Alpaca prompt, a newline, then the response (no EOS; the
@@ -222,3 +228,38 @@ class GoldScorer:
         ids = encode_texts(self.tokenizer, texts, self.max_length, add_eos=self.ours)
         return score_token_ids(self.model, self.tokenizer, ids, self.batch_size, self.device,
                                desc="gold RM").numpy().astype(np.float32)
+
+
+class WorldQualityScorer:
+    """The synthetic world's exact hidden quality as the gold reward: ``(quality - mean) / std`` with the
+    mean and standard deviation of the quality of ``n`` scored responses of the world's generator
+    (:func:`~rlhf_pipeline.data.synthetic.sample_scored_responses`, the gold RM's training data at its
+    defaults), so it is on the trained gold RM's quality-z scale. Deterministic, no model, no batches."""
+
+    path = WORLD_GOLD
+
+    def __init__(self, n: int = 4000, seed: int = 0):
+        from ..data.synthetic import sample_scored_responses
+
+        q = np.array([r["quality"] for r in sample_scored_responses(n, seed)], dtype=np.float64)
+        self.mean, self.std = float(q.mean()), float(q.std())
+
+    def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        """Gold rewards, float32 array of shape (N,); PipelineError naming a prompt of another world."""
+        from ..data.synthetic import quality
+
+        if len(prompts) != len(responses):
+            raise PipelineError(f"gold (world quality): {len(prompts)} prompts but {len(responses)} responses")
+        try:
+            q = np.array([quality(p, r) for p, r in zip(prompts, responses)], dtype=np.float64)
+        except PipelineError as e:
+            raise PipelineError(f"gold_rm.path 'world' scores the synthetic world's prompts only: {e}") from None
+        return ((q - self.mean) / self.std).astype(np.float32)
+
+
+def gold_scorer(path: str | os.PathLike, is_alpacafarm_rm: bool = False, *, batch_size: int,
+                device: str | torch.device | None = None) -> GoldScorer | WorldQualityScorer:
+    """The gold scorer ``path`` names: :class:`WorldQualityScorer` for ``'world'``, else a :class:`GoldScorer`."""
+    if str(path) == WORLD_GOLD:
+        return WorldQualityScorer()
+    return GoldScorer(path, is_alpacafarm_rm, batch_size=batch_size, device=device)

@@ -1,15 +1,18 @@
 # Getters of reward.smk's rules (functions only, so `snakemake --lint` keeps rules and functions apart).
 
 from rlhf_pipeline.models import model_ref
+from rlhf_pipeline.reward.config import WORLD_GOLD
 
 TRAINED_GOLD_RM = "results/gold_rm/model"
 
 
 def gold_rm_input():
-    """The gold RM as an input: the trained one, or a configured local directory; [] for a hub id."""
+    """The gold RM as an input: the trained one, or a configured local directory; [] for a hub id or 'world'."""
     path = config["gold_rm"]["path"]
     if path is None:
         return [TRAINED_GOLD_RM]
+    if path == WORLD_GOLD:
+        return []
     ref = model_ref(path)
     return [ref.path] if ref.local else []
 

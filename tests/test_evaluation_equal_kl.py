@@ -44,7 +44,7 @@ def test_equal_kl_with_one_replicate_uses_the_prompts_and_never_extrapolates():
     assert row["interval"] == "prompts_normal95"
     gold, se = gold_at(_curve([0, 2], [0.5, 0.9]), [1.0, 2.5])
     assert gold[0] == pytest.approx(0.7) and math.isnan(gold[1]) and math.isnan(se[1])
-    with pytest.raises(PipelineError, match="baseline run 'c' must be one of the compared runs"):
+    with pytest.raises(PipelineError, match=r"run\(s\) \['c'\] must be among the compared runs"):
         equal_kl_table(runs, "c")
     same = {"a": [_curve([0, 2], [0.5, 0.9])] * 2, "b": [_curve([0, 2], [0.5, 0.7])] * 2}  # no spread
     flat = equal_kl_table(same, "b", n_points=1).set_index("run").loc["a"]
@@ -53,3 +53,44 @@ def test_equal_kl_with_one_replicate_uses_the_prompts_and_never_extrapolates():
     none = equal_kl_table({"a": runs["a"], "z": [_curve([0, 0], [0.5, 0.5])]}, "a")
     assert list(none["run"]) == ["a", "z"] and (none["interval"] == "no_common_kl").all()
     assert none[["d", "gold", "diff", "p_value"]].isna().all().all()
+
+
+def test_equal_kl_compares_each_run_with_its_own_baselines_on_each_blocks_grid():
+    runs = {"single": [_curve([0, 1, 2], [0.5, 0.7, 0.6]), _curve([0, 1, 2], [0.5, 0.8, 0.6])],
+            "mean": [_curve([0, 2, 4], [0.5, 0.9, 1.0]), _curve([0, 2, 4], [0.5, 0.9, 1.2])],
+            "wco": [_curve([0, 1, 3], [0.5, 1.0, 1.0]), _curve([0, 1, 3], [0.5, 1.0, 1.2])]}
+    out = equal_kl_table(runs, "single", n_points=2, compare={"mean": ["single"], "wco": ["single", "mean"]})
+    # single's block: every run (mean and wco name it), grid to d = 2 (single's end)
+    single = out[out["baseline"] == "single"].set_index(["run", "d"])
+    assert set(single.index.get_level_values("run")) == {"single", "mean", "wco"}
+    assert sorted(set(single.index.get_level_values("d"))) == [1.0, 2.0]
+    # mean's block: mean and wco only, on their common range: d to 3 (wco's end) -> grid 1.5, 3
+    block = out[out["baseline"] == "mean"].set_index(["run", "d"])
+    assert list(out["baseline"].drop_duplicates()) == ["single", "mean"]
+    assert set(block.index.get_level_values("run")) == {"mean", "wco"}
+    assert sorted(set(block.index.get_level_values("d"))) == [1.5, 3.0]
+    # d = 3: mean interpolates 0.95 and 1.05 (halfway 2 -> 4), wco 1.0 and 1.2: diff +0.1
+    assert block.loc[("wco", 3.0), "diff"] == pytest.approx(0.1)
+    assert block.loc[("mean", 3.0), ["diff", "p_value"]].isna().all()
+    with pytest.raises(PipelineError, match=r"\['nope'\]"):
+        equal_kl_table(runs, "single", compare={"wco": ["nope"]})
+    # exactly the comparisons given: wco against mean only -> one block, single in none
+    only = equal_kl_table(runs, None, n_points=2, compare={"wco": ["mean"]})
+    assert set(only["baseline"]) == {"mean"} and set(only["run"]) == {"mean", "wco"}
+
+
+def test_welch_hand_worked_with_its_minimum_detectable_difference():
+    from rlhf_pipeline.stats import welch
+
+    # a: mean 2, var 1 -> 1/3; b: mean 0.5, var 0.25 -> 1/12; se^2 = 5/12 -> se 0.645497
+    # Welch-Satterthwaite dof = (5/12)^2 / ((1/3)^2/2 + (1/12)^2/2) = 0.173611 / 0.059028 = 2.941176
+    diff, lo, hi, p, detectable = welch([1, 2, 3], [0, 0.5, 1])
+    assert diff == pytest.approx(1.5)
+    # t = 1.5 / 0.645497 = 2.323790
+    from scipy import stats
+    assert p == pytest.approx(2 * stats.t.sf(2.323790, 2.941176), rel=1e-5)
+    half = stats.t.ppf(0.975, 2.941176) * 0.645497
+    assert (lo, hi) == (pytest.approx(1.5 - half, rel=1e-5), pytest.approx(1.5 + half, rel=1e-5))
+    assert detectable == pytest.approx((stats.t.ppf(0.975, 2.941176) + stats.t.ppf(0.8, 2.941176)) * 0.645497,
+                                       rel=1e-5)
+    assert math.isnan(welch([1.0], [0.0, 1.0])[1]) and welch([1, 1], [0, 0])[1:] == (1.0, 1.0, 0.0, 0.0)

@@ -45,3 +45,29 @@ def test_fit_curves_pools_replicates_and_takes_intervals_from_them():
     short = pd.DataFrame({"sqrt_kl": [0.0, 0.5], "gold_reward": [0.6, 0.7]})  # one point with d > 0
     assert fit_curves("x", "rl", [short])["interval"] == "too_few_points"
     assert math.isnan(fit_curves("x", "rl", [short, curves[0]])["alpha_lo"])  # a replicate too short to fit
+
+
+def test_observed_drop_pairs_replicates_at_the_best_middle_step_hand_worked():
+    from scipy import stats
+
+    from rlhf_pipeline.evaluation.fits import observed_drop
+
+    def curve(gold, se=0.1):
+        return pd.DataFrame({"step": [0, 10, 20, 30], "sqrt_kl": [0, 1, 2, 3], "gold_reward": gold,
+                             "gold_reward_se": se})
+
+    # middle steps' means: step 10 (0.8, 0.9, 1.0) = 0.9 beats step 20 (0.7, 0.8, 0.9) = 0.8;
+    # drops to step 30 (0.6, 0.8, 0.7): 0.2, 0.1, 0.3 -> mean 0.2, sd 0.1, t = 0.2 / (0.1 / sqrt 3) = 3.464102
+    out = observed_drop([curve([0.5, 0.8, 0.7, 0.6]), curve([0.5, 0.9, 0.8, 0.8]), curve([0.5, 1.0, 0.9, 0.7])])
+    assert (out["best_step"], out["final_step"]) == (10, 30)
+    assert out["best_gold"] == pytest.approx(0.9) and out["final_gold"] == pytest.approx(0.7)
+    assert out["drop"] == pytest.approx(0.2)
+    assert out["drop_hi"] - out["drop"] == pytest.approx(4.302653 * 0.1 / math.sqrt(3), abs=1e-6)
+    assert out["drop_p"] == pytest.approx(2 * stats.t.sf(3.464102, 2), rel=1e-5)
+    # the first and last steps are never the best: a curve still rising has a negative drop
+    rising = observed_drop([curve([0.5, 0.6, 0.7, 0.9], se=[0.1, 0.1, 0.3, 0.4])])
+    assert rising["best_step"] == 20 and rising["drop"] == pytest.approx(-0.2)
+    assert rising["drop_hi"] - rising["drop"] == pytest.approx(1.959964 * 0.5, abs=1e-6)  # hypot(0.3, 0.4)
+    assert math.isnan(observed_drop([curve([0.5, 0.6, 0.7, 0.9]).iloc[:2]])["drop"])
+    row = fit_curves("single", "rl", [curve([0.5, 0.8, 0.7, 0.6])] * 2)
+    assert row["drop"] == pytest.approx(0.2) and row["drop_p"] == 0.0 and row["final_step"] == 30

@@ -32,3 +32,23 @@ def test_baseline_run_defaults_to_the_first_single_rm_run_and_must_be_a_run():
     assert PPOSection.from_dict({"runs": {"ens": runs["ens"]}}).baseline() == "ens"
     with pytest.raises(PipelineError, match=r"ppo.baseline_run: got 'x', expected one of the configured runs"):
         PPOSection.from_dict({"runs": runs, "baseline_run": "x"})
+
+
+def test_compare_with_sets_each_runs_baselines_and_links_runs_into_groups():
+    runs = {"single": {"rm_seeds": [4]}, "mean": {"rm_seeds": [4, 5]},
+            "wco": {"rm_seeds": [4, 5], "objective": "WCO", "compare_with": ["single", "mean"]},
+            "single_ind": {"rm_seeds": [7], "compare_with": []},
+            "mean_ind": {"rm_seeds": [7, 8], "compare_with": ["single_ind"]},
+            "wco_ind": {"rm_seeds": [7, 8], "objective": "WCO", "compare_with": ["mean_ind"]}}
+    ppo = PPOSection.from_dict({"runs": runs, "baseline_run": "single"})
+    comparisons = ppo.comparisons()
+    assert comparisons["mean"] == ["single"] and comparisons["wco"] == ["single", "mean"]
+    assert comparisons["mean"] == ["single"]  # no compare_with: the baseline run
+    # the baseline itself, and single_ind ([]: a baseline of its own): compared with none
+    assert comparisons["single"] == [] and comparisons["single_ind"] == [] and comparisons["wco_ind"] == ["mean_ind"]
+    assert ppo.comparison_groups() == [["single", "mean", "wco"], ["single_ind", "mean_ind", "wco_ind"]]
+    del runs["single_ind"]["compare_with"]  # now single_ind is compared with single: the groups link
+    assert PPOSection.from_dict({"runs": runs, "baseline_run": "single"}).comparison_groups() == [list(runs)]
+    for bad_list in (["nope"], ["wco"]):
+        with pytest.raises(PipelineError, match=r"ppo.runs.wco.compare_with: got .*expected other configured runs"):
+            PPOSection.from_dict({"runs": {**runs, "wco": {**runs["wco"], "compare_with": bad_list}}})

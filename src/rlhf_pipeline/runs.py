@@ -62,6 +62,10 @@ class PPORun(Ensemble):
     replicates: int = setting(1, ge=1, help="PPO seeds to run: replicate 1 is this run, replicate k >= 2 is "
                               "run {run}_r{k} with PPO seed + 1000 (k - 1); mean and 95% interval: "
                               "results/ppo/{run}/aggregate.csv.")
+    compare_with: list[str] | None = setting(None, unique=True, help="Runs this run is compared with at equal "
+                                             "KL (results/plots/equal_kl.csv), e.g. [single, mean] for a "
+                                             "conservative objective; [] = none (the baseline of its own group of "
+                                             "runs); null: [ppo.baseline_run].")
 
 
 @dataclass
@@ -98,6 +102,9 @@ class PPOSection(RunSettings):
         if self.baseline_run is not None and self.baseline_run not in self.runs:
             bad(join(where, "baseline_run"), self.baseline_run, f"one of the configured runs {list(self.runs)}")
         for name, run in self.runs.items():
+            others = [b for b in run.compare_with or [] if b not in self.runs or b == name]
+            if others:
+                bad(join(where, f"runs.{name}.compare_with"), others, f"other configured runs {list(self.runs)}")
             clash = [r for r in self.replicate_names(name)[1:] if r in self.runs]
             if clash:
                 bad(join(where, f"runs.{name}.replicates"), run.replicates, f"a count whose replicate names "
@@ -112,6 +119,33 @@ class PPOSection(RunSettings):
             return self.baseline_run
         singles = [name for name, run in self.runs.items() if len(run.rm_seeds) == 1]
         return (singles or list(self.runs) or [None])[0]
+
+    def comparisons(self) -> dict[str, list[str]]:
+        """The runs each run is compared with at equal KL: its ``compare_with``, else the baseline run
+        (the baseline itself: none)."""
+        return {name: list(run.compare_with) if run.compare_with is not None
+                else [] if name == self.baseline() else [self.baseline()]
+                for name, run in self.runs.items()}
+
+    def comparison_groups(self) -> list[list[str]]:
+        """Runs linked by equal-KL comparisons (:meth:`comparisons`), each group in run order, groups in
+        the order of their first run: e.g. one group per ensemble regime when each regime's runs are
+        compared with its own single RM. The figure draws each group in its own row."""
+        parent = {name: name for name in self.runs}
+
+        def root(name: str) -> str:
+            while parent[name] != name:
+                name = parent[name]
+            return name
+
+        for name, baselines in self.comparisons().items():
+            for b in baselines:
+                if b in parent:
+                    parent[root(name)] = root(b)
+        groups: dict[str, list[str]] = {}
+        for name in self.runs:
+            groups.setdefault(root(name), []).append(name)
+        return list(groups.values())
 
     def replicate_names(self, name: str) -> list[str]:
         """Job names of run ``name``'s replicates: ``[name, name_r2, ..., name_rN]``."""

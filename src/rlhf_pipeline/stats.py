@@ -71,3 +71,29 @@ def slope_se(x: Iterable[float], y: Iterable[float]) -> tuple[float, float, int]
         return NAN, NAN, len(x)
     fit = stats.linregress(x, y)
     return float(fit.slope), float(fit.stderr), len(x)
+
+
+def welch(a: Iterable[float], b: Iterable[float], level: float = 0.95,
+          power: float = 0.8) -> tuple[float, float, float, float, float]:
+    """Welch's unequal-variance comparison of mean(a) - mean(b): ``(diff, lo, hi, p, detectable)``.
+
+    ``lo, hi``: the ``level`` interval and ``p`` the two-sided p-value of
+    ``scipy.stats.ttest_ind(equal_var=False)``; ``detectable``: the smallest true difference this test
+    would find at ``1 - level`` with probability ``power`` given the observed spreads, the minimum
+    detectable difference ``(t_{(1+level)/2} + t_{power}) * se`` on Welch-Satterthwaite degrees of
+    freedom. Both sides without spread: the interval is the difference itself, p is 1 if it is 0 else 0,
+    detectable 0. Fewer than two values on a side: every value but ``diff`` is nan."""
+    from scipy import stats
+
+    a, b = np.asarray(list(a), dtype=float), np.asarray(list(b), dtype=float)
+    diff = float(a.mean() - b.mean()) if len(a) and len(b) else NAN
+    if len(a) < 2 or len(b) < 2:
+        return diff, NAN, NAN, NAN, NAN
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if va == 0 and vb == 0:
+        return diff, diff, diff, (1.0 if diff == 0 else 0.0), 0.0
+    res = stats.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(level)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    detectable = (stats.t.ppf(0.5 + level / 2, df) + stats.t.ppf(power, df)) * math.sqrt(va + vb)
+    return diff, float(ci.low), float(ci.high), float(res.pvalue), float(detectable)

@@ -115,10 +115,11 @@ rule fit_curves:
         runs=[f"{run}={','.join(replicate_gold_evals(run))}" for run in PPO_BASE_RUNS],
         bon=[f"{run}=results/bon/{run}/bon.csv" for run in PPO_BASE_RUNS],
         baseline=CFG.ppo.baseline(),
+        compare=[f"{run}={','.join(bs)}" for run, bs in CFG.ppo.comparisons().items() if bs],
         code=code_hash("fit_curves"),
     shell:
         "python -m rlhf_pipeline fit-curves --runs {params.runs} --bons {params.bon} --out {output.fits} "
-        "--baseline {params.baseline} --equal-kl {output.equal_kl} > {log} 2>&1"
+        "--baseline {params.baseline} --compare {params.compare} --equal-kl {output.equal_kl} > {log} 2>&1"
 
 
 rule rm_diversity:
@@ -166,7 +167,8 @@ rule plot_overoptimization:
     params:
         gold=[f"{run}=results/ppo/{run}/aggregate.csv" for run in PPO_BASE_RUNS],
         bon=[f"{run}=results/bon/{run}/bon.csv" for run in PPO_BASE_RUNS],
+        groups=[",".join(group) for group in CFG.ppo.comparison_groups()],
         code=code_hash("plot_overoptimization"),
     shell:
         "python -m rlhf_pipeline plot-overoptimization --gold-evals {params.gold} --bons {params.bon} "
-        "--fits {input.fits} --diversity {input.diversity} --out {output} > {log} 2>&1"
+        "--fits {input.fits} --diversity {input.diversity} --groups {params.groups} --out {output} > {log} 2>&1"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import default_of, load_config_arg
 from ..errors import PipelineError
-from ..models import check_model
+from ..reward.config import check_gold_rm
 from ..runs import Ensemble
 from ..stage import ALPACAFARM_HELP, MANIFEST_HELP, Record, arg, named_args, named_lists, need_paths, stage
 from ..workflow_config import GoldEvalConfig
@@ -27,7 +27,7 @@ from .config import BestOfNConfig
     arg("--manifest", help=MANIFEST_HELP),
 ])
 def cmd_gold_eval(args) -> Record:
-    from ..reward.gold import GoldScorer
+    from ..reward.gold import gold_scorer
     from .gold_eval import gold_eval
     from .plots import plot_gold_vs_kl
 
@@ -35,7 +35,7 @@ def cmd_gold_eval(args) -> Record:
     if not eval_dir.is_dir():
         raise PipelineError(f"{eval_dir}: eval directory does not exist")
     out = Path(args.out) if args.out else eval_dir.parent / "gold_eval.csv"
-    scorer = GoldScorer(args.gold_rm, is_alpacafarm_rm=args.is_alpacafarm_rm, batch_size=args.batch_size)
+    scorer = gold_scorer(args.gold_rm, is_alpacafarm_rm=args.is_alpacafarm_rm, batch_size=args.batch_size)
     df = gold_eval(eval_dir, scorer, out_csv=out, scored_dir=args.scored_dir)
     if args.plot:
         plot_gold_vs_kl(df, args.plot, title=f"{eval_dir.parent.name}: proxy and gold reward vs KL")
@@ -55,7 +55,7 @@ def cmd_gold_eval(args) -> Record:
 def cmd_bon_sample(args, cfg: BestOfNConfig) -> Record:
     from .bon import sample_for_bon
 
-    check_model("--gold-rm", args.gold_rm)
+    check_gold_rm("--gold-rm", args.gold_rm)
     sample_for_bon(cfg, args.policy, args.rm_dirs, args.member_ids,
                    args.gold_rm, args.prompts, args.out, is_alpacafarm_rm=args.is_alpacafarm_rm)
     return Record(seed=cfg.seed)
@@ -88,6 +88,8 @@ def cmd_bon(args) -> None:
     arg("--bons", nargs="*", help="RUN=bon.csv ..."),
     arg("--fits", help="fits.csv (fit-curves): draw each run's fitted curve"),
     arg("--diversity", help="diversity.csv (rm-diversity): add a panel of the ensemble diagnostics"),
+    arg("--groups", nargs="*", help="RUN,RUN,... runs drawn together, one row of panels per group (default: all "
+        "in one row)"),
     arg("--out", required=True, help="PNG to write"),
 ])
 def cmd_plot_overoptimization(args) -> None:
@@ -107,8 +109,9 @@ def cmd_plot_overoptimization(args) -> None:
     if args.diversity:
         need_paths(args.diversity)
         diversity = pd.read_csv(args.diversity)
+    groups = [g.split(",") for g in args.groups or []]
     plot_overoptimization(named(args.gold_evals, "--gold-evals"), named(args.bons, "--bons"), args.out, fits=fits,
-                          diversity=diversity)
+                          diversity=diversity, groups=groups or None)
 
 
 @stage("Mean and 95%% interval per eval step over a run's replicates (PPO seeds): aggregate.csv.",
@@ -132,6 +135,8 @@ def cmd_aggregate_replicates(args) -> None:
            arg("--bons", nargs="*", help="RUN=bon.csv ..."),
            arg("--out", required=True, help="fits.csv to write"),
            arg("--baseline", help="run the others are compared with at equal KL (one of the --runs names)"),
+           arg("--compare", nargs="*", help="RUN=BASELINE[,BASELINE...]: exactly these comparisons instead of "
+               "every run against --baseline (ppo.runs.<run>.compare_with)"),
            arg("--equal-kl", help="equal_kl.csv to write: gold at common sqrt(KL) values, each run minus the "
                "baseline, with 95%% intervals"),
        ])
@@ -144,9 +149,13 @@ def cmd_fit_curves(args) -> None:
 
     rl = {name: [pd.read_csv(p) for p in paths] for name, paths in named_lists(args.runs, "--runs").items()}
     bon = {name: pd.read_csv(paths[0]) for name, paths in named_lists(args.bons, "--bons").items()}
-    if args.equal_kl and not args.baseline:
-        raise PipelineError("fit-curves: --equal-kl needs --baseline RUN (one of the --runs names)")
-    equal = equal_kl_table(rl, args.baseline) if args.equal_kl else None  # checked before anything is written
+    compare = {name: runs.split(",")
+               for name, runs in named_args(args.compare, "--compare", "RUN=RUN[,RUN...]").items()}
+    if args.equal_kl and not (args.baseline or compare):
+        raise PipelineError("fit-curves: --equal-kl needs --baseline RUN (one of the --runs names) or "
+                            "--compare")
+    # checked before anything is written
+    equal = equal_kl_table(rl, args.baseline, compare=compare or None) if args.equal_kl else None
     write_csv(fit_table(rl, bon), args.out)
     if equal is not None:
         write_csv(equal, args.equal_kl)
@@ -167,7 +176,7 @@ def cmd_fit_curves(args) -> None:
        ])
 def cmd_rm_diversity(args) -> None:
     from ..io import write_csv
-    from ..reward.gold import GoldScorer
+    from ..reward.gold import gold_scorer
     from .diversity import diversity_table
 
     if len(args.rm_dirs) != len(args.member_ids):
@@ -176,7 +185,7 @@ def cmd_rm_diversity(args) -> None:
     runs = named_lists(args.runs, "--runs")
     groups = {name: [int(s) for s in seeds.split(",")]
               for name, seeds in named_args(args.groups, "--groups", "NAME=SEED[,SEED...]").items()}
-    scorer = GoldScorer(args.gold_rm, is_alpacafarm_rm=args.is_alpacafarm_rm, batch_size=args.batch_size) \
+    scorer = gold_scorer(args.gold_rm, is_alpacafarm_rm=args.is_alpacafarm_rm, batch_size=args.batch_size) \
         if runs else None
     df = diversity_table(args.rm_dirs, args.member_ids, args.pairs, runs, scorer, groups=groups,
                          batch_size=args.batch_size)

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
+from ..stats import welch
 from .replicates import LEVEL, Z95, se_of_replicate_mean, t_interval
 
 EQUAL_KL_COLUMNS = [
@@ -72,28 +73,34 @@ def common_grid(runs: dict[str, Sequence[pd.DataFrame]], n_points: int = 4) -> n
     return d_common * np.arange(1, n_points + 1) / n_points
 
 
-def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """``(lo, hi, p)`` of mean(a) - mean(b): Welch's t-test (scipy), 95% interval."""
-    from scipy import stats
-
-    if np.std(a) == 0 and np.std(b) == 0:  # no spread at all: scipy's t is undefined
-        diff = float(a.mean() - b.mean())
-        return diff, diff, (1.0 if diff == 0 else 0.0)
-    res = stats.ttest_ind(a, b, equal_var=False)
-    ci = res.confidence_interval(LEVEL)
-    return float(ci.low), float(ci.high), float(res.pvalue)
-
-
-def equal_kl_table(runs: dict[str, Sequence[pd.DataFrame]], baseline: str, n_points: int = 4) -> pd.DataFrame:
+def equal_kl_table(runs: dict[str, Sequence[pd.DataFrame]], baseline: str | None, n_points: int = 4,
+                   compare: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """equal_kl.csv (:data:`EQUAL_KL_COLUMNS`): every run of ``runs`` (its replicates' gold_eval tables)
-    against ``baseline`` at ``n_points`` common values of d."""
-    from scipy import stats
-
-    if baseline not in runs:
-        raise PipelineError(f"equal KL: baseline run {baseline!r} must be one of the compared runs {list(runs)}")
+    against ``baseline`` at ``n_points`` common values of d; or, with ``compare`` (run -> the runs it is
+    compared with), exactly those comparisons. One block per baseline, with its own grid (the common
+    range of the baseline and the runs compared with it), the baseline's own rows first."""
+    if compare is None:
+        compare = {name: [baseline] for name in runs if name != baseline}
+    named = {baseline, *compare, *(b for bs in compare.values() for b in bs)} - {None}
+    unknown = sorted(n for n in named if n not in runs)
+    if unknown:
+        raise PipelineError(f"equal KL: run(s) {unknown} must be among the compared runs {list(runs)}")
     if any(len(frames) == 0 for frames in runs.values()):
         raise PipelineError(f"equal KL: every run needs at least one gold_eval table, got "
                             f"{ {name: len(frames) for name, frames in runs.items()} }")
+    baselines = list(dict.fromkeys(b for name in runs for b in compare.get(name, []) if b != name))
+    if not baselines and baseline is not None:
+        baselines = [baseline]
+    blocks = [_against({b: runs[b], **{n: f for n, f in runs.items() if n != b and b in compare.get(n, [])}},
+                       b, n_points) for b in baselines]
+    return pd.concat(blocks, ignore_index=True)[EQUAL_KL_COLUMNS] if blocks else \
+        pd.DataFrame(columns=EQUAL_KL_COLUMNS)
+
+
+def _against(runs: dict[str, Sequence[pd.DataFrame]], baseline: str, n_points: int) -> pd.DataFrame:
+    """The rows of one baseline's block: ``baseline`` (first in ``runs``) and the runs compared with it."""
+    from scipy import stats
+
     grid = common_grid(runs, n_points)
     if grid.size == 0:
         return pd.DataFrame([{"run": name, "baseline": baseline, "n_replicates": len(frames),
@@ -121,7 +128,7 @@ def equal_kl_table(runs: dict[str, Sequence[pd.DataFrame]], baseline: str, n_poi
             if name == baseline:
                 row["diff"] = row["diff_lo"] = row["diff_hi"] = row["p_value"] = math.nan
             elif replicated:
-                row["diff_lo"], row["diff_hi"], row["p_value"] = _welch(gold[:, j], base_gold[:, j])
+                _, row["diff_lo"], row["diff_hi"], row["p_value"], _ = welch(gold[:, j], base_gold[:, j], LEVEL)
             else:
                 s = math.hypot(se[j], base_se[j])
                 row["diff_lo"], row["diff_hi"] = row["diff"] - Z95 * s, row["diff"] + Z95 * s

@@ -17,6 +17,14 @@ Point estimates come from one fit to all replicates' points pooled. Intervals (9
 values; NaN when a replicate has fewer than 2 points with d > 0); ``fit_covariance_t95`` with one
 curve (``curve_fit``'s covariance, t with n - 2 degrees of freedom; no interval for the peak).
 ``too_few_points``: fewer than 2 points with d > 0 in all (every value NaN).
+
+The observed turn, without a functional form (``rl`` rows; NaN for ``bon`` and with fewer than three
+eval steps): ``best_step`` is the eval step between the first and the last with the highest gold
+mean over replicates, ``drop`` the mean over replicates of gold at ``best_step`` minus gold at the last
+step (``final_step``), paired by replicate: Student-t 95% interval and two-sided p-value over the
+replicates (one replicate: the eval prompts' standard errors, normal). The best step is picked on the
+same data, so ``drop`` leans high (more so with few replicates and many eval steps); a drop whose
+interval excludes 0 with the fitted peak in range is the downturn Gao et al. describe.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ FIT_COLUMNS = [
     "run", "form", "n_replicates", "n_points", "d_max", "gold_start",
     "alpha", "alpha_lo", "alpha_hi", "beta", "beta_lo", "beta_hi", "r2",
     "d_peak", "d_peak_lo", "d_peak_hi", "gold_peak", "gold_peak_lo", "gold_peak_hi", "peak_in_range", "interval",
+    "best_step", "best_gold", "final_step", "final_gold", "drop", "drop_lo", "drop_hi", "drop_p",
 ]
 
 
@@ -132,7 +141,37 @@ def fit_curves(run: str, form: str, curves: Sequence[pd.DataFrame]) -> dict:
             row[f"{key}_lo"], row[f"{key}_hi"] = row[key] - half, row[key] + half
         row.update(d_peak_lo=math.nan, d_peak_hi=math.nan, gold_peak_lo=math.nan, gold_peak_hi=math.nan)
         row["interval"] = "fit_covariance_t95"
+    if form == "rl":
+        row.update(observed_drop(curves))
     return row
+
+
+def observed_drop(curves: Sequence[pd.DataFrame]) -> dict:
+    """The ``best_step`` ... ``drop_p`` values of one PPO run's replicate curves (see the module doc)."""
+    from scipy import stats
+
+    out = dict.fromkeys(("best_step", "best_gold", "final_step", "final_gold", "drop", "drop_lo", "drop_hi",
+                         "drop_p"), math.nan)
+    if not all("step" in df for df in curves):
+        return out
+    steps = sorted(set.intersection(*(set(df["step"]) for df in curves)))
+    if len(steps) < 3:
+        return out
+    gold = np.array([[float(df.set_index("step").loc[s, "gold_reward"]) for s in steps] for df in curves])
+    best = 1 + int(np.argmax(gold[:, 1:-1].mean(axis=0)))
+    drops = gold[:, best] - gold[:, -1]
+    out.update(best_step=steps[best], best_gold=float(gold[:, best].mean()), final_step=steps[-1],
+               final_gold=float(gold[:, -1].mean()), drop=float(drops.mean()))
+    if len(curves) >= 2:
+        _, out["drop_lo"], out["drop_hi"] = t_interval(drops)
+        sd = float(drops.std(ddof=1))
+        out["drop_p"] = float(stats.ttest_1samp(drops, 0.0).pvalue) if sd > 0 else float(drops.mean() == 0)
+    else:
+        se = curves[0].set_index("step")["gold_reward_se"]
+        s = math.hypot(float(se.loc[steps[best]]), float(se.loc[steps[-1]]))
+        out["drop_lo"], out["drop_hi"] = out["drop"] - 1.959964 * s, out["drop"] + 1.959964 * s
+        out["drop_p"] = float(2 * stats.norm.sf(abs(out["drop"]) / s)) if s > 0 else math.nan
+    return out
 
 
 def fit_table(rl: dict[str, Sequence[pd.DataFrame]], bon: dict[str, pd.DataFrame]) -> pd.DataFrame:

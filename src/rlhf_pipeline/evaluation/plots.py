@@ -90,6 +90,7 @@ def plot_gold_vs_kl(df: pd.DataFrame, out_png: str | os.PathLike, title: str) ->
 def plot_overoptimization(
     runs: dict[str, pd.DataFrame], bon: dict[str, pd.DataFrame], out_png: str | os.PathLike,
     fits: pd.DataFrame | None = None, diversity: pd.DataFrame | None = None,
+    groups: list[list[str]] | None = None,
 ) -> None:
     """All runs on one figure: gold (left) and proxy (middle) reward against d = sqrt(KL).
 
@@ -97,35 +98,47 @@ def plot_overoptimization(
     95% interval, else +-1 SE over prompts); ``bon``: name -> best-of-n table (dashed, the same colour
     as the PPO run of the same name). ``fits`` (fits.csv): each run's fitted Gao et al. curve, drawn
     in the gold panel (dotted: PPO, dash-dot: best-of-n). ``diversity`` (diversity.csv): a third panel
-    of the ensemble diagnostics. Proxy rewards of different objectives are on different scales;
-    compare shapes, not levels, in the proxy panel.
+    of the ensemble diagnostics. ``groups``: runs drawn together, one row of panels per group (e.g. one
+    per ensemble regime; :meth:`rlhf_pipeline.runs.PPOSection.comparison_groups`); None: one row of all.
+    Proxy rewards of different objectives are on different scales; compare shapes, not levels, in the
+    proxy panel.
     """
     if not runs and not bon:
         raise PipelineError(f"plot {out_png}: no PPO runs and no best-of-n results to plot")
     names = list(dict.fromkeys([*runs, *bon]))
-    colors = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    groups = [g for g in (groups or [names]) if any(n in names for n in g)] or [names]
+    colors = {}
+    for group in groups:  # the same colour for the i-th run of every group (e.g. single, mean, WCO, UWO)
+        colors.update({name: f"C{i % 10}" for i, name in enumerate(group)})
+    colors.update({name: f"C{i % 10}" for i, name in enumerate(names) if name not in colors})
     panels = 3 if diversity is not None and not diversity.empty else 2
-    fig = Figure(figsize=(6 * panels, 4.8))
-    axes = fig.subplots(1, panels)
-    ax_gold, ax_proxy = axes[0], axes[1]
-    for ax, y in [(ax_gold, "gold_reward"), (ax_proxy, "proxy_reward")]:
-        for name, df in runs.items():
-            _line(ax, df, y, f"{name} (PPO)", colors[name])
-        for name, df in bon.items():
-            _line(ax, df, y, f"{name} (best-of-n)", colors[name], "--", "^")
-        ax.set_xlabel(X_LABEL)
-        ax.grid(alpha=0.3)
-    if fits is not None:
-        for _, fit in fits.iterrows():
-            if fit["run"] in colors and np.isfinite(float(fit["alpha"])):
-                _fitted(ax_gold, fit, colors[fit["run"]], ":" if fit["form"] == "rl" else "-.")
-    ax_gold.set_ylabel("gold reward")
-    ax_gold.set_title("Gold reward (what we want)" + ("; fitted Gao et al. forms dotted" if fits is not None else ""))
-    ax_proxy.set_ylabel("proxy reward (each run's objective)")
-    ax_proxy.set_title("Proxy reward (what is optimised)")
-    ax_gold.legend(loc="best", fontsize=8)
+    fig = Figure(figsize=(6 * panels, 4.8 * len(groups)))
+    axes = np.atleast_2d(fig.subplots(len(groups), panels))
+    for row, group in enumerate(groups):
+        ax_gold, ax_proxy = axes[row, 0], axes[row, 1]
+        for ax, y in [(ax_gold, "gold_reward"), (ax_proxy, "proxy_reward")]:
+            for name, df in runs.items():
+                if name in group:
+                    _line(ax, df, y, f"{name} (PPO)", colors[name])
+            for name, df in bon.items():
+                if name in group:
+                    _line(ax, df, y, f"{name} (best-of-n)", colors[name], "--", "^")
+            ax.set_xlabel(X_LABEL)
+            ax.grid(alpha=0.3)
+        if fits is not None:
+            for _, fit in fits.iterrows():
+                if fit["run"] in group and np.isfinite(float(fit["alpha"])):
+                    _fitted(ax_gold, fit, colors[fit["run"]], ":" if fit["form"] == "rl" else "-.")
+        ax_gold.set_ylabel("gold reward")
+        ax_gold.set_title("Gold reward (what we want)" + ("; fitted Gao et al. forms dotted" if fits is not None
+                                                          else ""))
+        ax_proxy.set_ylabel("proxy reward (each run's objective)")
+        ax_proxy.set_title("Proxy reward (what is optimised)")
+        ax_gold.legend(loc="best", fontsize=8)
+        if panels == 3 and row > 0:
+            axes[row, 2].set_visible(False)
     if panels == 3:
-        _diversity_panel(axes[2], diversity)
+        _diversity_panel(axes[0, 2], diversity)
     fig.suptitle("Reward-model overoptimization: PPO (solid) and best-of-n (dashed). Bands: PPO aggregates 95% "
                  "(over PPO seeds; one seed: over prompts), single tables and best-of-n +-1 SE over prompts")
     save_figure(fig, out_png)

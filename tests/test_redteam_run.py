@@ -107,3 +107,40 @@ def test_summary_keeps_each_metric_columns_type(tmp_path):
     assert lines[0].split(",")[:5] == ["run", "group", "step", "n", "success_rate"]
     assert lines[1].split(",")[:6] == ["plain_s1", "plain", "2", "8", "0.25", "2"]
     assert lines[2].split(",")[:6] == ["curious_s1", "curiosity", "2", "8", "0.5", "4"]
+
+
+def test_group_table_hand_worked_and_the_summary_writes_it(tmp_path):
+    """Per group: mean and Student-t interval over its runs; against the baseline group: Welch (the same
+    numbers as rlhf_pipeline.stats.welch's hand-worked test); undefined diversities are left out."""
+    import pandas as pd
+    from scipy import stats
+
+    from rlhf_pipeline.redteam.run import METRIC_COLUMNS, group_table, summarize_redteam
+
+    table = pd.DataFrame({"run": ["p1", "p2", "p3", "c1", "c2", "c3"],
+                          "group": ["plain"] * 3 + ["curiosity"] * 3,
+                          "success_rate": [0.0, 0.5, 1.0, 1.0, 2.0, 3.0],
+                          "diversity_bleu": [0.5, 0.7, float("nan"), 0.6, 0.6, 0.6],
+                          "diversity_embedding": [0.5] * 6, "kl": [1.0] * 6})
+    out = group_table(table).set_index(["group", "measure"])
+    assert set(out["baseline"]) == {"plain"}  # the first run's group
+    row = out.loc[("curiosity", "success_rate")]
+    # curiosity: mean 2, sd 1, n 3 -> half-width t(0.975, 2) = 4.302653 / sqrt(3) = 2.484138
+    assert (row["mean"], row["hi"] - row["mean"]) == (pytest.approx(2.0), pytest.approx(2.484138, abs=1e-6))
+    assert row["diff"] == pytest.approx(1.5)
+    assert row["p_value"] == pytest.approx(2 * stats.t.sf(2.323790, 2.941176), rel=1e-5)
+    assert row["detectable_diff"] > 0 and out.loc[("plain", "success_rate"), ["diff", "p_value"]].isna().all()
+    assert out.loc[("plain", "diversity_bleu"), "n_runs"] == 2  # the NaN run is left out
+    flat = out.loc[("curiosity", "diversity_embedding")]
+    assert (flat["diff"], flat["diff_lo"], flat["p_value"]) == (0.0, 0.0, 1.0)
+    with pytest.raises(Exception, match="baseline group 'nope'"):
+        group_table(table, "nope")
+
+    runs = {}
+    for _, r in table.iterrows():
+        row = [2, 8, r["success_rate"] / 3, 1, 1, r["diversity_bleu"], 0.5, 0.3, 0.0, 1.0]
+        pd.DataFrame([row], columns=METRIC_COLUMNS).to_csv(tmp_path / f"{r['run']}.csv", index=False)
+        runs[r["run"]] = (r["group"], tmp_path / f"{r['run']}.csv")
+    summarize_redteam(runs, tmp_path / "s.csv", tmp_path / "s.png", tmp_path / "g.csv", "curiosity")
+    groups = pd.read_csv(tmp_path / "g.csv")
+    assert set(groups["baseline"]) == {"curiosity"} and len(groups) == 8 and (tmp_path / "s.png").stat().st_size > 0

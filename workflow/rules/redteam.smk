@@ -127,12 +127,19 @@ rule redteam_summary:
             subcategory="all runs",
             caption="../report/redteam_summary.rst",
         ),
+        groups=report(
+            "results/redteam/groups.csv",
+            category="Red-teaming",
+            subcategory="all runs",
+            caption="../report/redteam_summary.rst",
+        ),
     log:
         "results/logs/redteam_summary.log",
     localrule: True
     params:
         runs=redteam_summary_args(),
+        baseline=redteam_baseline_group_arg(),
         code=code_hash("redteam_summary"),
     shell:
         "python -m rlhf_pipeline redteam-summary --runs {params.runs} --out-csv {output.csv} --out-png {output.png} "
-        "> {log} 2>&1"
+        "--out-groups {output.groups} {params.baseline} > {log} 2>&1"

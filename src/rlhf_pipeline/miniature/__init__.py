@@ -42,7 +42,7 @@ SIZE_KEYS = frozenset({
     "n_train", "n_val", "n_test", "max_rows", "n_samples", "n_prompts", "n_eval_prompts", "ns", "n_stories",
     "questions_per_story", "questions", "max_speeches", "n_target_train", "n_target_val", "n_classifier",
     "episodes", "trials", "n_episodes_heldout", "episodes_per_step", "replicates", "n", "opponent_n", "rounds",
-    "n_chunks", "bootstrap",
+    "n_chunks", "bootstrap", "eval_repeats", "diversity_sample",
     # steps, epochs, batches, intervals
     "epochs", "total_episodes", "ppo_epochs", "batch_size", "mini_batch_size", "eval_batch_size", "reward_batch_size",
     "grad_accum", "eval_interval", "checkpoint_interval",

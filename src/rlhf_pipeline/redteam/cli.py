@@ -55,6 +55,9 @@ def cmd_redteam(args, run: RedTeamRunConfig) -> Record:
     arg("--runs", nargs="+", required=True, help="NAME=GROUP=metrics.csv ..."),
     arg("--out-csv", required=True, help="summary CSV to write"),
     arg("--out-png", required=True, help="plot to write"),
+    arg("--out-groups", help="groups.csv to write: each group's mean and 95%% interval over its runs, and its "
+        "difference from the baseline group (Welch)"),
+    arg("--baseline-group", help="the group the others are compared with (default: the first run's)"),
 ])
 def cmd_redteam_summary(args) -> None:
     from .run import summarize_redteam
@@ -66,4 +69,4 @@ def cmd_redteam_summary(args) -> None:
             raise PipelineError(f"--runs {item!r}: expected NAME=GROUP=metrics.csv")
         need_paths(path)
         runs[name] = (group, path)
-    summarize_redteam(runs, args.out_csv, args.out_png)
+    summarize_redteam(runs, args.out_csv, args.out_png, args.out_groups, args.baseline_group)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import Section, bad, check_keys, join, setting
 from ..ppo.config import PPOConfig
+from ..runs import REPLICATE_SEED_STRIDE
 from ..sft import SFTConfig
 
 TOXICITY_BACKENDS = ("hf", "profanity_check")
@@ -143,6 +144,9 @@ class RedTeamRun(Section):
     terms: RewardTermsConfig = setting(default_factory=RewardTermsConfig, help="Reward weights.")
     hparams: dict[str, Any] = setting(default_factory=dict, help="PPOConfig overrides for this run (over "
                                       "redteam.hparams).")
+    replicates: int = setting(1, ge=1, help="Seeds to run: replicate 1 is this run, replicate k >= 2 is run "
+                              "{run}_r{k} (results/redteam/{run}_r{k}/) with seed + 1000 (k - 1), in this run's "
+                              "group.")
 
 
 @dataclass
@@ -159,6 +163,16 @@ class RedTeamSection(Section):
     target: TargetConfig = setting(default_factory=TargetConfig, help="The target model.")
     hparams: dict[str, Any] = setting(default_factory=dict, help="PPOConfig settings shared by the red-team runs.")
     n_eval_prompts: int = setting(64, ge=1, help="Attacker prompts per evaluation (from the test split).")
+    eval_repeats: int = setting(1, ge=1, help="Attacks sampled per eval prompt: each evaluation attacks the "
+                                "n_eval_prompts prompts this many times (independent samples; the success rate's "
+                                "standard error shrinks with n_eval_prompts * eval_repeats).")
+    diversity_sample: int | None = setting(None, ge=2, help="Compute both diversities on this many successful "
+                                           "attacks (a seeded random subset when there are more; null = all). "
+                                           "Self-BLEU rises with the number of other outputs it is measured "
+                                           "against, so a fixed size compares runs whose success rates differ.")
+    baseline_group: str | None = setting(None, help="The group every group is compared with in "
+                                         "results/redteam/groups.csv (Welch over its runs); null = the first "
+                                         "run's group.")
     export_successful: bool = setting(False, help="Also write the successful attack prompts to "
                                       "results/redteam/<run>/successful.jsonl (opt-in: such lists can be harmful "
                                       "to publish).")
@@ -172,19 +186,38 @@ class RedTeamSection(Section):
         if reserved:
             bad(join(where, "runs"), reserved, "run names other than target, toxicity and summary (results/redteam/"
                 "<name>/ would collide with the default target's and classifier's directories)")
-        for name in self.runs:
+        groups = [run.group or name for name, run in self.runs.items()]
+        if self.baseline_group is not None and self.baseline_group not in groups:
+            bad(join(where, "baseline_group"), self.baseline_group, f"one of the runs' groups {sorted(set(groups))}")
+        for name, run in self.runs.items():
+            clash = [r for r in self.replicate_names(name)[1:] if r in self.runs]
+            if clash:
+                bad(join(where, f"runs.{name}.replicates"), run.replicates, f"a count whose replicate names do "
+                    f"not name other runs ({clash} are configured runs)")
+        for name in self.run_names():
             self.run_config(name, where)
 
+    def replicate_names(self, name: str) -> list[str]:
+        """Job names of run ``name``'s replicates: ``[name, name_r2, ..., name_rN]``."""
+        return [name] + [f"{name}_r{k}" for k in range(2, self.runs[name].replicates + 1)]
+
+    def run_names(self) -> list[str]:
+        """Every red-team job: each run's replicates, run by run (``results/redteam/{name}/``)."""
+        return [r for name in self.runs for r in self.replicate_names(name)]
+
     def run_config(self, name: str, where: str = "redteam") -> RedTeamRunConfig:
-        """The resolved, validated config of run ``name`` (the redteam stage's one --config)."""
-        run = self.runs[name]
-        at = join(where, f"runs.{name}")
+        """The resolved, validated config of run or replicate ``name`` (the redteam stage's one --config)."""
+        base, k = next((b, i + 1) for b in self.runs for i, r in enumerate(self.replicate_names(b)) if r == name)
+        run = self.runs[base]
+        at = join(where, f"runs.{base}")
         check_keys(PPOConfig, self.hparams, join(where, "hparams"))
         check_keys(PPOConfig, run.hparams, f"{at}.hparams")
-        hparams = PPOConfig.from_dict({**self.hparams, **run.hparams, "seed": run.seed}, f"{at}.hparams")
-        return RedTeamRunConfig(name=name, group=run.group or name, terms=run.terms, hparams=hparams,
+        seed = run.seed + REPLICATE_SEED_STRIDE * (k - 1)
+        hparams = PPOConfig.from_dict({**self.hparams, **run.hparams, "seed": seed}, f"{at}.hparams")
+        return RedTeamRunConfig(name=name, group=run.group or base, terms=run.terms, hparams=hparams,
                                 toxicity=self.toxicity, gibberish=self.gibberish, target=self.target,
-                                n_eval_prompts=self.n_eval_prompts, export_successful=self.export_successful)
+                                n_eval_prompts=self.n_eval_prompts, eval_repeats=self.eval_repeats,
+                                diversity_sample=self.diversity_sample, export_successful=self.export_successful)
 
 
 @dataclass
@@ -201,4 +234,7 @@ class RedTeamRunConfig(Section):
     gibberish: GibberishConfig = setting(default_factory=GibberishConfig, help="p_gibberish(x).")
     target: TargetConfig = setting(default_factory=TargetConfig, help="The target model.")
     n_eval_prompts: int = setting(64, ge=1, help="Attacker prompts per evaluation.")
+    eval_repeats: int = setting(1, ge=1, help="Attacks sampled per eval prompt.")
+    diversity_sample: int | None = setting(None, ge=2, help="Successful attacks both diversities are computed on "
+                                           "(a seeded subset; null = all).")
     export_successful: bool = setting(False, help="Write successful.jsonl (opt-in).")

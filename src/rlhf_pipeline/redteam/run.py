@@ -70,8 +70,9 @@ def build_reward(run: RedTeamRunConfig, target_dir: str | None, toxicity_dir: st
 
 
 def eval_metrics(eval_dir: str | os.PathLike, threshold: float, embed=None,
-                 orders: tuple[int, ...] = (2, 3, 4, 5)) -> list[dict[str, Any]]:
-    """One :data:`METRIC_COLUMNS` row per eval file of a red-team run."""
+                 orders: tuple[int, ...] = (2, 3, 4, 5), sample: int | None = None) -> list[dict[str, Any]]:
+    """One :data:`METRIC_COLUMNS` row per eval file of a red-team run (``sample``: the diversities'
+    sample size, drawn with the eval step as seed; see :func:`~.metrics.success_and_diversity`)."""
     import numpy as np
 
     from ..evaluation.gold_eval import eval_files
@@ -81,7 +82,8 @@ def eval_metrics(eval_dir: str | os.PathLike, threshold: float, embed=None,
     for step, path in eval_files(eval_dir):
         rows = read_jsonl(path, required=["response", "term_toxicity", "kl"])
         tox = [r["term_toxicity"] for r in rows]
-        m = success_and_diversity(tox, [r["response"] for r in rows], threshold, embed=embed, orders=orders)
+        m = success_and_diversity(tox, [r["response"] for r in rows], threshold, embed=embed, orders=orders,
+                                  sample=sample, seed=step)
         out.append({"step": step, "n": len(rows), "success_rate": m["success_rate"],
                     "n_successful": m["n_successful"], "n_unique_successful": m["n_unique_successful"],
                     "diversity_bleu": m["diversity_selfbleu"], "diversity_embedding": m["diversity_cos"],
@@ -102,11 +104,12 @@ def train_redteam(run: RedTeamRunConfig, policy_dir: str, train_prompts: list[st
 
     out_dir = Path(out_dir)
     reward = build_reward(run, target_dir, toxicity_dir)
-    summary = train_ppo(run.hparams, policy_dir, reward, train_prompts, eval_prompts[: run.n_eval_prompts],
+    evals = eval_prompts[: run.n_eval_prompts] * run.eval_repeats
+    summary = train_ppo(run.hparams, policy_dir, reward, train_prompts, evals,
                         out_dir, ckpt_dir, hooks=[SamplesLog(out_dir / "samples.jsonl")],
                         run_info={"reward": {k: v for k, v in run.to_dict().items() if k != "hparams"}})
     metrics = eval_metrics(out_dir / "eval", run.toxicity.threshold, embed=reward.novelty.embed,
-                           orders=tuple(run.terms.bleu_orders))
+                           orders=tuple(run.terms.bleu_orders), sample=run.diversity_sample)
     write_csv(pd.DataFrame(metrics, columns=METRIC_COLUMNS), out_dir / "metrics.csv")
     if run.export_successful:
         rows = read_jsonl(out_dir / "samples.jsonl")
@@ -114,10 +117,58 @@ def train_redteam(run: RedTeamRunConfig, policy_dir: str, train_prompts: list[st
     return {**summary, "final_metrics": metrics[-1] if metrics else {}}
 
 
+GROUP_MEASURES = ("success_rate", "diversity_bleu", "diversity_embedding", "kl")
+"""The columns of ``metrics.csv`` that ``groups.csv`` compares across groups."""
+GROUP_COLUMNS = ["group", "baseline", "measure", "n_runs", "mean", "lo", "hi", "baseline_mean",
+                 "diff", "diff_lo", "diff_hi", "p_value", "detectable_diff"]
+
+
+def group_table(table, baseline: str | None = None):
+    """``groups.csv`` from the summary (one row per run, its final eval step): per group and measure of
+    :data:`GROUP_MEASURES`, the mean over the group's runs with its 95% Student-t interval (the spread
+    over seeds, which holds the eval prompts' sampling noise too), and the difference from the
+    ``baseline`` group (default: the first run's) with Welch's 95% interval, p-value and the smallest
+    difference it would detect with 80% power (:func:`rlhf_pipeline.stats.welch`). A run whose
+    diversity is undefined (fewer than two successes) is left out of that measure (``n_runs``)."""
+    import numpy as np
+    import pandas as pd
+
+    from ..evaluation.replicates import t_interval
+    from ..stats import welch
+
+    groups = list(dict.fromkeys(table["group"]))
+    baseline = baseline or groups[0]
+    if baseline not in groups:
+        raise PipelineError(f"red-team summary: baseline group {baseline!r} must be one of {groups}")
+    rows = []
+    for group in groups:
+        for measure in GROUP_MEASURES:
+            x = table.loc[table["group"] == group, measure].dropna().to_numpy(dtype=np.float64)
+            base = table.loc[table["group"] == baseline, measure].dropna().to_numpy(dtype=np.float64)
+            mean, lo, hi = t_interval(x) if len(x) else (float("nan"),) * 3
+            diff, dlo, dhi, p, detectable = (welch(x, base) if group != baseline
+                                             else (float("nan"),) * 5)
+            rows.append({"group": group, "baseline": baseline, "measure": measure, "n_runs": len(x),
+                         "mean": mean, "lo": lo, "hi": hi,
+                         "baseline_mean": float(base.mean()) if len(base) else float("nan"),
+                         "diff": diff, "diff_lo": dlo, "diff_hi": dhi, "p_value": p, "detectable_diff": detectable})
+    return pd.DataFrame(rows, columns=GROUP_COLUMNS)
+
+
+def _half_widths(row) -> list[list[float]]:
+    """Error-bar lengths below and above ``row``'s mean (0 where its interval is undefined)."""
+    import math
+
+    return [[0.0 if math.isnan(row["mean"] - row["lo"]) else row["mean"] - row["lo"]],
+            [0.0 if math.isnan(row["hi"] - row["mean"]) else row["hi"] - row["mean"]]]
+
+
 def summarize_redteam(runs: dict[str, tuple[str, str | os.PathLike]], out_csv: str | os.PathLike,
-                      out_png: str | os.PathLike) -> Any:
-    """``runs``: name -> (group, metrics.csv). One row per run (its final eval step) and a plot of
-    success rate against diversity, each group in one colour with its seeds as points."""
+                      out_png: str | os.PathLike, out_groups: str | os.PathLike | None = None,
+                      baseline_group: str | None = None) -> Any:
+    """``runs``: name -> (group, metrics.csv). One row per run (its final eval step), the groups'
+    comparison (``out_groups``: :func:`group_table`) and a plot of success rate against diversity,
+    each group in one colour with its runs as points and its mean with 95% intervals as a cross."""
     import pandas as pd
     from matplotlib.figure import Figure
 
@@ -132,21 +183,30 @@ def summarize_redteam(runs: dict[str, tuple[str, str | os.PathLike]], out_csv: s
         last = df.iloc[[-1]].to_dict("records")[0]  # each column keeps its type (a row Series would be all float)
         rows.append({"run": name, "group": group, **last})
     table = pd.DataFrame(rows)
+    groups = group_table(table, baseline_group).set_index(["group", "measure"])
     write_csv(table, out_csv)
+    if out_groups is not None:
+        write_csv(groups.reset_index()[GROUP_COLUMNS], out_groups)
     fig = Figure(figsize=(10, 4))
     axes = fig.subplots(1, 2)
     for ax, col, label in ((axes[0], "diversity_bleu", "diversity: 1 - self-BLEU"),
                            (axes[1], "diversity_embedding", "diversity: 1 - embedding similarity")):
-        for group, g in table.groupby("group", sort=True):
-            ax.scatter(g[col], g["success_rate"], label=group, s=40)
-            for _, r in g.iterrows():
-                ax.annotate(r["run"], (r[col], r["success_rate"]), fontsize=7, xytext=(3, 3),
-                            textcoords="offset points")
+        for i, (group, g) in enumerate(table.groupby("group", sort=True)):
+            colour = f"C{i}"
+            ax.scatter(g[col], g["success_rate"], label=group, s=25, alpha=0.6, color=colour)
+            x, y = groups.loc[(group, col)], groups.loc[(group, "success_rate")]
+            ax.errorbar(x["mean"], y["mean"], xerr=_half_widths(x), yerr=_half_widths(y), color=colour,
+                        capsize=3, lw=1.5)
+            if len(g) <= 4:
+                for _, r in g.iterrows():
+                    ax.annotate(r["run"], (r[col], r["success_rate"]), fontsize=7, xytext=(3, 3),
+                                textcoords="offset points")
         ax.set_xlabel(f"{label} (successful attacks)")
         ax.set_ylabel("success rate (toxic target replies)")
         ax.grid(alpha=0.3)
     axes[0].legend(title="group")
-    fig.suptitle("Red-teaming: success against diversity, every run (final eval step)")
+    fig.suptitle("Red-teaming: success against diversity at the final eval step (points: runs; "
+                 "crosses: group mean, 95% interval over its runs)", fontsize=9)
     fig.tight_layout()
     save_figure(fig, out_png)
     return table

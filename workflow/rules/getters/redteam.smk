@@ -1,7 +1,7 @@
 # Getters of redteam.smk's rules (functions only, so `snakemake --lint` keeps rules and functions apart).
 
 REDTEAM = CFG.redteam
-REDTEAM_RUNS = list(REDTEAM.runs)
+REDTEAM_RUNS = REDTEAM.run_names()
 DEFAULT_TARGET = "results/redteam/target/model"
 DEFAULT_TOXICITY = "results/redteam/toxicity/model"
 
@@ -38,4 +38,10 @@ def redteam_run_config(wildcards):
 
 def redteam_summary_args():
     """NAME=GROUP=metrics.csv of every run."""
-    return [f"{name}={REDTEAM.runs[name].group or name}=results/redteam/{name}/metrics.csv" for name in REDTEAM_RUNS]
+    return [f"{name}={REDTEAM.run_config(name).group}=results/redteam/{name}/metrics.csv" for name in REDTEAM_RUNS]
+
+
+def redteam_baseline_group_arg():
+    """--baseline-group of the summary when redteam.baseline_group is set."""
+    group = REDTEAM.baseline_group
+    return f"--baseline-group {group}" if group else ""

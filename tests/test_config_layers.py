@@ -34,14 +34,16 @@ def test_no_file_is_the_demo_and_an_experiment_never_inherits_the_demo_s_sizes()
     assert coste.ppo.hparams.kl_coef == 0.01 and coste.rm.head == "last_token"
 
 
-def test_bases_load_first_each_once_and_label_their_layers():
-    layers = config_layers([EXP / "coste_cpu.yaml", EXP / "coste_cpu_96steps.yaml"], root=ROOT)
+def test_bases_load_first_each_once_and_label_their_layers(tmp_path):
+    longer = tmp_path / "longer.yaml"  # an overlay on an experiment that stands on the demo
+    longer.write_text(yaml.safe_dump({"base": "config/experiments/coste_cpu.yaml", "ppo.hparams.total_episodes": 3072}))
+    layers = config_layers([EXP / "coste_cpu.yaml", longer], root=ROOT)
     assert [(layer.kind, layer.source) for layer in layers] == [
         ("demo", "config/config.yaml"), ("experiment", "config/experiments/coste_cpu.yaml"),
-        ("experiment", "config/experiments/coste_cpu_96steps.yaml")]
-    cfg = resolved(EXP / "coste_cpu_96steps.yaml")[0]
-    assert cfg.ppo.hparams.total_episodes == 1536 and set(cfg.ppo.runs) == {"single", "mean", "wco", "uwo",
-                                                                           "uwo_small_kl"}
+        ("experiment", str(longer))]
+    cfg = resolved(longer)[0]
+    assert cfg.ppo.hparams.total_episodes == 3072 and cfg.ppo.hparams.lr_schedule == "constant"
+    assert set(cfg.ppo.runs) == {"single", "mean", "wco", "uwo", "single_ind", "mean_ind", "wco_ind", "uwo_ind"}
 
 
 def test_named_collections_replace_dotted_keys_edit_one_leaf(tmp_path):
@@ -65,7 +67,7 @@ def test_command_line_wins_and_every_value_names_its_layer(tmp_path):
     assert lines["sft.learning_rate"].split("#")[1].strip() == "demo config/config.yaml"
     assert lines["ppo.hparams.total_episodes"].split("#")[1].strip() == "experiment config/experiments/coste_cpu.yaml"
     assert lines["ppo.hparams.lam"].split("#")[1].strip() == "default"
-    assert json.loads(lines["ppo.hparams.total_episodes"].split("#")[0]) == 768
+    assert json.loads(lines["ppo.hparams.total_episodes"].split("#")[0]) == 1536
     only = explain_config(cfg, origins, layers, only="ppo.hparams").splitlines()[1:]
     assert only and all(line.startswith("ppo.hparams.") for line in only)
 

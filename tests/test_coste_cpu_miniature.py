@@ -1,5 +1,6 @@
-"""Miniature of config/experiments/coste_cpu.yaml (ensembles against a single proxy RM on the embedded world):
-every run with replicates, the six members in two diversity regimes, fits, equal-KL comparison, the figure."""
+"""Miniature of config/experiments/coste_cpu.yaml (ensembles against a single proxy RM on the embedded world,
+the world's quality as gold): every run of both regimes with replicates, the nine members, fits with the observed
+drop, the equal-KL comparisons each run names, the figure."""
 
 import pandas as pd
 import pytest
@@ -7,7 +8,7 @@ from miniature_harness import run_miniature
 
 pytestmark = pytest.mark.integration
 
-RUNS = ["single", "mean", "wco", "uwo", "uwo_small_kl"]
+RUNS = ["single", "mean", "wco", "uwo", "single_ind", "mean_ind", "wco_ind", "uwo_ind"]
 
 
 def test_coste_cpu_miniature_runs_to_the_overoptimization_figure(tmp_path):
@@ -21,12 +22,18 @@ def test_coste_cpu_miniature_runs_to_the_overoptimization_figure(tmp_path):
             gold = pd.read_csv(wf / f"results/ppo/{replicate}/gold_eval.csv")
             # the KL estimate of a barely moved policy can dip below 0 by its noise; sqrt_kl clips at 0
             assert gold[["kl", "gold_reward"]].notna().all().all() and (gold["sqrt_kl"] >= 0).all(), replicate
-    fits = pd.read_csv(wf / "results/plots/fits.csv")
-    assert set(RUNS) <= set(fits["run"])
+    assert not (wf / "results/gold_rm").exists()  # gold is the world's quality: no gold RM is trained
+    fits = pd.read_csv(wf / "results/plots/fits.csv").set_index(["run", "form"])
+    assert set(RUNS) <= set(fits.index.get_level_values("run"))
+    assert (fits.loc[(RUNS, "rl"), "final_step"] == 2).all() and fits.loc[(RUNS, "rl"), "best_step"].eq(1).all()
     equal_kl = pd.read_csv(wf / "results/plots/equal_kl.csv")
-    assert set(equal_kl["baseline"]) == {"single"} and set(equal_kl["run"]) == set(RUNS)
+    pairs = set(zip(equal_kl["run"], equal_kl["baseline"]))
+    # each regime's runs against its own single RM, WCO / UWO also against their mean; no cross-regime pair
+    assert {("mean", "single"), ("wco", "mean"), ("uwo", "single"), ("mean_ind", "single_ind"),
+            ("wco_ind", "mean_ind"), ("uwo_ind", "single_ind")} <= pairs
+    assert not any(run.endswith("_ind") != base.endswith("_ind") for run, base in pairs)
     diversity = pd.read_csv(wf / "results/rm/diversity.csv")
     members = set(diversity["member_a"].dropna().astype(int)) | set(diversity["member_b"].dropna().astype(int))
-    assert members == {1, 2, 3, 4, 5, 6}
+    assert members == set(range(1, 10))
     summary = pd.read_csv(wf / "results/rm/summary.csv")
     assert dict(zip(summary["seed"], summary["head"]))[5] == "attention"  # the diverse members' own heads

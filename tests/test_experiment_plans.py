@@ -13,7 +13,7 @@ EXPERIMENT = ROOT / "config/experiments/coste_cpu.yaml"
 def test_experiment_config_is_valid_and_plans_three_replicates_of_each_run(tmp_path):
     cfg = resolve_config([EXPERIMENT], root=ROOT)[0]
     runs = cfg.ppo.runs
-    assert {"single", "mean", "wco", "uwo", "uwo_small_kl"} <= set(runs)
+    assert {"single", "mean", "wco", "uwo", "single_ind", "mean_ind", "wco_ind", "uwo_ind"} <= set(runs)
     assert {r.replicates for r in runs.values()} == {3}
     r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
                         "--configfile", str(EXPERIMENT), "-n", "--cores", "2", "results/plots/overoptimization.png"],
@@ -24,3 +24,4 @@ def test_experiment_config_is_valid_and_plans_three_replicates_of_each_run(tmp_p
     assert jobs["ppo"] == 3 * len(runs) and jobs["gold_eval"] == 3 * len(runs)
     assert jobs["aggregate_replicates"] == len(runs) and jobs["bon"] == len(runs)
     assert jobs["rm_train"] == len(cfg.rm.seeds) and jobs["rm_diversity"] == 1 and jobs["fit_curves"] == 1
+    assert "gold_rm_train" not in jobs  # gold is the world's own quality

@@ -71,6 +71,12 @@ def _error(cfg, mutate) -> str:
      "config tokenizer: 'not/a-tokenizer' is not a local directory and not in the local Hugging Face cache"),
     (lambda c: c["sft"].update(model="EleutherAI/pythia-1.4b"),
      "config tokenizer: got 'world', expected the tokenizer of sft.model ('EleutherAI/pythia-1.4b': its hub id"),
+    (lambda c: (c["gold_rm"].update(path="world"), c["dataset"].update(name="imdb")),
+     "config gold_rm.path: got 'world', expected a gold RM (a model directory or hub id) for dataset.name 'imdb'"),
+    (lambda c: c["ppo"]["runs"]["seed2"].update(compare_with=["seed9"]),
+     "config ppo.runs.seed2.compare_with: got ['seed9'], expected other configured runs"),
+    (lambda c: c["redteam"].update(baseline_group="nobody"),
+     "config redteam.baseline_group: got 'nobody', expected one of the runs' groups"),
     (lambda c: c["debate"]["training"].update(tokenizer="not/a-tokenizer"),
      "config debate.training.tokenizer: 'not/a-tokenizer' is not a local directory and not in the local Hugging"),
 ])

@@ -71,3 +71,12 @@ def test_observed_drop_pairs_replicates_at_the_best_middle_step_hand_worked():
     assert math.isnan(observed_drop([curve([0.5, 0.6, 0.7, 0.9]).iloc[:2]])["drop"])
     row = fit_curves("single", "rl", [curve([0.5, 0.8, 0.7, 0.6])] * 2)
     assert row["drop"] == pytest.approx(0.2) and row["drop_p"] == 0.0 and row["final_step"] == 30
+
+
+def test_observed_drop_needs_no_fit():
+    """A run whose KL estimate never left 0 has no fit (too_few_points) but still its observed drop."""
+    curve = pd.DataFrame({"step": [0, 1, 2], "sqrt_kl": [0.0, 0.0, 0.0], "gold_reward": [0.5, 0.9, 0.6],
+                          "gold_reward_se": 0.1})
+    row = fit_curves("flat", "rl", [curve, curve])
+    assert row["interval"] == "too_few_points" and math.isnan(row["alpha"])
+    assert (row["best_step"], row["final_step"]) == (1, 2) and row["drop"] == pytest.approx(0.3)

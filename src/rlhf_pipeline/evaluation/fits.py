@@ -115,7 +115,7 @@ def fit_curves(run: str, form: str, curves: Sequence[pd.DataFrame]) -> dict:
     if (d > 0).sum() < 2:  # e.g. a run stopped after one eval step: a row of NaN, not a failed stage
         return {**dict.fromkeys(FIT_COLUMNS, math.nan), "run": run, "form": form, "n_replicates": len(curves),
                 "n_points": int((d > 0).sum()), "gold_start": start, "peak_in_range": False,
-                "interval": "too_few_points"}
+                "interval": "too_few_points", **(observed_drop(curves) if form == "rl" else {})}
     pooled = fit_form(form, d, g)
     d_peak, r_peak = peak(form, pooled["alpha"], pooled["beta"])
     row = {"run": run, "form": form, "n_replicates": len(curves), "n_points": pooled["n"], "d_max": pooled["d_max"],

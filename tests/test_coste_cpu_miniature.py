@@ -1,5 +1,5 @@
 """Miniature of config/experiments/coste_cpu.yaml (ensembles against a single proxy RM on the embedded world,
-the world's quality as gold): every run of both regimes with replicates, the nine members, fits with the observed
+the world's quality as gold): every run of both regimes with replicates, the twelve members, fits with the observed
 drop, the equal-KL comparisons each run names, the figure."""
 
 import pandas as pd
@@ -8,7 +8,7 @@ from miniature_harness import run_miniature
 
 pytestmark = pytest.mark.integration
 
-RUNS = ["single", "mean", "wco", "uwo", "single_ind", "mean_ind", "wco_ind", "uwo_ind"]
+RUNS = ["single", "mean", "wco", "uwo", "single_noisy", "mean_noisy", "wco_noisy", "uwo_noisy"]
 
 
 def test_coste_cpu_miniature_runs_to_the_overoptimization_figure(tmp_path):
@@ -29,11 +29,11 @@ def test_coste_cpu_miniature_runs_to_the_overoptimization_figure(tmp_path):
     equal_kl = pd.read_csv(wf / "results/plots/equal_kl.csv")
     pairs = set(zip(equal_kl["run"], equal_kl["baseline"]))
     # each regime's runs against its own single RM, WCO / UWO also against their mean; no cross-regime pair
-    assert {("mean", "single"), ("wco", "mean"), ("uwo", "single"), ("mean_ind", "single_ind"),
-            ("wco_ind", "mean_ind"), ("uwo_ind", "single_ind")} <= pairs
-    assert not any(run.endswith("_ind") != base.endswith("_ind") for run, base in pairs)
+    assert {("mean", "single"), ("wco", "mean"), ("uwo", "single"), ("mean_noisy", "single_noisy"),
+            ("wco_noisy", "mean_noisy"), ("uwo_noisy", "single_noisy")} <= pairs
+    assert not any(run.endswith("_noisy") != base.endswith("_noisy") for run, base in pairs)
     diversity = pd.read_csv(wf / "results/rm/diversity.csv")
     members = set(diversity["member_a"].dropna().astype(int)) | set(diversity["member_b"].dropna().astype(int))
-    assert members == set(range(1, 10))
+    assert members == set(range(1, 13))
     summary = pd.read_csv(wf / "results/rm/summary.csv")
     assert dict(zip(summary["seed"], summary["head"]))[5] == "attention"  # the diverse members' own heads

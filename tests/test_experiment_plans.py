@@ -13,7 +13,7 @@ EXPERIMENT = ROOT / "config/experiments/coste_cpu.yaml"
 def test_experiment_config_is_valid_and_plans_three_replicates_of_each_run(tmp_path):
     cfg = resolve_config([EXPERIMENT], root=ROOT)[0]
     runs = cfg.ppo.runs
-    assert {"single", "mean", "wco", "uwo", "single_ind", "mean_ind", "wco_ind", "uwo_ind"} <= set(runs)
+    assert {"single", "mean", "wco", "uwo", "single_noisy", "mean_noisy", "wco_noisy", "uwo_noisy"} <= set(runs)
     assert {r.replicates for r in runs.values()} == {3}
     r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
                         "--configfile", str(EXPERIMENT), "-n", "--cores", "2", "results/plots/overoptimization.png"],

@@ -83,7 +83,7 @@ def eval_metrics(eval_dir: str | os.PathLike, threshold: float, embed=None,
         rows = read_jsonl(path, required=["response", "term_toxicity", "kl"])
         tox = [r["term_toxicity"] for r in rows]
         m = success_and_diversity(tox, [r["response"] for r in rows], threshold, embed=embed, orders=orders,
-                                  sample=sample, seed=step)
+                                  sample=sample, sample_seed=step)
         out.append({"step": step, "n": len(rows), "success_rate": m["success_rate"],
                     "n_successful": m["n_successful"], "n_unique_successful": m["n_unique_successful"],
                     "diversity_bleu": m["diversity_selfbleu"], "diversity_embedding": m["diversity_cos"],

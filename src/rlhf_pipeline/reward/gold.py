@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import default_of
 from ..data.alpaca_farm import alpaca_prompt, is_alpaca_prompt
 from ..errors import PipelineError
 from ..io import atomic_dir, write_json
@@ -238,7 +239,8 @@ class WorldQualityScorer:
 
     path = WORLD_GOLD
 
-    def __init__(self, n: int = 4000, seed: int = 0):
+    def __init__(self, n: int = default_of(GoldRMConfig, "n_samples"),
+                 seed: int = default_of(GoldRMConfig, "seed")):
         from ..data.synthetic import sample_scored_responses
 
         q = np.array([r["quality"] for r in sample_scored_responses(n, seed)], dtype=np.float64)

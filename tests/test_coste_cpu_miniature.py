@@ -8,7 +8,8 @@ from miniature_harness import run_miniature
 
 pytestmark = pytest.mark.integration
 
-RUNS = ["single", "mean", "wco", "uwo", "single_noisy", "mean_noisy", "wco_noisy", "uwo_noisy"]
+RUNS = ["single", "mean", "wco", "uwo", "single_ind", "mean_ind", "wco_ind", "uwo_ind",
+        "single_noisy", "mean_noisy", "wco_noisy", "uwo_noisy"]
 
 
 def test_coste_cpu_miniature_runs_to_the_overoptimization_figure(tmp_path):
@@ -31,7 +32,12 @@ def test_coste_cpu_miniature_runs_to_the_overoptimization_figure(tmp_path):
     # each regime's runs against its own single RM, WCO / UWO also against their mean; no cross-regime pair
     assert {("mean", "single"), ("wco", "mean"), ("uwo", "single"), ("mean_noisy", "single_noisy"),
             ("wco_noisy", "mean_noisy"), ("uwo_noisy", "single_noisy")} <= pairs
-    assert not any(run.endswith("_noisy") != base.endswith("_noisy") for run, base in pairs)
+    assert ("wco_ind", "mean_ind") in pairs
+
+    def regime(run):  # single / single_ind / single_noisy ...: the suffix names the members' regime
+        return run.partition("_")[2]
+
+    assert not any(regime(run) != regime(base) for run, base in pairs)
     diversity = pd.read_csv(wf / "results/rm/diversity.csv")
     members = set(diversity["member_a"].dropna().astype(int)) | set(diversity["member_b"].dropna().astype(int))
     assert members == set(range(1, 13))

@@ -112,7 +112,7 @@ def plot_overoptimization(
         colors.update({name: f"C{i % 10}" for i, name in enumerate(group)})
     colors.update({name: f"C{i % 10}" for i, name in enumerate(names) if name not in colors})
     panels = 3 if diversity is not None and not diversity.empty else 2
-    fig = Figure(figsize=(6 * panels, 4.8 * len(groups)))
+    fig = Figure(figsize=(6 * panels, 4.8 * len(groups)), layout="constrained")  # rows' titles clear the labels
     axes = np.atleast_2d(fig.subplots(len(groups), panels))
     for row, group in enumerate(groups):
         ax_gold, ax_proxy = axes[row, 0], axes[row, 1]

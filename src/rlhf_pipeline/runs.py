@@ -36,6 +36,11 @@ REPLICATE_SEED_STRIDE = 1000
 """Replicate k of a run has PPO seed ``seed + REPLICATE_SEED_STRIDE * (k - 1)`` (distinct for every k)."""
 
 
+def replicate_names(name: str, replicates: int) -> list[str]:
+    """Job names of a run's replicates: ``[name, name_r2, ..., name_rN]`` (PPO and red-team runs alike)."""
+    return [name] + [f"{name}_r{k}" for k in range(2, replicates + 1)]
+
+
 @dataclass
 class Ensemble(Section):
     """Which proxy RM members a run optimises, and how their scores combine."""
@@ -149,7 +154,7 @@ class PPOSection(RunSettings):
 
     def replicate_names(self, name: str) -> list[str]:
         """Job names of run ``name``'s replicates: ``[name, name_r2, ..., name_rN]``."""
-        return [name] + [f"{name}_r{k}" for k in range(2, self.runs[name].replicates + 1)]
+        return replicate_names(name, self.runs[name].replicates)
 
     def run_names(self) -> list[str]:
         """Every PPO job: each run's replicates, run by run (``results/ppo/{name}/``)."""

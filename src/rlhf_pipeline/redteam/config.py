@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import Section, bad, check_keys, join, setting
 from ..ppo.config import PPOConfig
-from ..runs import REPLICATE_SEED_STRIDE
+from ..runs import REPLICATE_SEED_STRIDE, replicate_names
 from ..sft import SFTConfig
 
 TOXICITY_BACKENDS = ("hf", "profanity_check")
@@ -199,7 +199,7 @@ class RedTeamSection(Section):
 
     def replicate_names(self, name: str) -> list[str]:
         """Job names of run ``name``'s replicates: ``[name, name_r2, ..., name_rN]``."""
-        return [name] + [f"{name}_r{k}" for k in range(2, self.runs[name].replicates + 1)]
+        return replicate_names(name, self.runs[name].replicates)
 
     def run_names(self) -> list[str]:
         """Every red-team job: each run's replicates, run by run (``results/redteam/{name}/``)."""

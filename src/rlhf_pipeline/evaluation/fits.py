@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError
-from .replicates import t_interval
+from .replicates import Z95, t_interval
 
 FORMS = ("rl", "bon")
 FIT_COLUMNS = [
@@ -169,7 +169,7 @@ def observed_drop(curves: Sequence[pd.DataFrame]) -> dict:
     else:
         se = curves[0].set_index("step")["gold_reward_se"]
         s = math.hypot(float(se.loc[steps[best]]), float(se.loc[steps[-1]]))
-        out["drop_lo"], out["drop_hi"] = out["drop"] - 1.959964 * s, out["drop"] + 1.959964 * s
+        out["drop_lo"], out["drop_hi"] = out["drop"] - Z95 * s, out["drop"] + Z95 * s
         out["drop_p"] = float(2 * stats.norm.sf(abs(out["drop"]) / s)) if s > 0 else math.nan
     return out
 

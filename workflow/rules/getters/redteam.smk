@@ -1,5 +1,7 @@
 # Getters of redteam.smk's rules (functions only, so `snakemake --lint` keeps rules and functions apart).
 
+import shlex
+
 REDTEAM = CFG.redteam
 REDTEAM_RUNS = REDTEAM.run_names()
 DEFAULT_TARGET = "results/redteam/target/model"
@@ -44,4 +46,4 @@ def redteam_summary_args():
 def redteam_baseline_group_arg():
     """--baseline-group of the summary when redteam.baseline_group is set."""
     group = REDTEAM.baseline_group
-    return f"--baseline-group {group}" if group else ""
+    return f"--baseline-group {shlex.quote(group)}" if group else ""

@@ -41,6 +41,17 @@ def replicate_names(name: str, replicates: int) -> list[str]:
     return [name] + [f"{name}_r{k}" for k in range(2, replicates + 1)]
 
 
+def replicate_of(name: str, replicates: dict[str, int]) -> tuple[str, int]:
+    """``(run, k)`` of job ``name`` among runs with these replicate counts (run -> N): ``(name, 1)`` for a
+    run, ``(run, k)`` for ``{run}_r{k}`` with 2 <= k <= N; KeyError for any other name."""
+    if name in replicates:
+        return name, 1
+    base, sep, k = name.rpartition("_r")
+    if sep and k.isdigit() and base in replicates and 2 <= int(k) <= replicates[base] and name == f"{base}_r{int(k)}":
+        return base, int(k)
+    raise KeyError(name)
+
+
 @dataclass
 class Ensemble(Section):
     """Which proxy RM members a run optimises, and how their scores combine."""
@@ -162,13 +173,7 @@ class PPOSection(RunSettings):
 
     def replicate_of(self, name: str) -> tuple[str, int]:
         """``(run, k)`` of a job name: ``(name, 1)`` for a configured run, ``(run, k)`` for ``{run}_r{k}``."""
-        if name in self.runs:
-            return name, 1
-        base, sep, k = name.rpartition("_r")
-        if sep and k.isdigit() and base in self.runs and 2 <= int(k) <= self.runs[base].replicates \
-                and name == f"{base}_r{int(k)}":
-            return base, int(k)
-        raise KeyError(name)
+        return replicate_of(name, {run: r.replicates for run, r in self.runs.items()})
 
     def run_config(self, name: str, where: str = "ppo") -> PPORunConfig:
         """The resolved, validated config of run or replicate ``name`` (errors name ``ppo.runs.<run>...``).

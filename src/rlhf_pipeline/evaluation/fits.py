@@ -157,7 +157,7 @@ def observed_drop(curves: Sequence[pd.DataFrame]) -> dict:
     steps = sorted(set.intersection(*(set(df["step"]) for df in curves)))
     if len(steps) < 3:
         return out
-    gold = np.array([[float(df.set_index("step").loc[s, "gold_reward"]) for s in steps] for df in curves])
+    gold = np.array([df.set_index("step")["gold_reward"].loc[steps].to_numpy(dtype=np.float64) for df in curves])
     best = 1 + int(np.argmax(gold[:, 1:-1].mean(axis=0)))
     drops = gold[:, best] - gold[:, -1]
     out.update(best_step=steps[best], best_gold=float(gold[:, best].mean()), final_step=steps[-1],

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import Section, bad, check_keys, join, setting
 from ..ppo.config import PPOConfig
-from ..runs import REPLICATE_SEED_STRIDE, replicate_names
+from ..runs import REPLICATE_SEED_STRIDE, replicate_names, replicate_of
 from ..sft import SFTConfig
 
 TOXICITY_BACKENDS = ("hf", "profanity_check")
@@ -207,7 +207,7 @@ class RedTeamSection(Section):
 
     def run_config(self, name: str, where: str = "redteam") -> RedTeamRunConfig:
         """The resolved, validated config of run or replicate ``name`` (the redteam stage's one --config)."""
-        base, k = next((b, i + 1) for b in self.runs for i, r in enumerate(self.replicate_names(b)) if r == name)
+        base, k = replicate_of(name, {run: r.replicates for run, r in self.runs.items()})
         run = self.runs[base]
         at = join(where, f"runs.{base}")
         check_keys(PPOConfig, self.hparams, join(where, "hparams"))

@@ -140,11 +140,15 @@ def group_table(table, baseline: str | None = None):
     baseline = baseline or groups[0]
     if baseline not in groups:
         raise PipelineError(f"red-team summary: baseline group {baseline!r} must be one of {groups}")
+
+    def values(group: str, measure: str) -> np.ndarray:
+        return table.loc[table["group"] == group, measure].dropna().to_numpy(dtype=np.float64)
+
+    bases = {measure: values(baseline, measure) for measure in GROUP_MEASURES}
     rows = []
     for group in groups:
-        for measure in GROUP_MEASURES:
-            x = table.loc[table["group"] == group, measure].dropna().to_numpy(dtype=np.float64)
-            base = table.loc[table["group"] == baseline, measure].dropna().to_numpy(dtype=np.float64)
+        for measure, base in bases.items():
+            x = values(group, measure)
             mean, lo, hi = t_interval(x) if len(x) else (float("nan"),) * 3
             diff, dlo, dhi, p, detectable = (welch(x, base) if group != baseline
                                              else (float("nan"),) * 5)

@@ -55,7 +55,7 @@ def test_openai_debater_normal_answer(httpserver, key):
     body = json.loads(httpserver.log[0][0].get_data())
     assert body["model"] == "judge-m" and body["max_tokens"] == 50 and body["temperature"] == 0.5
     assert PASSAGE in body["messages"][-1]["content"] and body["messages"][0]["role"] == "system"
-    assert d.speak_many([ctx(0), ctx(1)]) == [f"Oslo is right. <quote>{SUPPORT}</quote>"] * 2
+    assert d.thread_safe and d.concurrency == d.cfg.concurrency
     httpserver.check_assertions()
 
 

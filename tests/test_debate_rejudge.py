@@ -68,7 +68,8 @@ def test_rejudge_with_the_same_judge_reproduces_rounds_csv(tmp_path):
     write_jsonl(tmp_path / "orig" / "transcripts" / "chunk0.jsonl", [r.to_row() for r in original])
     summarize(original, tmp_path / "orig", bootstrap=20, seed=0)
     saved = load_records(tmp_path / "orig")  # through the JSON transcript, as the CLI reads them
-    head = rejudge(saved, "det", ModelConfig(type="deterministic"), {}, tmp_path / "new", bootstrap=20, seed=0)
+    head = rejudge(saved, "det", ModelConfig(type="deterministic"), {}, tmp_path / "new", bootstrap=20, seed=0,
+                   max_failed_share=1)
     for name in ("rounds.csv", "ratings.csv", "judge.csv"):
         assert (tmp_path / "new" / name).read_bytes() == (tmp_path / "orig" / name).read_bytes(), name
     assert (head["rejudged"], head["failed_before"], head["failed_after"]) == (8, 1, 1)
@@ -76,13 +77,14 @@ def test_rejudge_with_the_same_judge_reproduces_rounds_csv(tmp_path):
     assert [r.probs for r in again] == [r.probs for r in original]
     # replaying the saved verdicts with the offline judge reproduces them as well
     offline = ModelConfig(type="offline", transcripts=str(tmp_path / "orig"))
-    rejudge(saved, "replay", offline, {}, tmp_path / "replay", bootstrap=20, seed=0)
+    rejudge(saved, "replay", offline, {}, tmp_path / "replay", bootstrap=20, seed=0, max_failed_share=1)
     assert (tmp_path / "replay" / "rounds.csv").read_bytes() == (tmp_path / "orig" / "rounds.csv").read_bytes()
 
 
 def test_rejudge_with_a_random_judge_changes_probabilities(tmp_path):
     original = _judged_tournament()
-    head = rejudge(original, "coin", ModelConfig(type="random", seed=5), {}, tmp_path, bootstrap=0, seed=0)
+    head = rejudge(original, "coin", ModelConfig(type="random", seed=5), {}, tmp_path, bootstrap=0, seed=0,
+                   max_failed_share=1)
     new = {r.round_id: r for r in load_records(tmp_path)}
     changed = [r for r in original if r.status == "ok" and new[r.round_id].probs != r.probs]
     assert len(changed) == 8
@@ -91,5 +93,30 @@ def test_rejudge_with_a_random_judge_changes_probabilities(tmp_path):
     failed = [r for r in new.values() if r.status == "failed"]
     assert len(failed) == 1 and failed[0].probs is None and head["failed_after"] == 1
     # the round's seed is passed again: re-judging twice gives the same probabilities
-    rejudge(original, "coin", ModelConfig(type="random", seed=5), {}, tmp_path / "2", bootstrap=0, seed=0)
+    rejudge(original, "coin", ModelConfig(type="random", seed=5), {}, tmp_path / "2", bootstrap=0, seed=0,
+            max_failed_share=1)
     assert (tmp_path / "2" / "rounds.csv").read_bytes() == (tmp_path / "rounds.csv").read_bytes()
+
+
+def test_a_round_whose_verdict_failed_is_judged_again_and_too_many_failures_write_nothing(tmp_path):
+    original = _judged_tournament()
+    broken = next(r for r in original if r.status == "failed")
+    write_jsonl(tmp_path / "orig" / "transcripts" / "chunk0.jsonl", [r.to_row() for r in original])
+    # its speeches are incomplete (failed_stage speeches, or unknown in older transcripts): it stays failed
+    head = rejudge(original, "det", ModelConfig(type="deterministic"), {}, tmp_path / "a", bootstrap=0, seed=0,
+                   max_failed_share=1)
+    assert (head["rejudged"], head["failed_after"]) == (8, 1)
+    # only its verdict failed (a judge outage): re-judging decides it
+    broken.failed_stage = "verdict"
+    head = rejudge(original, "det", ModelConfig(type="deterministic"), {}, tmp_path / "b", bootstrap=0, seed=0)
+    assert (head["rejudged"], head["failed_before"], head["failed_after"]) == (9, 1, 0)
+    new = {r.round_id: r for r in load_records(tmp_path / "b")}[broken.round_id]
+    assert new.status == "ok" and new.probs is not None and new.failed_stage is None and new.error is None
+    # a judge that fails: more than max_failed_share (default 0) of the rounds failed: one line, nothing written
+    offline = ModelConfig(type="offline", transcripts=str(tmp_path / "orig"))  # has no verdict for the broken round
+    with pytest.raises(PipelineError) as e:
+        rejudge(original, "replay", offline, {}, tmp_path / "c", bootstrap=0, seed=0)
+    assert str(e.value).startswith(f"re-judging with replay: 1 of 9 rounds failed (more than max_failed_share=0); "
+                                   f"first: round {broken.round_id}: re-judging: PipelineError: offline judge replay: "
+                                   "no saved verdict")
+    assert not (tmp_path / "c").exists()

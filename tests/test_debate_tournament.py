@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from debate_helpers import QUESTIONS, clock, question, tcfg
+from debate_helpers import PROMPTS, QUESTIONS, clock, question, tcfg
 
 from rlhf_pipeline.debate import backends
 from rlhf_pipeline.debate.backends import simple
@@ -139,20 +139,86 @@ def counting(monkeypatch):
     return Counting
 
 
-def test_failed_rounds_recorded_and_the_rest_of_the_chunk_intact(tmp_path, counting):
+FAILED_Q01 = ["debate/det-vs-det/q01/a0", "debate/det-vs-det/q01/a1", "debate/det-vs-rnd/q01/a0",
+              "debate/det-vs-rnd/q01/a1"]
+"""det plays q01 in det-vs-det and det-vs-rnd (2 sides each); rnd-vs-rnd and the empty rounds are fine."""
+
+
+def test_a_failed_round_fails_the_chunk_and_a_rerun_retries_only_it(tmp_path, counting):
     counting.fail_on = "q01"
     sec = section(formats=["debate", "empty"])
+    out, state = tmp_path / "chunk0.jsonl", tmp_path / "state"
+    with pytest.raises(PipelineError) as e:
+        run_chunk("t", sec, QUESTIONS[:3], 0, out, state, {}, clock=clock)
+    assert str(e.value).startswith("t chunk 0: 4 of 24 rounds failed (more than max_failed_share=0); first: round "
+                                   "debate/det-vs-det/q01/a0: ConnectionError: endpoint unreachable for q01; the 20 "
+                                   "finished rounds are kept in ")
+    assert "\n" not in str(e.value) and not out.exists()  # no transcript: Snakemake sees the job fail
+    recorded = read_jsonl(state / "chunk0.partial.jsonl")
+    assert sorted(r["round_id"] for r in recorded if r["status"] == "failed") == FAILED_Q01
+    assert all(r["failed_stage"] == "speeches" for r in recorded if r["status"] == "failed")
+    # a second failing attempt keeps failing, still without an output, and keeps one line per round
+    with pytest.raises(PipelineError, match="4 of 24 rounds failed"):
+        run_chunk("t", sec, QUESTIONS[:3], 0, out, state, {}, clock=clock)
+    assert len(read_jsonl(state / "chunk0.partial.jsonl")) == 24
+    # the server is back: a plain rerun plays exactly the failed rounds
+    counting.fail_on, before = None, dict(counting.calls)
+    counts = run_chunk("t", sec, QUESTIONS[:3], 0, out, state, {}, clock=clock)
+    assert {r for r in counting.calls if counting.calls[r] != before.get(r)} == set(FAILED_Q01)
+    assert counts == {"tournament": "t", "chunk": 0, "rounds": 24, "ok": 24, "failed": 0, "played": 4,
+                      "retried": 4, "resumed": 20, "concurrency": 1}
+    rows = read_jsonl(out)
+    assert len(rows) == 24 and all(r["status"] == "ok" for r in rows) and not state.joinpath(
+        "chunk0.partial.jsonl").exists()
+    whole = run_chunk("t", sec, QUESTIONS[:3], 0, tmp_path / "whole.jsonl", tmp_path / "s2", {}, clock=clock)
+    assert whole["ok"] == 24 and read_jsonl(tmp_path / "whole.jsonl") == rows  # as if nothing had failed
+
+
+def test_failures_within_max_failed_share_are_kept_and_counted(tmp_path, counting):
+    counting.fail_on = "q01"
+    sec = section(formats=["debate", "empty"], max_failed_share=0.2)  # 4 of 24 = 0.17
     counts = run_chunk("t", sec, QUESTIONS[:3], 0, tmp_path / "chunk0.jsonl", tmp_path / "state", {}, clock=clock)
     rows = read_jsonl(tmp_path / "chunk0.jsonl")
     failed = [r for r in rows if r["status"] == "failed"]
-    # det plays q01 in det-vs-det and det-vs-rnd (2 sides each); rnd-vs-rnd and the empty rounds are fine
-    assert sorted(r["round_id"] for r in failed) == ["debate/det-vs-det/q01/a0", "debate/det-vs-det/q01/a1",
-                                                     "debate/det-vs-rnd/q01/a0", "debate/det-vs-rnd/q01/a1"]
+    assert sorted(r["round_id"] for r in failed) == FAILED_Q01
     assert all(r["error"] == "ConnectionError: endpoint unreachable for q01" and r["probs"] is None for r in failed)
     assert counts == {"tournament": "t", "chunk": 0, "rounds": 3 * 3 * 2 + 3 * 2, "ok": 20, "failed": 4,
-                      "played": 24, "resumed": 0}
+                      "played": 24, "retried": 0, "resumed": 0, "concurrency": 1}
     assert len(rows) == 24 and all(r["probs"] is not None for r in rows if r["status"] == "ok")
     assert not (tmp_path / "state" / "chunk0.partial.jsonl").exists()
+    with pytest.raises(PipelineError, match=r"t chunk 0: 4 of 24 rounds failed \(more than max_failed_share=0.1\)"):
+        run_chunk("t", section(formats=["debate", "empty"], max_failed_share=0.1), QUESTIONS[:3], 0,
+                  tmp_path / "c.jsonl", tmp_path / "s2", {}, clock=clock)
+
+
+class FlakyJudge(simple.DeterministicJudge):
+    """The deterministic judge, failing while ``down`` is set; counts its calls."""
+
+    down: ClassVar[bool] = True
+    calls: ClassVar[int] = 0
+
+    def judge(self, ctx):
+        FlakyJudge.calls += 1
+        if FlakyJudge.down:
+            raise TimeoutError("no answer within timeout_s=60.0 (after 3 retries)")
+        return super().judge(ctx)
+
+
+def test_a_round_whose_verdict_failed_is_retried_with_its_speeches(tmp_path, counting, monkeypatch):
+    monkeypatch.setitem(backends._JUDGES, "deterministic", FlakyJudge)
+    monkeypatch.setattr(FlakyJudge, "down", True)
+    sec = section(debaters=["det"], formats=["debate"])
+    with pytest.raises(PipelineError, match="first: round debate/det-vs-det/q00/a0: TimeoutError: no answer"):
+        run_chunk("t", sec, QUESTIONS[:2], 0, tmp_path / "c.jsonl", tmp_path / "state", {}, clock=clock)
+    recorded = read_jsonl(tmp_path / "state" / "chunk0.partial.jsonl")
+    assert all(r["failed_stage"] == "verdict" and len(r["speeches"]) == 4 for r in recorded)  # 2 turns x 2
+    speeches = dict(counting.calls)
+    monkeypatch.setattr(FlakyJudge, "down", False)
+    monkeypatch.setattr(FlakyJudge, "calls", 0)
+    counts = run_chunk("t", sec, QUESTIONS[:2], 0, tmp_path / "c.jsonl", tmp_path / "state", {}, clock=clock)
+    assert counts["retried"] == counts["rounds"] == 4 and FlakyJudge.calls == 4 and counting.calls == speeches
+    fresh = run_chunk("t", sec, QUESTIONS[:2], 0, tmp_path / "f.jsonl", tmp_path / "s2", {}, clock=clock)
+    assert fresh["ok"] == 4 and read_jsonl(tmp_path / "c.jsonl") == read_jsonl(tmp_path / "f.jsonl")
 
 
 def test_chunked_and_unchunked_tournaments_give_the_same_rounds(tmp_path):
@@ -273,3 +339,35 @@ def test_a_debater_s_own_best_of_n_overrides_the_tournament_s(tmp_path):
             best = max(a["score"] for a in s["alternatives"])
             chosen = [a for a in s["alternatives"] if a["selected"]]
             assert len(chosen) == 1 and chosen[0]["raw"] == s["raw"] and chosen[0]["score"] == best
+
+
+def _api_section(url: str, concurrency: int) -> DebateSection:
+    api = {"type": "openai_compatible", "model": "echo", "base_url": url, "concurrency": concurrency,
+           "max_retries": 0, "timeout_s": 10, "best_of_n": {"n": 2}}
+    return DebateSection.from_dict({
+        "debaters": {"x": api, "y": {**api, "seed": 1}},
+        "judges": {"j": {k: v for k, v in api.items() if k != "best_of_n"}},
+        "tournaments": {"t": {"debaters": ["x", "y"], "judge": "j", "rounds": 1,
+                              "formats": ["debate", "consultancy"]}}})
+
+
+def test_api_rounds_run_concurrently_with_the_transcripts_of_a_sequential_run(tmp_path):
+    from rlhf_pipeline.debate.prompts import load_prompts
+    from rlhf_pipeline.miniature.serve import start_echo
+
+    runs = {}
+    for c in (1, 4):  # a server each: a server's request limit is sized by its first user in the process
+        server, url, chat = start_echo(latency_s=0.02)
+        try:
+            counts = run_chunk("t", _api_section(url, c), QUESTIONS[:1], 0, tmp_path / f"c{c}.jsonl",
+                               tmp_path / f"s{c}", load_prompts(PROMPTS), clock=clock)
+        finally:
+            server.shutdown()
+            server.server_close()
+        runs[c] = (counts, chat, [{k: v for k, v in r.items() if k != "provenance"}
+                                  for r in read_jsonl(tmp_path / f"c{c}.jsonl")])
+    (one, chat1, rows1), (four, chat4, rows4) = runs[1], runs[4]
+    assert one["concurrency"] == 1 and four["concurrency"] == 4 and one["ok"] == four["ok"] == one["rounds"] == 10
+    assert chat1.peak == 1 and 2 <= chat4.peak <= 4  # calls overlapped, never beyond the setting
+    assert chat1.requests == chat4.requests and rows1 == rows4  # best-of-N included: the same rounds
+    assert all(len(s["alternatives"]) == 2 for r in rows4 for s in r["speeches"])

@@ -128,11 +128,13 @@ rule debate_rejudge:
         cfg=rejudge_config,
         bootstrap=tournament_bootstrap,
         seed=tournament_seed,
+        max_failed_share=tournament_max_failed_share,
         code=code_hash("debate_rejudge"),
     shell:
         "python -m rlhf_pipeline debate-rejudge --transcripts {input.transcripts} --judge {wildcards.judge} "
         "--config {params.cfg:q} --prompts {input.prompts} --out-dir results/debate/{wildcards.tournament}/rejudge/{wildcards.judge} "
-        "--bootstrap {params.bootstrap} --seed {params.seed} --manifest {output.manifest} > {log} 2>&1"
+        "--bootstrap {params.bootstrap} --seed {params.seed} --max-failed-share {params.max_failed_share} "
+        "--manifest {output.manifest} > {log} 2>&1"
 
 
 # --- training debaters on their own tournaments (debate.training) ---------------------------------

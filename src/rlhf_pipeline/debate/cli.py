@@ -3,10 +3,19 @@
 
 from __future__ import annotations
 
+from ..config import default_of
 from ..errors import PipelineError
 from ..sft import SFTConfig
 from ..stage import CKPT_HELP, Record, arg, stage
-from .config import DebateDatasetConfig, DebateTrainingConfig, DPOSettings, ModelConfig, PairSettings, TournamentRun
+from .config import (
+    DebateDatasetConfig,
+    DebateTrainingConfig,
+    DPOSettings,
+    ModelConfig,
+    PairSettings,
+    TournamentConfig,
+    TournamentRun,
+)
 
 SUMMARY_ARGS = [
     arg("--transcripts", nargs="+", required=True, help="transcripts chunk*.jsonl files"),
@@ -78,13 +87,16 @@ def cmd_debate_summary(args) -> None:
            *SUMMARY_ARGS,
            arg("--judge", required=True, help="the new judge's name (debate.judges key)"),
            arg("--prompts", required=True, help="prompts file (LM judges; debate.prompts)"),
+           arg("--max-failed-share", type=float, default=default_of(TournamentConfig, "max_failed_share"),
+               help="fail (writing nothing) when more than this share of the rounds are failed after re-judging "
+               "(the tournament's max_failed_share)"),
        ])
 def cmd_debate_rejudge(args, cfg: ModelConfig) -> Record:
     from .prompts import load_prompts
     from .rejudge import rejudge
 
     rejudge(_records(args.transcripts), args.judge, cfg, load_prompts(args.prompts), args.out_dir, args.bootstrap,
-            args.seed)
+            args.seed, args.max_failed_share)
     return Record(cfg.to_dict(), seed=args.seed, extra={"judge": args.judge, "transcripts": args.transcripts})
 
 

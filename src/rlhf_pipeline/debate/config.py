@@ -170,6 +170,10 @@ class TournamentConfig(Section):
     n_chunks: int = setting(1, ge=1, help="Jobs the tournament is split into (rounds are assigned to chunks by a "
                             "pure function of the config and seed).")
     bootstrap: int = setting(200, ge=0, help="Bootstrap resamples (over questions) for rating intervals.")
+    max_failed_share: float = setting(0.0, ge=0, le=1, help="A chunk (or a re-judging) whose failed rounds exceed "
+                                      "this share of its rounds fails, naming the first error; a rerun retries "
+                                      "only the failed rounds, reusing their finished speeches. 0: any failure "
+                                      "fails the job; 1: failed rounds are kept in the transcripts and counted.")
     seed: int = setting(0, help="Seed of question assignment, answer order and sampling.")
 
 

@@ -46,8 +46,19 @@ the chunk or the clock, so a round replays identically wherever and whenever it 
 
 **Failures**: any exception (``Exception``) from a debater or the judge, or a malformed answer (a
 speech that is not a string, a verdict that is not two probabilities summing to 1), ends the round
-with ``status="failed"``, ``error`` = one line ``"<ExceptionType>: <message>"``, ``probs`` None and
-the speeches completed so far kept. ``KeyboardInterrupt``/``SystemExit`` are not caught.
+with ``status="failed"``, ``error`` = one line ``"<ExceptionType>: <message>"``, ``probs`` None,
+``failed_stage`` = ``speeches`` (a speech or its best-of-N scoring failed) or ``verdict`` (every speech
+is complete; the final judging failed), and the speeches completed so far kept.
+``KeyboardInterrupt``/``SystemExit`` are not caught.
+
+**Retrying a failed round** (``prior``): the speeches of an earlier, failed attempt of the same round
+are reused in speaking order as long as they match (role, turn, speaker, side), so a retry makes only
+the calls that did not complete; with every speech complete, only the judge is asked again.
+
+**Concurrent calls** (``width`` > 1, for backends that are safe to call from several threads: the API
+backends): best-of-N candidates are generated, and scored, ``width`` at a time, each server's own
+``concurrency`` limit still holding (:mod:`rlhf_pipeline.clients`). Every seed is fixed before any call,
+so the round is the same as with ``width`` = 1.
 """
 
 from __future__ import annotations
@@ -57,7 +68,8 @@ import random
 import re
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +166,23 @@ def _judge_sorted(speeches: list[Speech]) -> list[Speech]:
     return sorted(speeches, key=lambda s: (s.turn, s.role != "debater_a"))
 
 
+def fan_out(fn: Callable[[Any], Any], items: Sequence[Any], width: int) -> list[Any]:
+    """``[fn(x) for x in items]``, ``width`` calls at a time (in order; the first exception raised)."""
+    if width <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(width, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def call_width(backends: Sequence[Any]) -> int:
+    """How many calls may run at once on ``backends``: the largest ``concurrency`` among them when every
+    one is ``thread_safe`` (API backends: their configured ``concurrency``; pure-Python baselines: safe,
+    adding no width of their own), else 1 (local models: one call at a time)."""
+    if not backends or not all(getattr(b, "thread_safe", False) for b in backends):
+        return 1
+    return max([int(getattr(b, "concurrency", 1)) for b in backends])
+
+
 def error_line(e: BaseException) -> str:
     """``"<ExceptionType>: <message>"`` on one line, at most :data:`ERROR_CHARS` characters."""
     message = _SPACE.sub(" ", str(e)).strip()
@@ -183,9 +212,10 @@ class _Round:
     """One round in progress: the match, its backends and the speeches completed so far."""
 
     def __init__(self, match: Match, cfg: TournamentConfig, debaters: Mapping[str, Debater], judge: Judge,
-                 threshold: float, clock: Callable[[], float], best_of_n: Mapping[str, BestOfNSettings]):
+                 threshold: float, clock: Callable[[], float], best_of_n: Mapping[str, BestOfNSettings],
+                 width: int = 1):
         self.m, self.cfg, self.backends, self.judge = match, cfg, debaters, judge
-        self.best_of_n = best_of_n
+        self.best_of_n, self.width = best_of_n, width
         self.threshold, self.clock = threshold, clock
         self.order = answer_order(match.seed)
         self.speeches: list[Speech] = []
@@ -223,11 +253,14 @@ class _Round:
         bon = self.best_of_n.get(speaker) or self.cfg.best_of_n
         visible = visible_to(m.format, self.cfg.simultaneous, role, turn, self.speeches)
         seeds = [speech_seed(m.seed, role, turn, c) for c in range(bon.n)]
-        candidates = [self.generate(speaker, role, side, turn, visible, s) for s in seeds]
+        candidates = fan_out(lambda s: self.generate(speaker, role, side, turn, visible, s), seeds, self.width)
         if bon.n == 1:
             speech = candidates[0]
         else:
-            scores = [self.score(c, cand, slot, visible, bon) for c, cand in enumerate(candidates)]
+            if m.format == "debate" and self.cfg.simultaneous:  # the shared opponent samples, made once
+                fan_out(lambda j: self.opponent(slot, role, side, turn, visible, bon, j), range(bon.opponent_n),
+                        self.width)
+            scores = fan_out(lambda c: self.score(c, candidates[c], slot, visible, bon), range(bon.n), self.width)
             best = max(range(bon.n), key=lambda c: (scores[c], -c))
             speech = candidates[best]
             speech.alternatives = [{"raw": cand.raw, "score": score, "selected": c == best}
@@ -244,38 +277,45 @@ class _Round:
         if not answered:
             fmt = "debate" if m.format == "debate" else "consultancy"
             return self.verdict(fmt, [*visible, cand], derive_seed(*judge_seed, 0))[0][side]
-        other = "b" if slot == "a" else "a"
-        opp_role = f"debater_{other}"
-        opp_speaker = m.debaters[other] if bon.opponent == "real" else cand.speaker
         scores = []
         for j in range(bon.opponent_n):
             if self.cfg.simultaneous:  # the opponent has not seen the candidate: one set of samples for all
-                opp_seed = derive_seed(m.seed, role, turn, "opponent", j)
-                if (opp_speaker, opp_seed) not in self.opponents:
-                    self.opponents[opp_speaker, opp_seed] = self.generate(opp_speaker, opp_role, 1 - side, turn,
-                                                                          visible, opp_seed)
-                opp = self.opponents[opp_speaker, opp_seed]
+                opp = self.opponent(slot, role, side, turn, visible, bon, j)
             else:  # sequential, debater a: the opponent answers this candidate
-                opp_seed = derive_seed(m.seed, role, turn, c, "opponent", j)
-                opp = self.generate(opp_speaker, opp_role, 1 - side, turn, [*visible, cand], opp_seed)
+                other = "b" if slot == "a" else "a"
+                opp_speaker = m.debaters[other] if bon.opponent == "real" else cand.speaker
+                opp = self.generate(opp_speaker, f"debater_{other}", 1 - side, turn, [*visible, cand],
+                                    derive_seed(m.seed, role, turn, c, "opponent", j))
             shown = _judge_sorted([*visible, cand, opp])
             scores.append(self.verdict("debate", shown, derive_seed(*judge_seed, j))[0][side])
         return aggregate(scores, bon.aggregate)
+
+    def opponent(self, slot: str, role: str, side: int, turn: int, visible: list[Speech], bon: BestOfNSettings,
+                 j: int) -> Speech:
+        """Simultaneous debate: opponent sample ``j`` against ``slot``'s candidates (made once, then shared)."""
+        other = "b" if slot == "a" else "a"
+        speaker = self.m.debaters[other] if bon.opponent == "real" else self.m.debaters[slot]
+        seed = derive_seed(self.m.seed, role, turn, "opponent", j)
+        if (speaker, seed) not in self.opponents:
+            self.opponents[speaker, seed] = self.generate(speaker, f"debater_{other}", 1 - side, turn, visible, seed)
+        return self.opponents[speaker, seed]
 
 
 def play_round(match: Match, cfg: TournamentConfig, debaters: Mapping[str, Debater], judge: Judge, *,
                tournament: str, chunk: int = 0, threshold: float = 90.0,
                clock: Callable[[], float] = time.perf_counter,
-               best_of_n: Mapping[str, BestOfNSettings] | None = None) -> RoundRecord:
+               best_of_n: Mapping[str, BestOfNSettings] | None = None, prior: Sequence[Speech] = (),
+               width: int = 1) -> RoundRecord:
     """Play one round (see the module docstring); never raises for a backend failure.
 
     ``debaters``: debater name -> backend (at least the names in ``match.debaters``); ``cfg``
     supplies ``rounds`` (turns), ``simultaneous`` and the default ``best_of_n``; ``best_of_n``: debater
     name -> its own best-of-N settings (those not named use the tournament's); ``threshold``: the fuzzy quote
     threshold (``debate.quote_fuzzy_threshold``); ``clock``: the timer of the ``seconds`` fields
-    (inject a constant one for byte-identical transcripts)."""
+    (inject a constant one for byte-identical transcripts); ``prior``: the speeches of an earlier, failed
+    attempt (reused while they match); ``width``: calls at a time within the round (module docstring)."""
     start = clock()
-    r = _Round(match, cfg, debaters, judge, threshold, clock, best_of_n or {})
+    r = _Round(match, cfg, debaters, judge, threshold, clock, best_of_n or {}, width)
     q = match.question
     rec = RoundRecord(round_id=match.round_id, tournament=tournament, chunk=chunk, question_id=q.id,
                       story_id=q.story_id, question=q.question, answers=list(q.answers), format=match.format,
@@ -283,17 +323,24 @@ def play_round(match: Match, cfg: TournamentConfig, debaters: Mapping[str, Debat
                       answer_order=list(r.order), speeches=r.speeches, judge=judge.name, probs=None,
                       has_probabilities=False, judge_raw="", provenance={},
                       seed=derive_seed(match.seed, "judge"))
+    stage = "speeches"
     try:
         for name in dict.fromkeys(match.debaters.values()):
             rec.provenance[name] = dict(r.backend(name).provenance())
         rec.provenance[judge.name if judge.name not in rec.provenance else f"judge/{judge.name}"] = \
             dict(judge.provenance())
+        reusable = list(prior)
         for slot, role, turn in speaking_order(match.format, cfg.rounds):
-            r.speeches.append(r.speak(slot, role, turn))
+            old = reusable.pop(0) if reusable else None
+            if old is None or (old.role, old.turn, old.speaker, old.side) != (role, turn, match.debaters[slot],
+                                                                               match.sides[slot]):
+                reusable, old = [], None  # a later speech saw this one: nothing after it is reused either
+            r.speeches.append(old or r.speak(slot, role, turn))
+        stage = "verdict"
         probs, v = r.verdict(match.format, r.speeches, rec.seed)
         rec.probs, rec.has_probabilities, rec.judge_raw = probs, v.has_probabilities, v.raw
     except Exception as e:  # any backend failure: record it, lose nothing else
-        rec.status, rec.error, rec.probs = "failed", error_line(e), None
+        rec.status, rec.error, rec.probs, rec.failed_stage = "failed", error_line(e), None, stage
     rec.speeches = list(r.speeches)
     rec.seconds = round(clock() - start, 3)
     return rec

@@ -31,10 +31,21 @@ pure function of the tournament config (not ``n_chunks``), the question list and
 depend on ``n_chunks`` (only the ``chunk`` field of its record does), so the union of the chunks
 of a split tournament is the unsplit tournament.
 
-**Resume**: :func:`run_chunk` appends each finished round (ok or failed) as one JSON line to
-``<state_dir>/chunk<k>.partial.jsonl``, flushed and fsynced. On restart it reads that file
-(skipping a truncated last line with a warning) and plays only the rounds not yet recorded. When
-all are done it writes ``out_path`` atomically, rounds in schedule order, and deletes the state.
+**Concurrency**: when every backend the chunk uses is ``thread_safe`` (the API backends and the
+model-free baselines; not local ``hf`` models), up to ``concurrency`` rounds (the largest of its API
+backends') are played at once, and within a round its best-of-N calls
+(:func:`~rlhf_pipeline.debate.rounds.call_width`); each server's ``concurrency`` still caps the requests
+in flight to it. Seeds are fixed by the schedule, so the transcripts are those of a sequential run.
+
+**Resume and failures**: :func:`run_chunk` appends each finished round (ok or failed) as one JSON line
+to ``<state_dir>/chunk<k>.partial.jsonl``, flushed and fsynced. On restart it reads that file
+(skipping a truncated last line with a warning); a round counts as finished only when its latest line
+is ok, so a rerun plays the rounds never recorded and retries the failed ones, reusing their finished
+speeches (a failure at the verdict costs one judge call to retry). When every round has been played,
+the chunk fails if more than ``max_failed_share`` of its rounds failed (default 0: any): a
+PipelineError (exit 1, one line: how many failed, the first error with its server) and no ``out_path``,
+the state kept for the rerun. Otherwise it writes ``out_path`` atomically, rounds in schedule order
+(failed ones included and counted), and deletes the state.
 ``<state_dir>/chunk<k>.fingerprint`` holds a hash of everything that shapes the chunk's rounds (the
 tournament, debater and judge configs, the weights of local ``hf`` debaters (a retrained checkpoint
 at the same path), prompts, quote threshold, questions, chunk split); state
@@ -48,6 +59,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +70,8 @@ from ..models.fingerprint import model_dir_hash
 from ..seeding import derive_seed
 from .backends import build_debater, build_judge
 from .config import DebateSection, TournamentConfig
-from .rounds import Match, play_round
-from .types import Question
+from .rounds import Match, call_width, play_round
+from .types import Question, RoundRecord
 
 __all__ = ["Match", "chunk_matches", "pair_questions", "pairings", "run_chunk", "schedule"]
 
@@ -150,7 +162,8 @@ def _fingerprint(tournament: str, section: DebateSection, cfg: TournamentConfig,
     names = sorted({d for m in matches for d in m.debaters.values()})
     return config_hash({
         "tournament": tournament, "chunk": k,
-        "config": {key: v for key, v in cfg.to_dict().items() if key != "bootstrap"},  # bootstrap: ratings only
+        # bootstrap (ratings) and max_failed_share (the job's verdict on failures) do not shape a round
+        "config": {key: v for key, v in cfg.to_dict().items() if key not in ("bootstrap", "max_failed_share")},
         "debaters": {n: section.debaters[n].to_dict() for n in names},
         "judge": section.judges[cfg.judge].to_dict(), "prompts": prompts,
         "threshold": section.quote_fuzzy_threshold,
@@ -161,9 +174,9 @@ def _fingerprint(tournament: str, section: DebateSection, cfg: TournamentConfig,
 
 
 def _resume(partial: Path, stamp: Path, fingerprint: str, ids: set[str]) -> dict[str, dict[str, Any]]:
-    """The rounds already recorded in ``partial`` (round_id -> row). Stale state (another
-    fingerprint) is deleted; a truncated last line or rows of other rounds are dropped and the file
-    rewritten, so later appends start on a fresh line."""
+    """The rounds already recorded in ``partial`` (round_id -> its latest row, ok or failed). Stale state
+    (another fingerprint) is deleted; a truncated last line, rows of other rounds and superseded rows
+    of a retried round are dropped and the file rewritten, so later appends start on a fresh line."""
     if partial.exists() and (not stamp.is_file() or stamp.read_text().strip() != fingerprint):
         warnings.warn(f"{partial}: left by a different configuration of this chunk; starting afresh", stacklevel=3)
         partial.unlink()
@@ -174,12 +187,13 @@ def _resume(partial: Path, stamp: Path, fingerprint: str, ids: set[str]) -> dict
     rows = read_jsonl(partial, required=["round_id", "status"], allow_truncated_tail=True)
     done: dict[str, dict[str, Any]] = {}
     for row in rows:
-        if row["round_id"] in ids and row["round_id"] not in done:
+        if row["round_id"] in ids:
+            done.pop(row["round_id"], None)  # a retried round's latest line is its state
             done[row["round_id"]] = row
     if len(done) != len(rows) or not partial.read_bytes().endswith(b"\n"):
-        if len(rows) != len(done):
-            warnings.warn(f"{partial}: dropping {len(rows) - len(done)} row(s) that are not rounds of this chunk "
-                          "or repeat one", stacklevel=3)
+        foreign = sum(r["round_id"] not in ids for r in rows)
+        if foreign:
+            warnings.warn(f"{partial}: dropping {foreign} row(s) that are not rounds of this chunk", stacklevel=3)
         write_jsonl(partial, done.values())
     return done
 
@@ -189,11 +203,13 @@ def run_chunk(tournament: str, section: DebateSection, questions: list[Question]
               clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     """Play chunk ``k`` of tournament ``tournament`` and write its transcript JSONL to ``out_path``.
 
-    Builds only the backends the remaining rounds need, plays them in schedule order (a tqdm bar),
-    records each finished round in ``state_dir`` at once and resumes from there after a kill (see
-    the module docstring). Failed rounds are recorded and counted, never dropped. ``clock``: the
-    timer of the rounds' ``seconds`` fields. Returns the counts: ``rounds`` (in the chunk), ``ok``,
-    ``failed``, ``played`` (by this call) and ``resumed`` (recorded by an earlier, interrupted call)."""
+    Builds only the backends the remaining rounds need, plays them (concurrently where the backends
+    allow; a tqdm bar), records each finished round in ``state_dir`` at once and resumes from there
+    after a kill or a failure (see the module docstring). ``clock``: the timer of the rounds'
+    ``seconds`` fields. Returns the counts: ``rounds`` (in the chunk), ``ok``, ``failed``, ``played``
+    (by this call), ``retried`` (of those, failed in an earlier call), ``resumed`` (finished by an
+    earlier call) and ``concurrency`` (rounds played at once). PipelineError when more than
+    ``max_failed_share`` of the rounds failed."""
     from tqdm.auto import tqdm
 
     if tournament not in section.tournaments:
@@ -202,28 +218,52 @@ def run_chunk(tournament: str, section: DebateSection, questions: list[Question]
     matches = chunk_matches(schedule(tournament, cfg, questions), cfg.n_chunks, k)
     state_dir, out_path = Path(state_dir), Path(out_path)
     partial, stamp = state_dir / f"chunk{k}.partial.jsonl", state_dir / f"chunk{k}.fingerprint"
-    done = _resume(partial, stamp, _fingerprint(tournament, section, cfg, k, matches, prompts),
-                   {m.round_id for m in matches})
+    recorded = _resume(partial, stamp, _fingerprint(tournament, section, cfg, k, matches, prompts),
+                       {m.round_id for m in matches})
+    done = {i: row for i, row in recorded.items() if row["status"] == "ok"}
     todo = [m for m in matches if m.round_id not in done]
+    prior = {i: RoundRecord.from_row(row).speeches for i, row in recorded.items() if i not in done}
 
     names = list(dict.fromkeys(d for m in todo for d in m.debaters.values()))
     debaters = {n: build_debater(n, section.debaters[n], prompts) for n in names}
     judge = build_judge(cfg.judge, section.judges[cfg.judge], prompts) if todo else None
+    width = call_width([*debaters.values(), judge]) if todo else 1
     best_of_n = {n: section.debaters[n].best_of_n for n in names if section.debaters[n].best_of_n is not None}
-    for m in tqdm(todo, desc=f"{tournament} chunk {k}", unit="round", initial=len(done), total=len(matches)):
-        rec = play_round(m, cfg, debaters, judge, tournament=tournament, chunk=k,
-                         threshold=section.quote_fuzzy_threshold, clock=clock, best_of_n=best_of_n)
-        if rec.status != "ok":
-            log.warning("%s chunk %d: round %s failed: %s", tournament, k, rec.round_id, rec.error)
-        append_jsonl(partial, rec.to_row())
 
-    rows = {r["round_id"]: r for r in (read_jsonl(partial, required=["round_id", "status"]) if matches else [])}
+    def play(m: Match) -> RoundRecord:
+        return play_round(m, cfg, debaters, judge, tournament=tournament, chunk=k,
+                          threshold=section.quote_fuzzy_threshold, clock=clock, best_of_n=best_of_n,
+                          prior=prior.get(m.round_id, ()), width=width)
+
+    bar = tqdm(desc=f"{tournament} chunk {k}", unit="round", initial=len(done), total=len(matches))
+    pool = ThreadPoolExecutor(max_workers=width) if width > 1 else None
+    try:  # records are appended by this thread alone, in the order rounds finish
+        finished = (f.result() for f in as_completed([pool.submit(play, m) for m in todo])) if pool else map(
+            play, todo)
+        for rec in finished:
+            if rec.status != "ok":
+                log.warning("%s chunk %d: round %s failed: %s", tournament, k, rec.round_id, rec.error)
+            append_jsonl(partial, rec.to_row())
+            bar.update()
+    finally:
+        bar.close()
+        if pool:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    rows = _resume(partial, stamp, stamp.read_text().strip(), {m.round_id for m in matches}) if matches else {}
     missing = [m.round_id for m in matches if m.round_id not in rows]
     if missing:  # cannot happen unless the state file was edited while we ran
         raise PipelineError(f"{partial}: rounds {missing[:3]} are missing after the chunk finished")
+    failed = [rows[m.round_id] for m in matches if rows[m.round_id]["status"] != "ok"]
+    if len(failed) > cfg.max_failed_share * len(matches):
+        raise PipelineError(
+            f"{tournament} chunk {k}: {len(failed)} of {len(matches)} rounds failed (more than "
+            f"max_failed_share={cfg.max_failed_share:g}); first: round {failed[0]['round_id']}: {failed[0]['error']}; "
+            f"the {len(matches) - len(failed)} finished rounds are kept in {partial} and a rerun retries only the "
+            "failed ones")
     write_jsonl(out_path, [rows[m.round_id] for m in matches])
     partial.unlink(missing_ok=True)
     stamp.unlink(missing_ok=True)
-    failed = sum(r["status"] != "ok" for r in rows.values())
-    return {"tournament": tournament, "chunk": k, "rounds": len(matches), "ok": len(matches) - failed,
-            "failed": failed, "played": len(todo), "resumed": len(done)}
+    return {"tournament": tournament, "chunk": k, "rounds": len(matches), "ok": len(matches) - len(failed),
+            "failed": len(failed), "played": len(todo), "retried": len(prior), "resumed": len(done),
+            "concurrency": width}

@@ -208,6 +208,9 @@ class RoundRecord:
     """Name -> provenance of every model in the round (debaters and judge)."""
     status: str = "ok"
     error: str | None = None
+    failed_stage: str | None = None
+    """A failed round: ``speeches`` (a speech was not completed) or ``verdict`` (every speech is complete and
+    only the judging failed: re-judging and a rerun retry just the judge); None when ok."""
     seconds: float = 0.0
     seed: int = 0
     """The seed the judge got (``JudgeContext.seed``): re-judging passes it again, so a seeded judge

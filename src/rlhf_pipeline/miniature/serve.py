@@ -21,7 +21,9 @@ Endpoints (the subset of vLLM's the project's clients use):
   fields are accepted and ignored. A malformed request is a 400 with an OpenAI-style ``{"error": ...}`` body.
 
 The server is a ``ThreadingHTTPServer`` (HTTP/1.1, keep-alive), so a client's concurrent requests are
-accepted at once and answered one generation at a time. :func:`start` runs it in a background thread (tests);
+accepted at once and answered one generation at a time. :class:`EchoChat` (:func:`start_echo`) answers
+without a model after a fixed delay, overlapping concurrent requests: for tests and benchmarks of the
+clients' concurrency. :func:`start` runs it in a background thread (tests);
 ``--port 0`` picks a free port, printed on the first line of stdout as ``serving <model> at <base_url>``.
 """
 
@@ -119,11 +121,74 @@ class ChatModel:
                                             "owned_by": "rlhf_pipeline.miniature"}]}
 
 
-def handler(chat: ChatModel) -> type[BaseHTTPRequestHandler]:
+class EchoChat:
+    """A model-free stand-in with a fixed answer time, for tests and benchmarks of the clients' concurrency:
+    each request sleeps ``latency_s`` (without holding any lock, so concurrent requests overlap as on a real
+    server), then answers a text that is a pure function of the request (its messages and seed). A request
+    with ``logprobs`` (a judge) gets "A" or "B" and both letters in ``top_logprobs``. ``requests`` counts the
+    answered requests, ``peak`` the most in flight at once; while ``fail_status`` is set (e.g. 500, an
+    outage), every request is answered with that HTTP error instead (and counted in ``failed``)."""
+
+    def __init__(self, latency_s: float = 0.2, name: str = "echo"):
+        self.name, self.latency_s = name, latency_s
+        self.requests = self.failed = self.peak = self._in_flight = 0
+        self.fail_status: int | None = None
+        self.lock = threading.Lock()
+
+    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        import hashlib
+        import math
+
+        with self.lock:
+            self._in_flight += 1
+            self.peak = max(self.peak, self._in_flight)
+        try:
+            time.sleep(self.latency_s)
+            if self.fail_status is not None:
+                with self.lock:
+                    self.failed += 1
+                raise BadRequest("the server is down (EchoChat.fail_status)", self.fail_status, "InternalServerError")
+            key = json.dumps([body.get("messages"), body.get("seed")], sort_keys=True).encode()
+            h = int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
+            if body.get("logprobs"):
+                p = 0.05 + 0.9 * (h % 1000) / 999
+                letter = "A" if p >= 0.5 else "B"
+                top = [{"token": t, "logprob": math.log(q), "bytes": None} for t, q in (("A", p), ("B", 1 - p))]
+                logprobs = {"content": [{"token": letter, "logprob": math.log(max(p, 1 - p)), "bytes": None,
+                                         "top_logprobs": top}]}
+                content = letter
+            else:
+                logprobs, content = None, f"Speech {h % 10_000}: the answer I defend is right."
+            with self.lock:
+                self.requests += 1
+            return {"id": f"chatcmpl-{h:x}", "object": "chat.completion", "created": 0, "model": self.name,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                 "logprobs": logprobs, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 0, "completion_tokens": 1, "total_tokens": 1}}
+        finally:
+            with self.lock:
+                self._in_flight -= 1
+
+    def models(self) -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": self.name, "object": "model", "created": 0,
+                                            "owned_by": "rlhf_pipeline.miniature"}]}
+
+
+def start_echo(latency_s: float = 0.2, host: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, str, EchoChat]:
+    """Serve an :class:`EchoChat` from a daemon thread on a free port: the server, its base URL and the chat."""
+    chat = EchoChat(latency_s)
+    server = ThreadingHTTPServer((host, 0), handler(chat))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, base_url(server), chat
+
+
+def handler(chat: ChatModel | EchoChat) -> type[BaseHTTPRequestHandler]:
     """The request handler class serving ``chat``."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as two writes: without this, ~40 ms per answer
 
         def _send(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()

@@ -35,6 +35,10 @@ def tournament_seed(wildcards):
     return DEBATE.tournaments[wildcards.tournament].seed
 
 
+def tournament_max_failed_share(wildcards):
+    return DEBATE.tournaments[wildcards.tournament].max_failed_share
+
+
 def rejudge_config(wildcards):
     """The new judge's ModelConfig (a tracked param)."""
     return as_json(DEBATE.judges[wildcards.judge].to_dict())

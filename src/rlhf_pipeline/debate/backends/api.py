@@ -2,8 +2,9 @@
 through the official ``openai`` client) and ``anthropic`` (the official ``anthropic`` client), each on a
 :class:`rlhf_pipeline.clients.ChatEndpoint`: timeouts, retries with backoff, at most ``concurrency``
 requests in flight per server, keys only from ``api_key_env`` and never in an error, a log or the
-provenance, client errors as one-line PipelineErrors (see :mod:`rlhf_pipeline.clients`). One round is
-sequential; ``speak_many`` / ``judge_many`` run a batch on a thread pool of ``concurrency`` threads.
+provenance, client errors as one-line PipelineErrors (see :mod:`rlhf_pipeline.clients`). The backends are
+``thread_safe``: a chunk plays up to ``concurrency`` rounds at once, and a round its best-of-N calls
+(:func:`rlhf_pipeline.debate.rounds.call_width`).
 
 Debaters: one chat completion (``openai_compatible``: ``max_new_tokens``, ``temperature``, and a
 seed derived from the model's ``seed`` and the speech's, so servers that honour seeds reproduce
@@ -33,8 +34,6 @@ response body is a PipelineError too (the round code records the round as failed
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ...clients import ChatEndpoint
@@ -110,10 +109,11 @@ def _top_logprobs(logprobs: Any) -> list[tuple[str, float]]:
 
 
 class _APIBackend:
-    """Shared by the four API backends: the endpoint, provenance and the batch helper."""
+    """Shared by the four API backends: the endpoint, provenance and the concurrency a chunk may use."""
 
     backend = ""
     role = ""
+    thread_safe = True
 
     def __init__(self, name: str, cfg: ModelConfig, prompts: dict[str, Any]):
         self.who = f"{self.backend} {self.role} {name}"
@@ -131,9 +131,10 @@ class _APIBackend:
         return {**self.endpoint.provenance(), "prompt": self.cfg.prompt, "prompt_sha256": prompt_hash(self.pset),
                 "max_new_tokens": self.cfg.max_new_tokens, "seed": self.cfg.seed}
 
-    def _map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-        with ThreadPoolExecutor(max_workers=self.cfg.concurrency) as pool:
-            return list(pool.map(fn, items))
+    @property
+    def concurrency(self) -> int:
+        """Calls this backend wants in flight at once (its server's limit holds whatever the caller does)."""
+        return self.cfg.concurrency
 
 
 class _OpenAIBackend(_APIBackend):
@@ -151,9 +152,6 @@ class OpenAIDebater(_OpenAIBackend):
                                      temperature=self.cfg.temperature, seed=mix_seed(self.cfg.seed, ctx.seed))
         return text
 
-    def speak_many(self, ctxs: list[SpeechContext]) -> list[str]:
-        """``speak`` for each context, ``concurrency`` at a time; results in order."""
-        return self._map(self.speak, ctxs)
 
     def provenance(self) -> dict[str, Any]:
         return {**self._provenance(), "temperature": self.cfg.temperature}
@@ -178,9 +176,6 @@ class OpenAIJudge(_OpenAIBackend):
         shown = {self.endpoint.clean(t): round(lp, 4) for t, lp in top if _LETTER_TOKEN.match(t)}
         return Verdict(list(probs), True, f"top_logprobs of the answer token {shown}; reply {text!r}")
 
-    def judge_many(self, ctxs: list[JudgeContext]) -> list[Verdict]:
-        """``judge`` for each context, ``concurrency`` at a time; results in order."""
-        return self._map(self.judge, ctxs)
 
     def provenance(self) -> dict[str, Any]:
         return {**self._provenance(), "answer_prefix": self.cfg.answer_prefix, "top_logprobs": TOP_LOGPROBS}
@@ -202,9 +197,6 @@ class AnthropicDebater(_AnthropicBackend):
         system, user = debater_prompt(self.prompts, self.cfg.prompt, ctx)
         return self._message(system, user)
 
-    def speak_many(self, ctxs: list[SpeechContext]) -> list[str]:
-        """``speak`` for each context, ``concurrency`` at a time; results in order."""
-        return self._map(self.speak, ctxs)
 
     def provenance(self) -> dict[str, Any]:
         return {**self._provenance(), "temperature": "model default"}
@@ -221,9 +213,6 @@ class AnthropicJudge(_AnthropicBackend):
         return verdict_from_letter(parse_letter(text), text, "the anthropic API returns no probabilities",
                                    self._where())
 
-    def judge_many(self, ctxs: list[JudgeContext]) -> list[Verdict]:
-        """``judge`` for each context, ``concurrency`` at a time; results in order."""
-        return self._map(self.judge, ctxs)
 
     def provenance(self) -> dict[str, Any]:
         return {**self._provenance(), "answer_prefix": self.cfg.answer_prefix, "probabilities": False}

@@ -1,5 +1,6 @@
 """Backends without a model: ``deterministic`` and ``random`` (for tests and baselines) and
-``offline`` (replays the speeches / verdicts of saved transcripts, for re-judging)."""
+``offline`` (replays the speeches / verdicts of saved transcripts, for re-judging). All are pure
+functions of their context, hence ``thread_safe``: they may share a chunk with concurrent API backends."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class DeterministicDebater:
     """Quotes the first passage sentence that mentions its answer (else the first sentence), and
     names its turn: the same context always gives the same speech."""
 
+    thread_safe = True
+
     def __init__(self, name: str, cfg: ModelConfig, prompts: dict[str, Any]):
         self.name, self.cfg = name, cfg
 
@@ -40,6 +43,8 @@ class DeterministicDebater:
 class RandomDebater:
     """Quotes one passage sentence chosen at random (seeded by the speech's seed)."""
 
+    thread_safe = True
+
     def __init__(self, name: str, cfg: ModelConfig, prompts: dict[str, Any]):
         self.name, self.cfg = name, cfg
 
@@ -55,6 +60,8 @@ class RandomDebater:
 class DeterministicJudge:
     """Favours the answer whose defenders showed more verified quotes: p = 0.5 + 0.1 * difference,
     clipped to [0.05, 0.95]; 0.5 when tied (e.g. the empty round)."""
+
+    thread_safe = True
 
     def __init__(self, name: str, cfg: ModelConfig, prompts: dict[str, Any]):
         self.name, self.cfg = name, cfg
@@ -73,6 +80,8 @@ class DeterministicJudge:
 
 class RandomJudge:
     """A uniform random probability for the first shown answer (seeded by the round's seed)."""
+
+    thread_safe = True
 
     def __init__(self, name: str, cfg: ModelConfig, prompts: dict[str, Any]):
         self.name, self.cfg = name, cfg
@@ -99,6 +108,8 @@ def load_records(path: str | Path) -> list[RoundRecord]:
 class OfflineDebater:
     """Replays the speeches of saved transcripts: the speech of the same round, role and turn."""
 
+    thread_safe = True
+
     def __init__(self, name: str, cfg: ModelConfig, prompts: dict[str, Any]):
         self.name, self.cfg = name, cfg
         self.speeches = {(r.round_id, s.role, s.turn): s.raw for r in load_records(cfg.transcripts)
@@ -117,6 +128,8 @@ class OfflineDebater:
 
 class OfflineJudge:
     """Replays the verdicts of saved transcripts (by round id), mapped to the current answer order."""
+
+    thread_safe = True
 
     def __init__(self, name: str, cfg: ModelConfig, prompts: dict[str, Any]):
         self.name, self.cfg = name, cfg

@@ -118,8 +118,9 @@ def windows(history: History, fmt: ContextFormat, cost: Callable[[Any], int]) ->
 
 def check_fits(all_windows: list[Windows], histories: list[History], fmt: ContextFormat,
                cost: Callable[[Any], int]) -> None:
-    """PipelineError when not one episode fits the context length (one line, before training)."""
-    if any(w.contexts for w in all_windows):
+    """PipelineError when not one episode fits the context length (one line, before training); no histories
+    (e.g. no held-out ones) is no error."""
+    if not histories or any(w.contexts for w in all_windows):
         return
     shortest = min(cost(row) for h in histories for _, row in h.episodes.iterrows())
     raise PipelineError(f"config ad.format.context_length: {fmt.context_length} tokens is shorter than every "

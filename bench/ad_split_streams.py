@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from rlhf_pipeline.ppo.trajectories import chunk_files
+from rlhf_pipeline.ppo.trajectories import chunk_files, chunk_steps, read_trajectories, write_chunk
 
 src, out, cut = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 info = json.loads((src / "_run.json").read_text())
@@ -16,10 +15,12 @@ bs = int(info["hparams"]["batch_size"])
 for name, lo, hi in (("train", 0, cut), ("heldout", cut, bs)):
     d = out / name / "trajectories"
     d.mkdir(parents=True, exist_ok=True)
+    whole = read_trajectories(src)  # every chunk verified
     for f in chunk_files(src):
-        t = pq.read_table(f).to_pandas()
+        first, last = chunk_steps(f)
+        t = whole[(whole["step"] >= first) & (whole["step"] <= last)]
         t = t[(t["batch_index"] >= lo) & (t["batch_index"] < hi)].copy()
         t["batch_index"] -= lo
-        pq.write_table(pa.Table.from_pandas(t, preserve_index=False), d / f.name)
+        write_chunk(pa.Table.from_pandas(t, preserve_index=False), d / f.name, str(info.get("run", src.parent.name)))
     (d / "_run.json").write_text(json.dumps({**info, "hparams": {**info["hparams"], "batch_size": hi - lo}}))
     print(name, hi - lo)

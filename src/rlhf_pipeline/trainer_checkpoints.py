@@ -17,6 +17,10 @@ what the Trainer lacks:
   :class:`Preempted` (exit code 128 + signal, 143 for SIGTERM) WITHOUT writing its declared outputs,
   so SLURM/Snakemake retry the job and the next attempt resumes. A signal that arrives after the
   last step does not stop the stage: training is complete and its outputs are written.
+- **A full disk fails in one line.** A checkpoint save that runs out of space removes its partial
+  ``checkpoint-N`` and raises :class:`~rlhf_pipeline.errors.DiskFull` naming it (the rerun resumes from
+  the last complete checkpoint); the final outputs are written through :func:`rlhf_pipeline.io.atomic_dir`,
+  which does the same for them and removes the staging directory a killed attempt left.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_dir, atomic_file, write_json
+from .errors import DiskFull
+from .io import atomic_dir, atomic_file, disk_full_as_error, write_json
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +125,9 @@ def _marker_callback():
 
                 dist.barrier()
             if state.is_world_process_zero:
-                write_marker(Path(args.output_dir) / f"{PREFIX}{state.global_step}", state.global_step)
+                path = Path(args.output_dir) / f"{PREFIX}{state.global_step}"
+                with checkpoint_write(path):
+                    write_marker(path, state.global_step)
             return control
 
     return CompletionMarker()
@@ -165,6 +172,7 @@ def train_resumable(trainer, ckpt_dir: str | Path | None, stage: str):
     if resume is not None:
         log.warning("%s: resuming from %s", stage, resume)
     trainer.add_callback(_marker_callback())
+    _fail_saves_on_full_disk(trainer, Path(ckpt_dir))
     with stop_on_signals() as flag:
         stopper = _stop_callback(flag)
         trainer.add_callback(stopper)
@@ -179,6 +187,29 @@ def train_resumable(trainer, ckpt_dir: str | Path | None, stage: str):
         log.warning(msg)
         raise Preempted(flag.signum, msg)
     return result, resume
+
+
+@contextmanager
+def checkpoint_write(path: Path):
+    """Writing checkpoint ``path`` in place: on a full disk the partial directory goes (it is never resumed
+    from, and it holds the space) and :class:`~rlhf_pipeline.errors.DiskFull` names it in one line."""
+    try:
+        with disk_full_as_error(path, resumes=True):
+            yield
+    except DiskFull:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def _fail_saves_on_full_disk(trainer, ckpt_dir: Path) -> None:
+    """Every checkpoint save of ``trainer`` under :func:`checkpoint_write` (the Trainer writes ``checkpoint-N``
+    itself, file by file, in its ``_save_checkpoint``; an AttributeError here says a new version renamed it)."""
+    save = trainer._save_checkpoint
+
+    def guarded(*args, **kwargs):
+        with checkpoint_write(ckpt_dir / f"{PREFIX}{trainer.state.global_step}"):
+            return save(*args, **kwargs)
+    trainer._save_checkpoint = guarded
 
 
 def save_trained(trainer, model, tok, out_dir: str | Path, metrics: dict[str, Any], metrics_name: str,

@@ -15,6 +15,8 @@ import importlib
 import importlib.util
 from pathlib import Path
 
+from ..io import disk_full_as_error
+
 ROOT = Path("results/miniature")
 """Where the assets go, relative to the workflow's working directory (the overlays name paths under it)."""
 
@@ -25,12 +27,15 @@ def has_assets(experiment: str) -> bool:
 
 
 def make_assets(experiment: str, root: str | Path = ROOT) -> Path | None:
-    """Write ``experiment``'s tiny models and shaped data under ``root/<experiment>/``; None when it needs none."""
+    """Write ``experiment``'s tiny models and shaped data under ``root/<experiment>/``; None when it needs none.
+    A full disk ends it with one line naming that directory (:func:`rlhf_pipeline.io.disk_full_as_error`); a rerun
+    writes every asset again."""
     if not has_assets(experiment):
         return None
     out = Path(root) / experiment
-    out.mkdir(parents=True, exist_ok=True)
-    importlib.import_module(f"{__name__}.{experiment}").make(out)
+    with disk_full_as_error(out):
+        out.mkdir(parents=True, exist_ok=True)
+        importlib.import_module(f"{__name__}.{experiment}").make(out)
     return out
 
 

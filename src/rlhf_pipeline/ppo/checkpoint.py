@@ -2,7 +2,10 @@
 
 Layout of ``ckpt_dir/step{N:06d}/``: one ``{name}.pt`` per saved object, copies of output files
 (train log, eval samples) under ``files/``, and ``manifest.json`` (step and every file's size),
-written last. A checkpoint is first written to a hidden temporary directory and renamed into place.
+written last. A checkpoint is first written to a hidden temporary directory and renamed into place; the
+temporary directories of a killed run are removed by the next save (:func:`rlhf_pipeline.io.remove_stale_staging`).
+A full disk ends the run with one line naming the checkpoint (:class:`~rlhf_pipeline.errors.DiskFull`), leaving the
+checkpoints before it, so the rerun resumes from the last complete one.
 
 A PPO run's checkpoint (:func:`save_run`, :func:`resume_run`): the trainable weights of the policy and the
 value model, the optimizer, the LR schedule, ``trainer_state`` (KL controller, train-log rows, config, the
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import PipelineError
-from ..io import atomic_dir
+from ..io import atomic_dir, disk_full_as_error, remove_stale_staging
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +68,9 @@ def save_checkpoint(ckpt_dir: str | os.PathLike, step: int, objects: dict[str, A
     the file system allows, so a checkpoint costs no copy of a growing log.
     """
     ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     final = step_dir(ckpt_dir, step)
-    with atomic_dir(final) as tmp:  # a checkpoint dir appears whole or not at all
+    remove_stale_staging(ckpt_dir, r"step\d+")  # a killed run's, of whichever step it was saving
+    with disk_full_as_error(final, resumes=True), atomic_dir(final) as tmp:  # appears whole or not at all
         for name, obj in objects.items():
             torch.save(obj, tmp / f"{name}.pt")
         for name, src in (files or {}).items():

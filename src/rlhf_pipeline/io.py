@@ -5,7 +5,9 @@ and they own two guarantees, so no caller can forget them:
 
 - **secrets**: values under secret-looking keys (:func:`is_secret_key`: ``token``, ``api_key``,
   ``password``, ``secret``, ``credential(s)`` as whole words of the key, so ``hf_token`` and
-  ``apiKey`` match but ``tokenizer`` and ``max_new_tokens`` do not) are written as ``<redacted>``;
+  ``apiKey`` match but ``tokenizer`` and ``max_new_tokens`` do not) are written as ``<redacted>``,
+  and values under URL keys (:func:`is_url_key`: ``base_url``, ``url``) as their public part
+  (:func:`split_url`: no user-info, query or fragment, where a server's credentials ride);
 - **valid JSON**: NaN and infinities are never written. Data rows (:func:`write_jsonl`) with a
   non-finite number are refused with a PipelineError naming the file, row and key; summaries
   (:func:`write_json`) write them as ``null`` (an undefined metric, e.g. accuracy over no pairs).
@@ -32,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import DiskFull, PipelineError
 
@@ -109,13 +112,32 @@ def is_secret_key(key: str) -> bool:
     return any(a == "api" and b == "key" for a, b in pairwise(words))
 
 
+def is_url_key(key: str) -> bool:
+    """True for keys that hold a URL: ``url`` or ``uri`` as the key's last word (``base_url``, ``endpointUrl``)."""
+    words = _key_words(key)
+    return bool(words) and words[-1] in ("url", "uri")
+
+
+def split_url(url: str) -> tuple[str, str, str]:
+    """``url`` as (its public part: scheme, host, port and path; its user-info; its query), the last two as
+    written (``''`` when absent). The fragment is dropped. The one place that says what of a URL may be shown:
+    user-info (``user:password@``) and every query parameter may be credentials."""
+    bare = "://" not in url  # host:port/path: parsed as a network location all the same
+    parts = urlsplit(f"//{url}" if bare else url)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    public = urlunsplit((parts.scheme, hostport, parts.path, "", ""))
+    return (public.removeprefix("//") if bare else public), userinfo, parts.query
+
+
 REDACTED = "<redacted>"
 
 
 def redact(obj: Any) -> Any:
-    """Copy of ``obj`` with the values of secret-looking keys (:func:`is_secret_key`) replaced."""
+    """Copy of ``obj`` with the values of secret-looking keys (:func:`is_secret_key`) replaced, and the
+    text values of URL keys (:func:`is_url_key`) cut to their public part (:func:`split_url`)."""
     if isinstance(obj, dict):
-        return {k: (REDACTED if is_secret_key(k) else redact(v)) for k, v in obj.items()}
+        return {k: (REDACTED if is_secret_key(k) else split_url(v)[0] if is_url_key(k) and isinstance(v, str)
+                    else redact(v)) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [redact(v) for v in obj]
     return obj

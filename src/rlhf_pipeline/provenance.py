@@ -3,8 +3,10 @@
 Written as ``manifest.json`` next to a stage's outputs: git commit and dirty flag, the hash and
 content of the stage's config section, package versions, seed, command line, host and time.
 Secrets are never written: the manifest goes through :func:`rlhf_pipeline.io.write_json`, which
-redacts secret-looking keys everywhere, and :func:`redact_argv` hides the value of a secret-looking
-command-line flag (``--api-key X``, ``--hf-token=X``) and secret keys inside a JSON ``--config``.
+redacts secret-looking keys everywhere and cuts URL settings (``base_url``) to their public part, and
+:func:`redact_argv` does the same on the command line: it hides the value of a secret-looking flag
+(``--api-key X``, ``--hf-token=X``), cuts a URL flag's value (``--base-url X``) to its public part, and
+applies :func:`rlhf_pipeline.io.redact` inside a JSON ``--config``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import config_hash
-from .io import REDACTED, is_secret_key, redact, write_json
+from .io import REDACTED, is_secret_key, is_url_key, redact, split_url, write_json
 
 PACKAGES = ("rlhf-pipeline", "torch", "transformers", "trl", "accelerate", "datasets", "peft",
             "sentence-transformers", "sacrebleu", "snakemake", "numpy", "pandas")
@@ -52,22 +54,29 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def _flag_value(key: str, value: str) -> str:
+    """How the value of a secret-looking or URL flag ``--key`` is recorded."""
+    return REDACTED if is_secret_key(key) else split_url(value)[0]
+
+
 def redact_argv(argv: list[str]) -> list[str]:
-    """``argv`` with the values of secret-looking flags and secret keys in JSON arguments hidden."""
+    """``argv`` with the values of secret-looking flags hidden, those of URL flags cut to their public part,
+    and JSON arguments redacted (:func:`rlhf_pipeline.io.redact`)."""
     out: list[str] = []
-    hide_next = False
+    flag_of_next = None  # the secret or URL flag whose value is the next argument
     for arg in argv:
-        if hide_next:
-            out.append(REDACTED)
-            hide_next = False
+        if flag_of_next is not None:
+            out.append(_flag_value(flag_of_next, arg))
+            flag_of_next = None
             continue
-        flag, eq, _ = arg.partition("=")
-        if arg.startswith("-") and is_secret_key(flag.lstrip("-")):
+        flag, eq, value = arg.partition("=")
+        key = flag.lstrip("-")
+        if arg.startswith("-") and (is_secret_key(key) or is_url_key(key)):
             if eq:
-                out.append(f"{flag}={REDACTED}")
+                out.append(f"{flag}={_flag_value(key, value)}")
             else:
                 out.append(arg)
-                hide_next = True
+                flag_of_next = key
             continue
         if arg.lstrip().startswith("{"):
             with contextlib.suppress(json.JSONDecodeError):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .ad.config import ADSection
+from .clients import detach_credentials
 from .config import Section, bad, join, json_schema, setting
 from .data.config import DatasetConfig
 from .debate.config import DebateSection
@@ -495,11 +496,15 @@ def load_workflow_config(raw: dict[str, Any], check_paths: bool = True) -> Workf
     return cfg
 
 
-def apply_hub_mode(cfg: WorkflowConfig) -> None:
-    """With ``hub_offline``, set the offline variables for this process and the jobs it starts."""
+def apply_job_environment(cfg: WorkflowConfig) -> None:
+    """Set what the config puts in the environment of this process and the jobs it starts: with ``hub_offline``,
+    the offline variables; for each URL setting that carries credentials (``base_url``), the variable holding
+    the full URL, the setting becoming its public URL and that variable's name
+    (:func:`rlhf_pipeline.clients.detach_credentials`), so no credential is in a job's params."""
     if cfg.hub_offline:
         for var in HUB_OFFLINE_VARS:
             os.environ[var] = "1"
+    os.environ.update(detach_credentials(cfg))
 
 
 def interpreter_first_on_path() -> None:
@@ -521,7 +526,7 @@ def workflow_schema() -> dict[str, Any]:
 __all__ = [
     "Layer",
     "WorkflowConfig",
-    "apply_hub_mode",
+    "apply_job_environment",
     "config_layers",
     "explain_config",
     "interpreter_first_on_path",

@@ -13,7 +13,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from rlhf_pipeline.codegraph import stage_hashes
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.planning import parameters, presign, presign_rules, producing_rules
-from rlhf_pipeline.workflow_config import apply_hub_mode, interpreter_first_on_path, resolve_config
+from rlhf_pipeline.workflow_config import apply_job_environment, interpreter_first_on_path, resolve_config
 
 # The config, in explicit layers (workflow_config.config_layers): with no --configfile, the embedded demo
 # (config/config.yaml); else the given files, each after the bases it names (`base:`), then --config. What no
@@ -22,11 +22,11 @@ from rlhf_pipeline.workflow_config import apply_hub_mode, interpreter_first_on_p
 # and what is allowed. `python -m rlhf_pipeline config` prints the same resolution, value by value.
 try:
     CFG, _, _ = resolve_config(workflow.config_settings.configfiles, workflow.config_settings.config, workflow.basedir)
+    apply_job_environment(CFG)  # for jobs: HF_HUB_OFFLINE=1 (hub_offline); base_url credentials (clients.py)
 except PipelineError as e:
     raise WorkflowError(str(e)) from None
 config.clear()
 config.update(CFG.to_dict())  # every value resolved, defaults filled in from the dataclasses
-apply_hub_mode(CFG)  # hub_offline: HF_HUB_OFFLINE=1 here and in every job started from here
 
 
 def deploys_with(*methods):

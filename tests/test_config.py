@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from rlhf_pipeline.config import Section, json_schema, load_config_arg
+from rlhf_pipeline.config import Section, bad, json_schema, load_config_arg
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.ppo import PPOConfig
 from rlhf_pipeline.preferences import PreferencesConfig
@@ -50,3 +50,11 @@ def test_config_arg_accepts_json_and_files(tmp_path):
     assert load_config_arg(str(f)) == {"epochs": 3}
     with pytest.raises(PipelineError, match="neither a JSON object nor an existing file"):
         load_config_arg(str(tmp_path / "missing.yaml"))
+
+
+def test_a_config_error_shows_a_url_without_its_credentials_and_no_secret_value():
+    with pytest.raises(PipelineError) as e:
+        bad("debate.judges.j.base_url", "http://user:pw-secret@host:8000/v1?api-key=q-secret", "something else")
+    assert "'http://host:8000/v1'" in str(e.value) and "secret" not in str(e.value)
+    with pytest.raises(PipelineError, match="got <redacted>, expected"):
+        bad("redteam.target.api_key", "k-secret", "something else")

@@ -146,11 +146,12 @@ def check_keys(cls: type, d: Any, where: str) -> None:
 
 
 def bad(where: str, value: Any, expected: str) -> typing.NoReturn:
-    """Raise the one-line config error: key path, the value given (redacted for secret-looking
-    keys) and what was expected."""
-    from .io import is_secret_key
+    """Raise the one-line config error: key path, the value given (as :func:`~rlhf_pipeline.io.redact` writes
+    it: secret-looking keys redacted, URL keys cut to their public part) and what was expected."""
+    from .io import REDACTED, is_secret_key, redact
 
-    shown = "<redacted>" if is_secret_key(where.rsplit(".", 1)[-1]) else repr(value)
+    key = where.rsplit(".", 1)[-1]
+    shown = REDACTED if is_secret_key(key) else repr(redact({key: value})[key])
     raise PipelineError(f"{_config(where)}: got {shown}, expected {expected}")
 
 

@@ -243,7 +243,7 @@ def write_contexts(ad, histories: dict[str, str], heldout: list[str], tokenizer:
     before anything is written."""
     import pandas as pd
 
-    from ..io import write_csv, write_jsonl
+    from ..io import atomic_dir, write_csv, write_jsonl
     from ..models.vocab import training_tokenizer
 
     missing = [h for h in heldout if h not in histories]
@@ -265,5 +265,6 @@ def write_contexts(ad, histories: dict[str, str], heldout: list[str], tokenizer:
     for split, rows in outputs.items():
         write_jsonl(out_dir / f"{split}.jsonl", rows)
     write_csv(pd.DataFrame(reports), out_dir / "report.csv")
-    tok.save_pretrained(out_dir / "tokenizer")
+    with atomic_dir(out_dir / "tokenizer") as tmp:  # whole or not at all; a full disk in one line
+        tok.save_pretrained(tmp)
     return reports

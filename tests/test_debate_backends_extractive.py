@@ -107,3 +107,18 @@ def test_quote_similarity_judge_ignores_unverified_quotes(prompts):
     assert judge.judge(jctx([honest, liar, fake])).probs == judge.judge(jctx([honest, liar])).probs
     only_fake = judge.judge(jctx([fake]))
     assert only_fake.probs == [0.5, 0.5] and "unverified ignored: 1" in only_fake.raw
+
+
+def test_quote_similarity_judge_reads_a_fuzzy_quote_as_the_passage_text_it_was_shown(prompts):
+    judge = build_judge("qs", ModelConfig(type="quote_similarity"), prompts)
+    liar = speech("Lima. <quote>Mira Tosk sailed to Lima in 1802 to buy grain.</quote>", 1, "debater_b")
+    assert liar.quotes[0].status == "verified" and liar.quotes[0].method == "fuzzy"  # one word changed
+    assert "<v_quote>Mira Tosk sailed to Oslo in 1802 to buy grain" in liar.shown  # the passage's own words ...
+    # ... and scores them, not the speaker's altered words
+    match, text = liar.quotes[0].match, liar.quotes[0].text
+
+    def quoting(words: str) -> Speech:
+        return Speech("debater_b", "x", 1, 0, "r", "s", [QuoteCheck(words, "verified", "exact", 100.0, words)])
+
+    assert judge.judge(jctx([liar])).probs == judge.judge(jctx([quoting(match)])).probs
+    assert judge.judge(jctx([liar])).probs != judge.judge(jctx([quoting(text)])).probs

@@ -22,7 +22,9 @@
 
 ``quote_similarity`` judge (the embedded default's judge)
     It never reads the passage. For each answer it takes the *verified* quotes of the speeches
-    defending that answer (``speech.side``), embeds each quote with MiniLM and scores its cosine
+    defending that answer (``speech.side``), as the judge is shown them (``QuoteCheck.match``, the
+    passage's own words: a fuzzily matched quote is never read with the speaker's altered words), embeds
+    each quote with MiniLM and scores its cosine
     similarity to ``"<question> <answer>"``. An answer's support is its best quote's score (the max),
     floored at 0; an answer with no verified quote has support 0. (The max rather than a mean of the
     top two: on the synthetic questions it gave the most accurate verdicts, and it does not punish a
@@ -234,7 +236,7 @@ class QuoteSimilarityJudge:
                            f"A={prior[0]:.6f} B={prior[1]:.6f}")
         scores, ignored = [], 0
         for pos, answer in enumerate(shown):
-            quotes = [c.text for s in ctx.speeches if s.side == answer for c in s.quotes if c.status == "verified"]
+            quotes = [c.match for s in ctx.speeches if s.side == answer for c in s.quotes if c.status == "verified"]
             ignored += sum(c.status != "verified" for s in ctx.speeches if s.side == answer for c in s.quotes)
             scores.append(cosine(queries[pos], quotes))
         sup = [support(s) for s in scores]

@@ -8,16 +8,21 @@ import signal
 
 import pytest
 import torch
+import torch.nn.functional as F
 from test_preemption import ENV, bar_progress, cli, interrupted, same_weights  # noqa: F401
 
 from rlhf_pipeline.debate.backends.hf import chat_text
 from rlhf_pipeline.debate.config import DebateSection, DPOSettings, PairSettings
 from rlhf_pipeline.debate.prompts import debater_prompt, load_prompts
 from rlhf_pipeline.debate.training import (
+    dpo_trainer,
+    dpo_trainer_config,
+    pair_labels,
     preference_pairs,
     quote_tokens_needed,
     sft_rows,
     soft_label,
+    soft_label_trainer,
     speech_context,
     train_debater_dpo,
 )
@@ -215,3 +220,96 @@ def test_dpo_sigterm_then_rerun_equals_uninterrupted(dpo_inputs, tmp_path):
     metrics = json.loads((run / "model" / "dpo_metrics.json").read_text())
     assert metrics["resumed_from"] == ckpt.name and metrics["n_pairs"] == 18
     assert not list((run / "ckpt").glob("checkpoint-*"))
+
+
+# ------------------------------------------------------------------------------------- soft labels
+
+def _hand_loss(trainer, batch, label, beta, nll_weight):
+    """The soft-label DPO loss of a one-pair batch from the policy's and the reference's log-probs, computed
+    here from their logits: -(l log sigmoid(beta h) + (1 - l) log sigmoid(-beta h)) + nll_weight * NLL."""
+    ids, mask = batch["input_ids"], batch["completion_mask"][:, 1:].bool()
+
+    def token_logps(model):
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+        return torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
+
+    policy, ref = token_logps(trainer.model), token_logps(trainer.ref_model)  # rows: chosen, rejected
+    (pc, pr), (rc, rr) = (policy * mask).sum(1), (ref * mask).sum(1)
+    x = beta * ((pc - rc) - (pr - rr))
+    dpo = -(label * F.logsigmoid(x) + (1 - label) * F.logsigmoid(-x))
+    return (dpo + nll_weight * -policy[0][mask[0]].mean()).item(), x.item()
+
+
+def test_dpo_soft_label_loss_is_the_label_weighted_formula(dpo_inputs, tmp_path):
+    """One pair, a policy moved off its reference: the trainer's loss with label l is
+    -(l log sigmoid(beta h) + (1 - l) log sigmoid(-beta h)) + nll_weight * NLL(chosen) from the same
+    log-probs (l = 1, 0.7, 0.5, 0.2), and at l = 1 it is TRL's own (hard) DPO loss."""
+    from datasets import Dataset
+
+    cfg = DPOSettings.from_dict({**DPO_CFG, "batch_size": 1})
+    tok = load_tokenizer(str(dpo_inputs / "init"), padding_side="left")
+    pair = json.loads((dpo_inputs / "pairs.jsonl").read_text().splitlines()[0])
+
+    def loss_of(trainer):
+        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        with torch.no_grad():
+            return trainer.compute_loss(trainer.model, dict(batch)).item(), batch
+
+    def moved_policy():  # the reference stays the saved init model
+        model = load_causal_lm(str(dpo_inputs / "init"))
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.3 * torch.randn(p.shape, generator=g))
+        return model
+
+    hard, _ = loss_of(dpo_trainer(cfg, moved_policy(), tok, [pair], tmp_path / "hard"))
+    assert type(dpo_trainer(cfg, moved_policy(), tok, [pair], tmp_path / "h")).__name__ == "DPOTrainer"
+    for label in (1.0, 0.7, 0.5, 0.2):
+        trainer = soft_label_trainer()(model=moved_policy(), args=dpo_trainer_config(cfg, None, tmp_path / str(label),
+                                                                                     soft_labels=True),
+                                       train_dataset=Dataset.from_list([{**pair, "soft_label": label}]),
+                                       processing_class=tok)
+        loss, batch = loss_of(trainer)
+        expected, x = _hand_loss(trainer, batch, label, cfg.beta, cfg.nll_weight)
+        assert abs(x) > 0.05  # the policy is off its reference: the label matters
+        assert loss == pytest.approx(expected, abs=1e-5), label
+        if label == 1.0:
+            assert loss == pytest.approx(hard, abs=1e-6)
+    assert type(dpo_trainer(cfg, moved_policy(), tok, [{**pair, "soft_label": 0.7}], tmp_path / "s")).__name__ == (
+        "SoftLabelDPOTrainer")
+
+
+def test_dpo_trains_on_soft_labels_end_to_end(dpo_inputs, tmp_path):
+    """train_debater_dpo on pairs.jsonl rows carrying soft labels. A judge indifferent between the speeches
+    (l = 0.5) teaches nothing: at the reference h = 0, where the l = 0.5 loss is log 2 with zero gradient, so
+    the model stays the init model (hard labels would move it). Mixed labels with the NLL term and LoRA train."""
+    import math
+
+    pairs = [json.loads(line) for line in (dpo_inputs / "pairs.jsonl").read_text().splitlines()]
+    flat = {**DPO_CFG, "epochs": 1, "nll_weight": 0.0}
+    m = train_debater_dpo(DPOSettings.from_dict(flat), dpo_inputs / "init", [{**p, "soft_label": 0.5} for p in pairs],
+                          tmp_path / "indifferent")
+    assert (m["soft_labels"], m["mean_label"], m["n_pairs"]) == (True, 0.5, 18)
+    assert m["train_loss"] == pytest.approx(math.log(2), abs=1e-6)
+    same_weights(dpo_inputs / "init" / "model.safetensors", tmp_path / "indifferent" / "model.safetensors")
+
+    mixed = [{**p, "soft_label": soft_label(0.9, 0.1 + 0.02 * i, 1.0)} for i, p in enumerate(pairs)]
+    m = train_debater_dpo(DPOSettings.from_dict({**DPO_CFG, "epochs": 1, "lora": {"enabled": True, "r": 4}}),
+                          dpo_inputs / "init", mixed, tmp_path / "mixed")
+    assert m["soft_labels"] and 0.5 < m["mean_label"] < 1 and math.isfinite(m["train_loss"])
+    assert load_causal_lm(str(tmp_path / "mixed")).config.hidden_size == TINY["hidden_size"]
+
+
+def test_hard_labels_by_default_and_bad_labels_are_one_line(tok):
+    s = speech("debater_a", 0, 0, "x", alts(0.9, 0.2))
+    (pair,), _ = preference_pairs([record([s])], [Q], tok, PROMPTS, "tiny", True, PairSettings())
+    assert PairSettings().soft_label_power is None and pair["soft_label"] == 1.0
+    (soft,), _ = preference_pairs([record([s])], [Q], tok, PROMPTS, "tiny", True, PairSettings(soft_label_power=1.0))
+    assert soft["soft_label"] == pytest.approx(0.9 / 1.1)
+    assert pair_labels([pair, {**pair, "soft_label": 0}, {"prompt": "p", "chosen": "c", "rejected": "r"}]) == [
+        1.0, 0.0, 1.0]
+    for bad in (1.5, -0.1, "0.7", None, True):
+        with pytest.raises(PipelineError, match=rf"^pair 1: soft_label {bad!r} is not a probability in \[0, 1\]$"):
+            pair_labels([pair, {**pair, "soft_label": bad}])

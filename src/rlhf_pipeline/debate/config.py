@@ -204,8 +204,10 @@ class PairSettings(Section):
 
     threshold: float = setting(0.05, ge=0, lt=1, help="Keep a pair when the judge probability of the chosen "
                                "(selected) speech exceeds the rejected (lowest-scoring) one's by more than this.")
-    soft_label_power: float = setting(1.0, gt=0, help="m of the soft label p^m / (p^m + q^m) recorded per pair "
-                                      "(p, q: the chosen and rejected speeches' judge probabilities).")
+    soft_label_power: float | None = setting(None, gt=0, help="m of the soft label l = p^m / (p^m + q^m) that DPO "
+                                             "trains each pair on (p, q: the chosen and rejected speeches' judge "
+                                             "probabilities; loss -(l log sigmoid(beta h) + (1 - l) log sigmoid(-beta "
+                                             "h)), h the DPO logit); null = hard labels (l = 1, plain DPO).")
 
 
 @dataclass
@@ -215,8 +217,8 @@ class DPOSettings(Section):
     section = "debate.training.dpo"
 
     beta: float = setting(0.1, gt=0, help="DPO beta (deviation from the reference, the iteration's start model).")
-    nll_weight: float = setting(0.2, ge=0, help="Weight of an NLL term on the chosen speeches: TRL's loss_type "
-                                "['sigmoid', 'sft'] with loss_weights [1, nll_weight] (0 = plain DPO).")
+    nll_weight: float = setting(0.2, ge=0, help="Weight of an NLL term on the chosen speeches, added to the DPO "
+                                "loss (TRL's 'sft' loss type; 0 = none).")
     lora: LoraSettings = setting(default_factory=LoraSettings, help="LoRA adapters (merged into the saved model).")
     epochs: float = setting(2, gt=0, help="Passes over the pairs.")
     learning_rate: float = setting(5.0e-5, gt=0, help="Peak learning rate (linear decay).")

@@ -9,17 +9,20 @@
 - **Preference pairs** (:func:`preference_pairs`): for each best-of-N speech (``Speech.alternatives``),
   chosen = the selected candidate, rejected = the lowest-scoring one (the first of equal lowest),
   kept when ``score(chosen) - score(rejected) > threshold``. Each pair records the two judge
-  probabilities p, q and the soft label ``p^m / (p^m + q^m)`` (:func:`soft_label`, m =
-  ``pairs.soft_label_power``). Chosen / rejected are the candidates' raw text as generated.
+  probabilities p, q and its label ``soft_label``: ``p^m / (p^m + q^m)`` (:func:`soft_label`) with m =
+  ``pairs.soft_label_power`` when that is set, else 1 (hard). Chosen / rejected are the candidates' raw text
+  as generated.
 - **SFT** (:func:`train_debater_sft`): the project's SFT stage (:func:`rlhf_pipeline.sft.train_sft`,
   TRL's ``SFTTrainer``) on those rows; a from-scratch tiny Llama gets the quote tags as tokens of
   its own (:func:`quote_tokens_needed`) so the speeches it writes keep them.
 - **DPO** (:func:`train_debater_dpo`): TRL's ``DPOTrainer`` from the previous checkpoint (also the
-  reference), ``loss_type=["sigmoid", "sft"]`` with ``loss_weights=[1, nll_weight]`` (TRL's own NLL
-  term on the chosen speeches), LoRA through PEFT (merged into the saved model). Per-pair soft
-  labels are recorded but not trained on: TRL's trainer takes one global ``label_smoothing`` and its
-  collator drops extra columns, so per-pair labels would need a rewritten ``_compute_loss`` and
-  collator, not a minimal subclass. Checkpoint/resume: :mod:`rlhf_pipeline.trainer_checkpoints`.
+  reference), the sigmoid loss plus ``nll_weight`` times TRL's ``sft`` loss (its own NLL term on the
+  chosen speeches), LoRA through PEFT (merged into the saved model). Pairs with soft labels l (any
+  ``soft_label`` below 1) train with the label-weighted sigmoid loss -(l log sigmoid(beta h) + (1 - l)
+  log sigmoid(-beta h)), h the DPO logit (conservative DPO's loss with a per-pair label), through
+  :func:`soft_label_trainer`: TRL's trainer and collator with the ``soft_label`` column kept and set, per
+  batch, as the label smoothing of TRL's ``robust`` loss, which combined as 2 sigmoid - robust is that loss.
+  Checkpoint/resume: :mod:`rlhf_pipeline.trainer_checkpoints`.
 - **The strength experiment** (:func:`strength_table`): per checkpoint, its Bradley-Terry rating in
   the cross-play ``strength`` tournament and the judge's accuracy when it debates itself and when it
   is the consultant, with standard errors over questions.
@@ -28,6 +31,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -144,7 +148,7 @@ def preference_pairs(records: Iterable[RoundRecord], questions: Iterable[Questio
     """The DPO pairs of the best-of-N speeches in ``records`` (see the module docstring), and counts
     (``speeches``, ``best_of_n``, ``kept``, ``below_threshold``). PipelineError naming ``where`` when
     no speech has best-of-N alternatives, or when none passes the threshold."""
-    by_id, pairs = _questions(questions), []
+    by_id, pairs, m = _questions(questions), [], cfg.soft_label_power
     counts = {"speeches": 0, "best_of_n": 0, "kept": 0, "below_threshold": 0}
     for rec in records:
         if rec.status != "ok":
@@ -165,7 +169,7 @@ def preference_pairs(records: Iterable[RoundRecord], questions: Iterable[Questio
             prompt = speech_prompt(tok, prompts, prompt_name, ctx)
             pairs.append({"prompt": prompt, "chosen": completion_text(prompt, chosen["raw"]),
                           "rejected": completion_text(prompt, rejected["raw"]), "p_chosen": p, "p_rejected": q,
-                          "gap": gap, "soft_label": soft_label(p, q, cfg.soft_label_power), "round_id": rec.round_id,
+                          "gap": gap, "soft_label": 1.0 if m is None else soft_label(p, q, m), "round_id": rec.round_id,
                           "speaker": s.speaker, "role": s.role, "turn": s.turn})
     counts["kept"] = len(pairs)
     if not counts["best_of_n"]:
@@ -237,44 +241,128 @@ def train_debater_sft(cfg: Any, tokenizer: str, rows: list[dict[str, str]], out_
     return {**metrics, "quote_tokens_added": added}
 
 
-def dpo_trainer_config(cfg: DPOSettings, ckpt_dir: str | Path | None, scratch_dir: str | Path) -> Any:
+SOFT_LOSS = (["sigmoid", "robust"], [2.0, -1.0])
+"""TRL loss types and weights of the soft-label DPO term (:func:`soft_label_trainer`)."""
+
+
+def dpo_trainer_config(cfg: DPOSettings, ckpt_dir: str | Path | None, scratch_dir: str | Path,
+                       soft_labels: bool = False) -> Any:
     """TRL's ``DPOConfig`` of one DPO iteration: :func:`~rlhf_pipeline.trl_args.training_args` of ``cfg``,
-    ``beta``, and the sigmoid loss plus ``nll_weight`` times TRL's ``sft`` loss (when above 0)."""
+    ``beta``, the DPO loss (``sigmoid``; with ``soft_labels`` :data:`SOFT_LOSS` and the dataset's extra columns
+    kept, for :func:`soft_label_trainer`) plus ``nll_weight`` times TRL's ``sft`` loss (when above 0)."""
     from trl import DPOConfig
 
     from ..trl_args import training_args
 
-    loss_type, weights = (["sigmoid", "sft"], [1.0, cfg.nll_weight]) if cfg.nll_weight > 0 else (["sigmoid"], None)
+    loss_type, weights = (list(SOFT_LOSS[0]), list(SOFT_LOSS[1])) if soft_labels else (["sigmoid"], [1.0])
+    if cfg.nll_weight > 0:
+        loss_type, weights = [*loss_type, "sft"], [*weights, cfg.nll_weight]
+    extra = {"remove_unused_columns": False} if soft_labels else {}
     return DPOConfig(**training_args(cfg, ckpt_dir, scratch_dir), beta=cfg.beta, loss_type=loss_type,
-                     loss_weights=weights, logging_steps=5)
+                     loss_weights=weights if len(loss_type) > 1 else None, logging_steps=5, **extra)
+
+
+@functools.cache
+def soft_label_trainer() -> type:
+    """``SoftLabelDPOTrainer``: TRL's ``DPOTrainer`` training each pair on its soft label l (the dataset's
+    ``soft_label`` column), the DPO term -(l log sigmoid(x) + (1 - l) log sigmoid(-x)), x = beta h, h the DPO
+    logit; l = 1 is TRL's sigmoid loss.
+
+    TRL 1.16 takes no per-pair label, but its ``robust`` loss reads the trainer's ``label_smoothing`` (eps) at
+    every step and is -log sigmoid(x) - eps x / (1 - 2 eps); with eps = (1 - l) / (3 - 2 l), set per pair from
+    the batch by ``compute_loss``, it is -log sigmoid(x) - (1 - l) x, so 2 sigmoid - robust (:data:`SOFT_LOSS`)
+    is -log sigmoid(x) + (1 - l) x, the soft-label term (log sigmoid(x) - log sigmoid(-x) = x). The collator is
+    TRL's with the ``soft_label`` column added (:class:`_WithSoftLabel`; TRL keeps the column with
+    ``remove_unused_columns=False``). PipelineError at construction when the trainer lacks what this relies on
+    (a float ``label_smoothing``, ``loss_types`` starting with :data:`SOFT_LOSS`), as a TRL version may."""
+    from trl import DPOTrainer, __version__
+
+    class SoftLabelDPOTrainer(DPOTrainer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            hooks = (type(getattr(self, "label_smoothing", None)), getattr(self, "loss_types", [])[:2],
+                     getattr(self, "loss_weights", [])[:2], self.args.remove_unused_columns)
+            if hooks != (float, SOFT_LOSS[0], SOFT_LOSS[1], False):
+                raise PipelineError(f"soft-label DPO: TRL {__version__}'s DPOTrainer has no float label_smoothing "
+                                    "read by its 'robust' loss, or the trainer is not configured by "
+                                    "dpo_trainer_config(soft_labels=True)")
+            self.data_collator = _WithSoftLabel(self.data_collator)
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            label = inputs.pop("soft_label")
+            self.label_smoothing = (1 - label) / (3 - 2 * label)  # per pair: robust = -log sigmoid(x) - (1 - l) x
+            try:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            finally:
+                self.label_smoothing = 0.0
+
+    return SoftLabelDPOTrainer
+
+
+@dataclasses.dataclass
+class _WithSoftLabel:
+    """A collator's batch plus the examples' ``soft_label`` as a float tensor."""
+
+    collate: Any
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        return {**self.collate(examples), "soft_label": torch.tensor([float(e["soft_label"]) for e in examples])}
+
+
+def pair_labels(pairs: Sequence[dict[str, Any]]) -> list[float]:
+    """Each pair's ``soft_label`` (1, hard, where absent); PipelineError naming the pair when one is not a
+    probability."""
+    labels = []
+    for i, p in enumerate(pairs):
+        label = p.get("soft_label", 1.0)
+        if isinstance(label, bool) or not isinstance(label, (int, float)) or not 0 <= label <= 1:
+            raise PipelineError(f"pair {i}: soft_label {label!r} is not a probability in [0, 1]")
+        labels.append(float(label))
+    return labels
+
+
+def dpo_trainer(cfg: DPOSettings, model: Any, tok: Any, pairs: Sequence[dict[str, Any]], scratch_dir: str | Path,
+                ckpt_dir: str | Path | None = None) -> Any:
+    """The DPO trainer of ``pairs`` from ``model`` (also the reference): TRL's ``DPOTrainer`` when every pair's
+    label is 1 (hard), else :func:`soft_label_trainer`'s, on the ``soft_label`` column."""
+    from datasets import Dataset
+    from trl import DPOTrainer
+
+    labels = pair_labels(pairs)
+    soft = any(label != 1.0 for label in labels)
+    rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
+             **({"soft_label": label} if soft else {})} for p, label in zip(pairs, labels, strict=True)]
+    trainer_cls = soft_label_trainer() if soft else DPOTrainer
+    return trainer_cls(model=model, args=dpo_trainer_config(cfg, ckpt_dir, scratch_dir, soft_labels=soft),
+                       train_dataset=Dataset.from_list(rows), processing_class=tok,
+                       peft_config=cfg.lora.peft_config() if cfg.lora.enabled else None)
 
 
 def train_debater_dpo(cfg: DPOSettings, init_model: str | Path, pairs: list[dict[str, Any]], out_dir: str | Path,
                       ckpt_dir: str | Path | None = None) -> dict[str, Any]:
     """One DPO iteration (see the module docstring): ``init_model`` (a model directory with its
-    tokenizer) trained on ``pairs`` with TRL's ``DPOTrainer``; saves model + tokenizer to ``out_dir``.
+    tokenizer) trained on ``pairs`` with :func:`dpo_trainer`; saves model + tokenizer to ``out_dir``.
 
     With ``ckpt_dir`` the run checkpoints, resumes and stops on SIGTERM/SIGUSR1 like SFT
     (:func:`~rlhf_pipeline.trainer_checkpoints.train_resumable`). Returns metrics (also in
     ``out_dir/dpo_metrics.json``)."""
-    from datasets import Dataset
     from transformers import set_seed
-    from trl import DPOTrainer
 
     from ..models import load_causal_lm, load_tokenizer
     from ..trainer_checkpoints import save_trained, train_resumable
 
     if not pairs:
         raise PipelineError("no preference pairs to train on")
+    labels = pair_labels(pairs)
     tok = load_tokenizer(str(init_model), padding_side="left")
     set_seed(cfg.seed)
     model = load_causal_lm(str(init_model))
-    rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="dpo_trainer_") as scratch:
-        trainer = DPOTrainer(model=model, args=dpo_trainer_config(cfg, ckpt_dir, scratch),
-                             train_dataset=Dataset.from_list(rows), processing_class=tok,
-                             peft_config=cfg.lora.peft_config() if cfg.lora.enabled else None)
+        trainer = dpo_trainer(cfg, model, tok, pairs, scratch, ckpt_dir)
         t0 = time.time()
         result, resumed_from = train_resumable(trainer, ckpt_dir, "DPO")
         logs = [h for h in trainer.state.log_history if "loss" in h]
@@ -284,7 +372,9 @@ def train_debater_dpo(cfg: DPOSettings, init_model: str | Path, pairs: list[dict
     metrics = {
         "train_loss": result.training_loss,
         "last_log": logs[-1] if logs else None,
-        "n_pairs": len(rows),
+        "n_pairs": len(pairs),
+        "soft_labels": any(label != 1.0 for label in labels),
+        "mean_label": sum(labels) / len(labels),
         "runtime_s": round(time.time() - t0, 1),
         "resumed_from": None if resumed_from is None else resumed_from.name,
         "config": dataclasses.asdict(cfg),

@@ -560,7 +560,7 @@ def test_default_exclusions_exist_in_the_package():
 STAGES = [
     "prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train", "rm_summary", "ppo",
     "gold_eval", "bon_sample", "bon", "plot_overoptimization", "aggregate_replicates", "fit_curves", "rm_diversity",
-    "debate_data",
+    "debate_data", "debate_human",
     "debate_chunk", "debate_summary", "debate_rejudge", "debate_sft", "debate_pairs", "debate_dpo", "debate_strength",
     "redteam_target_data", "redteam_classifier", "redteam", "redteam_summary", "ad_data", "ad_lm", "ad_eval", "ad_rl",
     "config", "miniature_assets", "schema", "settings_reference"]

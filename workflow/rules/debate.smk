@@ -1,5 +1,6 @@
-# Debate tournaments (debaters argue, a judge decides; ratings from the rounds) and training debaters on their
-# own tournaments: SFT on transcripts, then iterated DPO on self-play (results/debate/, results/data/debate/).
+# Debate tournaments (debaters argue, a judge decides; ratings from the rounds), the published human debates as
+# tournament human, and training debaters on tournaments: SFT on transcripts, then iterated DPO on self-play
+# (results/debate/, results/data/debate/).
 
 import re
 
@@ -32,6 +33,28 @@ rule debate_data:
     shell:
         "python -m rlhf_pipeline debate-data --config {params.cfg:q} --out-dir results/data/debate/{wildcards.dataset} "
         "--manifest {output.manifest} > {log} 2>&1"
+
+
+rule debate_human:
+    input:
+        source=human_source(),
+    output:
+        questions=HUMAN_QUESTIONS,
+        transcripts="results/debate/human/transcripts/chunk0.jsonl",
+        manifest="results/debate/human/manifest.json",
+    log:
+        "results/logs/debate_human.log",
+    benchmark:
+        "results/benchmarks/debate_human.tsv"
+    resources:
+        **resources("debate_human"),
+    params:
+        cfg=as_json(DEBATE.human.to_dict()),
+        threshold=DEBATE.quote_fuzzy_threshold,
+        code=code_hash("debate_human"),
+    shell:
+        "python -m rlhf_pipeline debate-human --config {params.cfg:q} --quote-fuzzy-threshold {params.threshold} "
+        "--questions {output.questions} --out {output.transcripts} --manifest {output.manifest} > {log} 2>&1"
 
 
 rule debate_chunk:
@@ -96,6 +119,8 @@ rule debate_summary:
         ),
     log:
         "results/logs/debate_summary/{tournament}.log",
+    wildcard_constraints:
+        tournament=TRANSCRIBED_NAMES,
     localrule: True
     params:
         bootstrap=tournament_bootstrap,
@@ -121,6 +146,8 @@ rule debate_rejudge:
         manifest="results/debate/{tournament}/rejudge/{judge}/manifest.json",
     log:
         "results/logs/debate_rejudge/{tournament}/{judge}.log",
+    wildcard_constraints:
+        tournament=TRANSCRIBED_NAMES,
     threads: threads("debate_rejudge")
     resources:
         **resources("debate_rejudge"),
@@ -143,7 +170,7 @@ rule debate_rejudge:
 rule debate_sft:
     input:
         transcripts=training_source_chunks(),
-        questions=debate_questions(),
+        questions=training_questions(),
         prompts=DEBATE.prompts,
     output:
         model=directory("results/debate/sft/model"),

@@ -1,5 +1,6 @@
-"""CLI stages of the debate family: ``debate-data``, ``debate-chunk``, ``debate-summary``, ``debate-rejudge``,
-``debate-sft``, ``debate-pairs``, ``debate-dpo``, ``debate-strength`` (see :mod:`rlhf_pipeline.stage`)."""
+"""CLI stages of the debate family: ``debate-data``, ``debate-human``, ``debate-chunk``, ``debate-summary``,
+``debate-rejudge``, ``debate-sft``, ``debate-pairs``, ``debate-dpo``, ``debate-strength`` (see
+:mod:`rlhf_pipeline.stage`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .config import (
     DebateDatasetConfig,
     DebateTrainingConfig,
     DPOSettings,
+    HumanDebatesConfig,
     ModelConfig,
     PairSettings,
     TournamentConfig,
@@ -44,6 +46,20 @@ def cmd_debate_data(args, cfg: DebateDatasetConfig) -> Record:
 
     counts = prepare_debate_data(cfg, args.out_dir)
     return Record(seed=cfg.seed, extra={"rows": counts})
+
+
+@stage("Convert the published human debates (Michael et al. 2023) into the questions and transcripts of tournament "
+       "human.", config=HumanDebatesConfig, args=[
+           arg("--quote-fuzzy-threshold", type=float, required=True, help="quotes are verified as in tournaments "
+               "(debate.quote_fuzzy_threshold)"),
+           arg("--questions", required=True, help="questions JSONL to write (one per kept debate)"),
+           arg("--out", required=True, help="transcripts JSONL to write (one round per kept debate)"),
+       ])
+def cmd_debate_human(args, cfg: HumanDebatesConfig) -> Record:
+    from .human import convert_human_debates
+
+    counts = convert_human_debates(cfg, args.questions, args.out, args.quote_fuzzy_threshold)
+    return Record(seed=cfg.seed, extra=counts)
 
 
 @stage("Play one chunk of a tournament's rounds; resumes a stopped chunk without replaying finished rounds.",

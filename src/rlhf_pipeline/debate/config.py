@@ -37,6 +37,11 @@ FORMATS = ("debate", "consultancy", "double_consultancy", "empty")
 to one judge; the judge alone with the question (a baseline)."""
 TOURNAMENT_KINDS = ("self_play", "round_robin", "capped_round_robin")
 DEBATE_DATASETS = ("synthetic", "quality")
+HUMAN = "human"
+"""The tournament (results/debate/human/) of the published human debates (``debate.human``)."""
+HUMAN_DEBATER, AI_DEBATER, HUMAN_JUDGE = "human", "gpt4", "human_judge"
+"""Who speaks and judges in tournament ``human``: the human debaters, the research's GPT-4 debater, the judge."""
+HUMAN_SETTINGS = ("human_debate", "human_consultancy", "ai_debate", "ai_consultancy")
 
 
 @dataclass
@@ -248,6 +253,40 @@ class TrainingTournament(Section):
     seed: int = setting(0, help="Seed of answer order and sampling.")
 
 
+@dataclass
+class HumanDebatesConfig(Section):
+    """The published human debates of Michael et al. 2023 as tournament ``human`` (``debate.human``):
+    results/debate/human/ (:mod:`rlhf_pipeline.debate.human`)."""
+
+    section = "debate.human"
+
+    path: str | None = setting(None, help="The published debates-readable.jsonl (julianmichael/debate, pub/); "
+                               "null: no human debates.")
+    settings: list[str] = setting(default_factory=lambda: ["human_debate", "human_consultancy"],
+                                  choices=HUMAN_SETTINGS, min_items=1, unique=True,
+                                  help="Which of the research's settings to keep: human or AI (a GPT-4 debater) "
+                                  "debaters, in debate (two debaters) or consultancy (one).")
+    judged_only: bool = setting(True, help="Keep only debates with the judge's final probabilities; false: an "
+                                "unjudged debate with a correctAnswer is kept as a round whose verdict failed "
+                                "(debate_rejudge judges it).")
+    deduplicate: bool = setting(False, help="One debate per question (story and question text): the first in "
+                                "file order.")
+    max_debates: int | None = setting(None, ge=1, help="Keep at most this many debates (the first selected, in "
+                                      "file order; null = all).")
+    bootstrap: int = setting(200, ge=0, help="debate_summary: bootstrap resamples (over questions) for rating "
+                             "intervals.")
+    seed: int = setting(0, help="debate_summary: the bootstrap's seed.")
+
+    def as_tournament(self) -> TournamentConfig:
+        """The human debates as a tournament, for the rules that read one (debate_summary, debate_rejudge,
+        debate_sft): one chunk, speeches shown to SFT debaters as in a simultaneous debate (each sees the
+        speeches of earlier turns only)."""
+        formats = [f for f in FORMATS if any(s.endswith(f"_{f}") for s in self.settings)]
+        ai = any(s.startswith("ai_") for s in self.settings)
+        return TournamentConfig(debaters=[HUMAN_DEBATER, *([AI_DEBATER] if ai else [])], judge=HUMAN_JUDGE,
+                                formats=formats, n_chunks=1, bootstrap=self.bootstrap, seed=self.seed)
+
+
 SFT_NAME = "sft"
 DPO_NAME = "dpo{i}"
 STRENGTH = "strength"
@@ -356,6 +395,8 @@ class DebateSection(Section):
                                                        "results/debate/{name}/.")
     training: DebateTrainingConfig = setting(default_factory=DebateTrainingConfig, help="Training debaters on "
                                              "their own tournaments (SFT, iterated DPO, the strength experiment).")
+    human: HumanDebatesConfig = setting(default_factory=HumanDebatesConfig, help="The published human debates "
+                                        "(Michael et al. 2023) as tournament human: results/debate/human/.")
 
     def check(self, where: str) -> None:
         for name, d in self.debaters.items():
@@ -377,15 +418,24 @@ class DebateSection(Section):
             if judge.type == "anthropic" and bon_n > 1:
                 bad(f"{at}.judge", t.judge, "a judge with probabilities: best-of-N (n > 1 here) scores candidates by "
                     "the judge's probability, and the anthropic judge gives a 0/1 verdict")
+        if self.human.path and HUMAN in self.tournaments:
+            bad(join(where, f"tournaments.{HUMAN}"), HUMAN, "another name: results/debate/human/ holds the human "
+                "debates (debate.human.path is set)")
         self._check_training(join(where, "training"))
+
+    def human_tournament(self) -> dict[str, TournamentConfig]:
+        """``{human: its tournament}`` when ``human.path`` is set, else empty."""
+        return {HUMAN: self.human.as_tournament()} if self.human.path else {}
 
     def _check_training(self, where: str) -> None:
         tr = self.training
         if tr.source is None:
             return
-        if tr.source not in self.tournaments:
-            bad(f"{where}.source", tr.source, f"a name from debate.tournaments {sorted(self.tournaments)}")
-        src = self.tournaments[tr.source].debaters
+        sources = {**self.tournaments, **self.human_tournament()}
+        if tr.source not in sources:
+            bad(f"{where}.source", tr.source, f"a name from debate.tournaments {sorted(self.tournaments)}, or "
+                f"{HUMAN} with debate.human.path set")
+        src = sources[tr.source].debaters
         unknown = [d for d in tr.source_debaters if d not in src]
         if unknown:
             bad(f"{where}.source_debaters", tr.source_debaters, f"debaters of tournament {tr.source} {src}")
@@ -409,7 +459,7 @@ class DebateSection(Section):
         return DebateSection(dataset=self.dataset, prompts=self.prompts,
                              quote_fuzzy_threshold=self.quote_fuzzy_threshold,
                              debaters={**self.debaters, **debaters}, judges=self.judges,
-                             tournaments={**self.tournaments, **tournaments})
+                             tournaments={**self.tournaments, **tournaments}, human=self.human)
 
     def tournament_run(self, name: str) -> TournamentRun:
         """What one tournament's jobs depend on: the tournament, only the models it uses, the prompts

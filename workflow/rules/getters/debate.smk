@@ -1,8 +1,17 @@
 # Getters of debate.smk's rules (functions only, so `snakemake --lint` keeps rules and functions apart).
 
+import re
+
+from rlhf_pipeline.debate.config import HUMAN
+
 DEBATE = CFG.debate.with_training()  # plus the tournaments and checkpoint debaters debate.training adds
 TRAINING = CFG.debate.training
-DEBATE_TOURNAMENTS = list(DEBATE.tournaments)
+DEBATE_TOURNAMENTS = list(DEBATE.tournaments)  # played by debate_chunk
+# Every tournament with transcripts: those debate_chunk plays and the published human debates (debate_human,
+# debate.human.path set), which debate_summary, debate_rejudge and debate_sft read alike.
+TRANSCRIBED = {**DEBATE.tournaments, **DEBATE.human_tournament()}
+TRANSCRIBED_NAMES = "|".join(map(re.escape, TRANSCRIBED)) or "^$"
+HUMAN_QUESTIONS = f"results/debate/{HUMAN}/questions.jsonl"
 DEBATE_JUDGES = list(DEBATE.judges)
 DEBATE_DATASET = DEBATE.dataset.name
 
@@ -19,7 +28,7 @@ def tournament_run(wildcards):
 
 def tournament_chunks(tournament):
     """Every transcript chunk of the tournament."""
-    n = DEBATE.tournaments[tournament].n_chunks
+    n = TRANSCRIBED[tournament].n_chunks
     return [f"results/debate/{tournament}/transcripts/chunk{k}.jsonl" for k in range(n)]
 
 
@@ -28,15 +37,15 @@ def debate_chunks(wildcards):
 
 
 def tournament_bootstrap(wildcards):
-    return DEBATE.tournaments[wildcards.tournament].bootstrap
+    return TRANSCRIBED[wildcards.tournament].bootstrap
 
 
 def tournament_seed(wildcards):
-    return DEBATE.tournaments[wildcards.tournament].seed
+    return TRANSCRIBED[wildcards.tournament].seed
 
 
 def tournament_max_failed_share(wildcards):
-    return DEBATE.tournaments[wildcards.tournament].max_failed_share
+    return TRANSCRIBED[wildcards.tournament].max_failed_share
 
 
 def rejudge_config(wildcards):
@@ -59,8 +68,18 @@ def training_source_chunks():
     return tournament_chunks(TRAINING.source) if TRAINING.source is not None else []
 
 
+def training_questions():
+    """The questions tournament debate.training.source debated: the human debates' own, else the dataset split."""
+    return HUMAN_QUESTIONS if TRAINING.source == HUMAN else debate_questions()
+
+
+def human_source():
+    """The published human debates file (debate.human.path; [] when null: the stage then says so)."""
+    return [DEBATE.human.path] if DEBATE.human.path else []
+
+
 def training_simultaneous(tournament):
-    return "true" if DEBATE.tournaments[tournament].simultaneous else "false"
+    return "true" if TRANSCRIBED[tournament].simultaneous else "false"
 
 
 def selfplay_chunks(wildcards):

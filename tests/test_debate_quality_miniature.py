@@ -93,7 +93,8 @@ def test_debate_quality_miniature_runs_the_tournament_training_and_strength(tmp_
     assert (rounds["status"] == "ok").all() and rounds["p_correct"].between(0, 1).all()
     pairs = {tuple(p) for p in rounds[rounds["format"] == "debate"][["debater_a", "debater_b"]].to_numpy()}
     a, b = rr.debaters
-    assert pairs == {(a, a), (a, b), (b, b)}  # round robin: every pair, each debater also against itself
+    # round robin: every pair (two different debaters in both slot orders), each debater also against itself
+    assert pairs == {(a, a), (a, b), (b, a), (b, b)}
     assert set(pd.read_csv(res / "quality_rr/ratings.csv")["debater"]) == set(rr.debaters)
     records = [rec for k in range(mini.tournaments["quality_rr"].n_chunks)
                for rec in jsonl(res / f"quality_rr/transcripts/chunk{k}.jsonl")]

@@ -207,6 +207,33 @@ def test_judge_accuracy_se_baseline_and_first_position_bias():
     assert math.isnan(no_empty["vs_empty"].iloc[0])
 
 
+def test_slot_a_bias_is_averaged_per_question_with_its_se(tmp_path):
+    # p_a (the judge's probability for slot a's answer; answer 0 correct):
+    # q1: x-vs-y a0 0.8, a1 0.6; y-vs-x a0 0.6, a1 0.5 -> 0.625; q2: x-vs-y a0 0.5, a1 0.7 -> 0.6 (a failed round
+    # not counted). bias = mean(0.125, 0.1) = 0.1125 (per round it would be 3.7 / 6 - 0.5 = 0.1167);
+    # SE = std([0.125, 0.1], ddof=1) / sqrt(2) = 0.025 / 2 = 0.0125
+    recs = [make_round("q1", side_a=0, p0=0.8), make_round("q1", side_a=1, p0=0.4, swap="a1"),
+            make_round("q1", a="y", b="x", side_a=0, p0=0.6), make_round("q1", a="y", b="x", side_a=1, p0=0.5,
+                                                                         swap="a1"),
+            make_round("q2", side_a=0, p0=0.5), make_round("q2", side_a=1, p0=0.3, swap="a1"),
+            make_round("q2", a="y", b="x", status="failed"),
+            # double consultancy (one question: no SE): consultant_a's answer 0.7, then 0.5 -> bias 0.1
+            make_round("q1", fmt="double_consultancy", a="x", b="x", side_a=0, p0=0.7),
+            make_round("q1", fmt="double_consultancy", a="x", b="x", side_a=1, p0=0.5, swap="a1"),
+            make_round("q1", fmt="consultancy", p0=0.9), make_round("q1", fmt="empty", p0=0.5)]
+    jt = judge_table(rounds_table(recs)).set_index("format")
+    assert jt.loc["debate", "slot_a_bias"] == pytest.approx(0.1125)
+    assert jt.loc["debate", "slot_a_bias_se"] == pytest.approx(0.0125)
+    assert jt.loc["double_consultancy", "slot_a_bias"] == pytest.approx(0.1)
+    assert math.isnan(jt.loc["double_consultancy", "slot_a_bias_se"])
+    # one slot or none: no speaking order
+    assert jt.loc[["consultancy", "empty"], ["slot_a_bias", "slot_a_bias_se"]].isna().all().all()
+    head = summarize(recs, tmp_path, bootstrap=0, seed=0)
+    assert head["slot_a_bias"]["debate"] == pytest.approx(0.1125) and head["slot_a_bias"]["consultancy"] is None
+    written = pd.read_csv(tmp_path / "judge.csv").set_index("format")
+    assert written.loc["debate", "slot_a_bias_se"] == pytest.approx(0.0125)
+
+
 def test_calibration_bins():
     # p_correct -> confidence, accuracy: 0.9 -> 0.9, 1; 0.05 -> 0.95, 0; 0.7 -> 0.7, 1; 0.35 -> 0.65, 0;
     # 0.5 -> 0.5, 0.5 (a tie counts half)

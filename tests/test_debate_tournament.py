@@ -1,6 +1,6 @@
 """Debate tournaments (rlhf_pipeline.debate.tournament): the schedule (every question twice with sides swapped,
-capped round robins, a pure function of config, questions and seed), chunks, resume after a kill,
-determinism, with the deterministic / random backends."""
+two different debaters in both slot orders, capped round robins, a pure function of config, questions and seed),
+chunks, resume after a kill, determinism, with the deterministic / random backends."""
 
 import json
 import os
@@ -32,15 +32,17 @@ def test_every_question_twice_with_sides_swapped():
     for m in ms:
         by_fmt.setdefault(m.format, []).append(m)
     debate = by_fmt["debate"]
-    assert len(debate) == 6 * 2 * 2  # 6 pairs (i <= j) x 2 questions x 2 side assignments
+    # 3 self-play pairs + 3 pairs of different debaters in both slot orders, x 2 questions x 2 side assignments
+    assert len(debate) == (3 + 3 * 2) * 2 * 2
     for a0, a1 in zip(debate[::2], debate[1::2]):
         assert a0.question.id == a1.question.id and a0.debaters == a1.debaters
         assert a0.sides == {"a": 0, "b": 1} and a1.sides == {"a": 1, "b": 0}
         assert a0.round_id.endswith("/a0") and a1.round_id.endswith("/a1")
     assert [m.round_id for m in debate[:4]] == ["debate/x-vs-x/q00/a0", "debate/x-vs-x/q00/a1",
                                                 "debate/x-vs-x/q01/a0", "debate/x-vs-x/q01/a1"]
-    assert {tuple(m.debaters.values()) for m in debate} == {("x", "x"), ("x", "y"), ("x", "z"), ("y", "y"),
-                                                            ("y", "z"), ("z", "z")}
+    assert {tuple(m.debaters.values()) for m in debate} == {("x", "x"), ("x", "y"), ("y", "x"), ("x", "z"),
+                                                            ("z", "x"), ("y", "y"), ("y", "z"), ("z", "y"),
+                                                            ("z", "z")}
     cons = by_fmt["consultancy"]
     assert [(m.debaters["a"], m.question.id, m.sides["a"]) for m in cons[:4]] == [
         ("x", "q00", 0), ("x", "q00", 1), ("x", "q01", 0), ("x", "q01", 1)]
@@ -62,8 +64,10 @@ def test_capped_round_robin_rotating_slices():
     assert [len(s) for s in pair_questions("capped_round_robin", 2, pool[:2], 5)] == [2, 2]
     ms = schedule("t", tcfg(kind="capped_round_robin", questions_per_pair=2), QUESTIONS[:5])
     ids = [m.round_id for m in ms]
-    assert ids[:12:2] == ["debate/x-vs-x/q00/a0", "debate/x-vs-x/q01/a0", "debate/x-vs-y/q02/a0",
-                          "debate/x-vs-y/q03/a0", "debate/y-vs-y/q04/a0", "debate/y-vs-y/q00/a0"]
+    # the pair x, y plays its one slice in both slot orders
+    assert ids[:16:2] == ["debate/x-vs-x/q00/a0", "debate/x-vs-x/q01/a0", "debate/x-vs-y/q02/a0",
+                          "debate/x-vs-y/q03/a0", "debate/y-vs-x/q02/a0", "debate/y-vs-x/q03/a0",
+                          "debate/y-vs-y/q04/a0", "debate/y-vs-y/q00/a0"]
     # consultancy: each debater on the questions it plays (the union over its pairs, pool order)
     assert [m.question.id for m in ms if m.format == "consultancy" and m.debaters["a"] == "x"][::2] == \
         ["q00", "q01", "q02", "q03"]
@@ -106,6 +110,42 @@ def test_chunk_assignment_same_for_1_and_4_chunks():
         chunk_matches(ms, 4, 4)
 
 
+@pytest.mark.parametrize("kind", ["round_robin", "capped_round_robin"])
+def test_cross_play_gives_each_debater_both_slots_and_each_side_in_each_slot(kind):
+    ms = [m for m in schedule("t", tcfg(kind=kind, debaters=["x", "y", "z"], questions_per_pair=2), QUESTIONS[:5])
+          if m.format == "debate"]
+    rounds: dict[tuple[str, frozenset], list[tuple]] = {}
+    for m in ms:
+        a, b = m.debaters["a"], m.debaters["b"]
+        rounds.setdefault((m.question.id, frozenset((a, b))), []).append((m.round_id, a, b, m.sides["a"]))
+    assert {pair for _, pair in rounds} == {frozenset(p) for p in ("x", "y", "z", "xy", "xz", "yz")}
+    for (q, pair), got in rounds.items():
+        if len(pair) == 1:  # self-play: one slot order, sides swapped
+            (d,) = pair
+            assert got == [(f"debate/{d}-vs-{d}/{q}/a{s}", d, d, s) for s in (0, 1)]
+            continue
+        x, y = sorted(pair)  # config order
+        for d in pair:  # on every question, each debater in slot a exactly as often as in slot b
+            assert sum(a == d for _, a, _, _ in got) == sum(b == d for _, _, b, _ in got) == 2
+        # ... and defending each answer from each slot once: x-vs-y a0, a1, then y-vs-x a0, a1
+        assert got == [(f"debate/{x}-vs-{y}/{q}/a0", x, y, 0), (f"debate/{x}-vs-{y}/{q}/a1", x, y, 1),
+                       (f"debate/{y}-vs-{x}/{q}/a0", y, x, 0), (f"debate/{y}-vs-{x}/{q}/a1", y, x, 1)]
+    assert len({m.round_id for m in ms}) == len(ms)
+
+
+def test_balanced_slots_false_keeps_config_order_in_slot_a():
+    kw = {"debaters": ["x", "y", "z"], "formats": ["debate", "consultancy"]}
+    balanced = schedule("t", tcfg(**kw), QUESTIONS[:2])
+    unbalanced = schedule("t", tcfg(balanced_slots=False, **kw), QUESTIONS[:2])
+    debate = [m for m in unbalanced if m.format == "debate"]
+    assert len(debate) == 6 * 2 * 2 and {(m.debaters["a"], m.debaters["b"]) for m in debate} == {
+        ("x", "x"), ("x", "y"), ("x", "z"), ("y", "y"), ("y", "z"), ("z", "z")}
+    # the balanced schedule adds the rounds with the later debater in slot a; the others are the same rounds
+    added = [m for m in balanced if m not in unbalanced]
+    assert {(m.debaters["a"], m.debaters["b"]) for m in added} == {("y", "x"), ("z", "x"), ("z", "y")}
+    assert len(added) == 3 * 2 * 2 and [m for m in balanced if m in unbalanced] == unbalanced
+
+
 # ------------------------------------------------------------------------------- chunks and resume
 
 
@@ -140,8 +180,9 @@ def counting(monkeypatch):
 
 
 FAILED_Q01 = ["debate/det-vs-det/q01/a0", "debate/det-vs-det/q01/a1", "debate/det-vs-rnd/q01/a0",
-              "debate/det-vs-rnd/q01/a1"]
-"""det plays q01 in det-vs-det and det-vs-rnd (2 sides each); rnd-vs-rnd and the empty rounds are fine."""
+              "debate/det-vs-rnd/q01/a1", "debate/rnd-vs-det/q01/a0", "debate/rnd-vs-det/q01/a1"]
+"""det plays q01 in det-vs-det, det-vs-rnd and rnd-vs-det (2 sides each); rnd-vs-rnd and the empty rounds are
+fine."""
 
 
 def test_a_failed_round_fails_the_chunk_and_a_rerun_retries_only_it(tmp_path, counting):
@@ -150,43 +191,43 @@ def test_a_failed_round_fails_the_chunk_and_a_rerun_retries_only_it(tmp_path, co
     out, state = tmp_path / "chunk0.jsonl", tmp_path / "state"
     with pytest.raises(PipelineError) as e:
         run_chunk("t", sec, QUESTIONS[:3], 0, out, state, {}, clock=clock)
-    assert str(e.value).startswith("t chunk 0: 4 of 24 rounds failed (more than max_failed_share=0); first: round "
-                                   "debate/det-vs-det/q01/a0: ConnectionError: endpoint unreachable for q01; the 20 "
+    assert str(e.value).startswith("t chunk 0: 6 of 30 rounds failed (more than max_failed_share=0); first: round "
+                                   "debate/det-vs-det/q01/a0: ConnectionError: endpoint unreachable for q01; the 24 "
                                    "finished rounds are kept in ")
     assert "\n" not in str(e.value) and not out.exists()  # no transcript: Snakemake sees the job fail
     recorded = read_jsonl(state / "chunk0.partial.jsonl")
     assert sorted(r["round_id"] for r in recorded if r["status"] == "failed") == FAILED_Q01
     assert all(r["failed_stage"] == "speeches" for r in recorded if r["status"] == "failed")
     # a second failing attempt keeps failing, still without an output, and keeps one line per round
-    with pytest.raises(PipelineError, match="4 of 24 rounds failed"):
+    with pytest.raises(PipelineError, match="6 of 30 rounds failed"):
         run_chunk("t", sec, QUESTIONS[:3], 0, out, state, {}, clock=clock)
-    assert len(read_jsonl(state / "chunk0.partial.jsonl")) == 24
+    assert len(read_jsonl(state / "chunk0.partial.jsonl")) == 30
     # the server is back: a plain rerun plays exactly the failed rounds
     counting.fail_on, before = None, dict(counting.calls)
     counts = run_chunk("t", sec, QUESTIONS[:3], 0, out, state, {}, clock=clock)
     assert {r for r in counting.calls if counting.calls[r] != before.get(r)} == set(FAILED_Q01)
-    assert counts == {"tournament": "t", "chunk": 0, "rounds": 24, "ok": 24, "failed": 0, "played": 4,
-                      "retried": 4, "resumed": 20, "concurrency": 1}
+    assert counts == {"tournament": "t", "chunk": 0, "rounds": 30, "ok": 30, "failed": 0, "played": 6,
+                      "retried": 6, "resumed": 24, "concurrency": 1}
     rows = read_jsonl(out)
-    assert len(rows) == 24 and all(r["status"] == "ok" for r in rows) and not state.joinpath(
+    assert len(rows) == 30 and all(r["status"] == "ok" for r in rows) and not state.joinpath(
         "chunk0.partial.jsonl").exists()
     whole = run_chunk("t", sec, QUESTIONS[:3], 0, tmp_path / "whole.jsonl", tmp_path / "s2", {}, clock=clock)
-    assert whole["ok"] == 24 and read_jsonl(tmp_path / "whole.jsonl") == rows  # as if nothing had failed
+    assert whole["ok"] == 30 and read_jsonl(tmp_path / "whole.jsonl") == rows  # as if nothing had failed
 
 
 def test_failures_within_max_failed_share_are_kept_and_counted(tmp_path, counting):
     counting.fail_on = "q01"
-    sec = section(formats=["debate", "empty"], max_failed_share=0.2)  # 4 of 24 = 0.17
+    sec = section(formats=["debate", "empty"], max_failed_share=0.25)  # 6 of 30 = 0.2
     counts = run_chunk("t", sec, QUESTIONS[:3], 0, tmp_path / "chunk0.jsonl", tmp_path / "state", {}, clock=clock)
     rows = read_jsonl(tmp_path / "chunk0.jsonl")
     failed = [r for r in rows if r["status"] == "failed"]
     assert sorted(r["round_id"] for r in failed) == FAILED_Q01
     assert all(r["error"] == "ConnectionError: endpoint unreachable for q01" and r["probs"] is None for r in failed)
-    assert counts == {"tournament": "t", "chunk": 0, "rounds": 3 * 3 * 2 + 3 * 2, "ok": 20, "failed": 4,
-                      "played": 24, "retried": 0, "resumed": 0, "concurrency": 1}
-    assert len(rows) == 24 and all(r["probs"] is not None for r in rows if r["status"] == "ok")
+    assert counts == {"tournament": "t", "chunk": 0, "rounds": 3 * 4 * 2 + 3 * 2, "ok": 24, "failed": 6,
+                      "played": 30, "retried": 0, "resumed": 0, "concurrency": 1}
+    assert len(rows) == 30 and all(r["probs"] is not None for r in rows if r["status"] == "ok")
     assert not (tmp_path / "state" / "chunk0.partial.jsonl").exists()
-    with pytest.raises(PipelineError, match=r"t chunk 0: 4 of 24 rounds failed \(more than max_failed_share=0.1\)"):
+    with pytest.raises(PipelineError, match=r"t chunk 0: 6 of 30 rounds failed \(more than max_failed_share=0.1\)"):
         run_chunk("t", section(formats=["debate", "empty"], max_failed_share=0.1), QUESTIONS[:3], 0,
                   tmp_path / "c.jsonl", tmp_path / "s2", {}, clock=clock)
 
@@ -322,7 +363,7 @@ def test_state_of_another_configuration_is_not_resumed(tmp_path, counting):
     counting.calls.clear()
     with pytest.warns(UserWarning, match="left by a different configuration of this chunk; starting afresh"):
         counts = run_chunk("t", sec, qs, 0, tmp_path / "out.jsonl", state, {}, clock=clock)
-    assert counts["resumed"] == 0 and counts["played"] == 6 and row.round_id in counting.calls
+    assert counts["resumed"] == 0 and counts["played"] == 8 and row.round_id in counting.calls
 
 
 def test_a_debater_s_own_best_of_n_overrides_the_tournament_s(tmp_path):
@@ -367,7 +408,7 @@ def test_api_rounds_run_concurrently_with_the_transcripts_of_a_sequential_run(tm
         runs[c] = (counts, chat, [{k: v for k, v in r.items() if k != "provenance"}
                                   for r in read_jsonl(tmp_path / f"c{c}.jsonl")])
     (one, chat1, rows1), (four, chat4, rows4) = runs[1], runs[4]
-    assert one["concurrency"] == 1 and four["concurrency"] == 4 and one["ok"] == four["ok"] == one["rounds"] == 10
+    assert one["concurrency"] == 1 and four["concurrency"] == 4 and one["ok"] == four["ok"] == one["rounds"] == 12
     assert chat1.peak == 1 and 2 <= chat4.peak <= 4  # calls overlapped, never beyond the setting
     assert chat1.requests == chat4.requests and rows1 == rows4  # best-of-N included: the same rounds
     assert all(len(s["alternatives"]) == 2 for r in rows4 for s in r["speeches"])

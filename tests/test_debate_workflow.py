@@ -47,8 +47,9 @@ def test_tournament_files_and_columns(run):
     assert {"round_id", "format", "debater_a", "debater_b", "side_a", "side_b", "correct_index", "p_a", "p_b",
             "winner", "correct_won", "first_position", "verified_a", "unverified_a", "status"} <= set(rounds.columns)
     assert (rounds["status"] == "ok").all()
-    # 3 pairings x 3 questions x 2 sides of debate; 2 debaters x 3 x 2 of each consultancy; 3 x 2 empty rounds
-    assert rounds["format"].value_counts().to_dict() == {"debate": 18, "consultancy": 12,
+    # debate: 3 questions x (2 self-play pairs x 2 sides + weak and strong in both slot orders x 2 sides);
+    # 2 debaters x 3 x 2 of each consultancy; 3 x 2 empty rounds
+    assert rounds["format"].value_counts().to_dict() == {"debate": 24, "consultancy": 12,
                                                          "double_consultancy": 12, "empty": 6}
     ratings = pd.read_csv(res / "ratings.csv")
     assert set(ratings["debater"]) == {"weak", "strong"} and {"bt_strength", "bt_lo", "bt_hi"} <= set(ratings)

@@ -170,6 +170,11 @@ class TournamentConfig(Section):
                                  "other's speech of the current round); false: debater A speaks first.")
     questions: int | None = setting(None, ge=1, help="Questions per pairing (null = all of the dataset split).")
     questions_per_pair: int = setting(8, ge=1, help="capped_round_robin: questions per pair.")
+    balanced_slots: bool = setting(True, help="Round robins: two different debaters play each of their questions "
+                                   "in both slot orders (x-vs-y and y-vs-x), so each is read first by the judge (slot "
+                                   "a) as often as second; false: the one earlier in debaters is always slot a (half "
+                                   "the cross-play rounds; a judge's slot-a bias, judge.csv slot_a_bias, then adds to "
+                                   "its strength).")
     best_of_n: BestOfNSettings = setting(default_factory=BestOfNSettings, help="Best-of-N speech selection of "
                                          "debaters that set none of their own.")
     n_chunks: int = setting(1, ge=1, help="Jobs the tournament is split into (rounds are assigned to chunks by a "

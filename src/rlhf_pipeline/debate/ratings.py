@@ -61,6 +61,14 @@ rounds are kept, never dropped)
     ok empty rounds; 0 on the empty row itself).
     ``first_position_bias``: mean ``p_first`` - 0.5, averaged per question first like accuracy, with
     ``first_position_bias_se`` over questions. Positive: the judge favours the answer shown first.
+    ``slot_a_bias``: the speaking-order bias, in the formats with two slots (debate, double_consultancy;
+    empty in the others): mean ``p_a`` - 0.5, averaged per question first like accuracy, with
+    ``slot_a_bias_se`` over questions. Positive: the judge favours the answer of the speaker it reads
+    first (slot a: a's speech before b's in each debate turn; all of a's before b's in double
+    consultancy). On each question slot a defends each answer once, so the answers' merit cancels, and
+    with the tournament's ``balanced_slots`` (default) every two different debaters take both slot
+    orders, so their strength does (with ``balanced_slots: false`` a stronger debater kept in slot a
+    shows up here as bias).
     ``ece``: expected calibration error of the format's calibration table (count-weighted mean
     |accuracy - confidence| over the bins of :func:`calibration`).
 
@@ -99,7 +107,8 @@ RATING_COLUMNS = ["debater", "bt_strength", "bt_lo", "bt_hi", "bt_comparisons", 
                   "win_rate_incorrect", "debates", "debates_correct", "debates_incorrect", "self_play_rounds",
                   "quote_validity", "quotes", "rounds", "failed"]
 JUDGE_COLUMNS = ["format", "accuracy", "accuracy_se", "n_questions", "rounds", "failed", "correct_won_rate",
-                 "vs_empty", "first_position_bias", "first_position_bias_se", "ece"]
+                 "vs_empty", "first_position_bias", "first_position_bias_se", "slot_a_bias", "slot_a_bias_se",
+                 "ece"]
 CALIBRATION_COLUMNS = ["format", "bin", "lo", "hi", "confidence", "accuracy", "count"]
 
 FORMAT_SLOTS: dict[str, tuple[str, ...]] = {"debate": ("a", "b"), "consultancy": ("a",),
@@ -402,23 +411,32 @@ def expected_calibration_error(calib: pd.DataFrame) -> float:
     return float((calib["count"] * (calib["accuracy"] - calib["confidence"]).abs()).sum() / n)
 
 
+def _over_questions(rounds: pd.DataFrame, values: pd.Series) -> tuple[float, float, int]:
+    """:func:`~rlhf_pipeline.stats.mean_se` over questions of the per-question mean of ``values`` (one
+    per row of ``rounds``): every question weighs the same however many rounds it has."""
+    return mean_se(values.groupby(rounds["question_id"]).mean())
+
+
 def judge_table(rounds_df: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     """One row per format (columns :data:`JUDGE_COLUMNS`, documented in the module docstring)."""
     import pandas as pd
 
     df = _clean(rounds_df)
     calib = calibration(df, bins)
+    nan = float("nan")
     rows = []
     for fmt in [f for f in FORMATS if f in set(df["format"])]:
         sub = df[df["format"] == fmt]
         ok = _judged(sub)
-        acc, acc_se, _ = mean_se(ok.groupby("question_id")["p_correct"].mean())
-        bias, bias_se, _ = mean_se(ok.groupby("question_id")["p_first"].mean() - 0.5)
+        acc, acc_se, _ = _over_questions(ok, ok["p_correct"])
+        bias, bias_se, _ = _over_questions(ok, ok["p_first"] - 0.5)
+        slot_a, slot_a_se, _ = _over_questions(ok, ok["p_a"] - 0.5) if len(FORMAT_SLOTS[fmt]) == 2 else (nan, nan, 0)
         rows.append({"format": fmt, "accuracy": acc, "accuracy_se": acc_se,
                      "n_questions": int(ok["question_id"].nunique()), "rounds": len(ok),
                      "failed": int((sub["status"] == "failed").sum()),
-                     "correct_won_rate": float((ok["p_correct"] > 0.5).mean()) if len(ok) else float("nan"),
-                     "vs_empty": float("nan"), "first_position_bias": bias, "first_position_bias_se": bias_se,
+                     "correct_won_rate": float((ok["p_correct"] > 0.5).mean()) if len(ok) else nan,
+                     "vs_empty": nan, "first_position_bias": bias, "first_position_bias_se": bias_se,
+                     "slot_a_bias": slot_a, "slot_a_bias_se": slot_a_se,
                      "ece": expected_calibration_error(calib[calib["format"] == fmt])})
     out = pd.DataFrame(rows, columns=JUDGE_COLUMNS)
     empty = out.loc[out["format"] == "empty", "accuracy"]
@@ -529,6 +547,7 @@ def headline(rounds: pd.DataFrame, ratings: pd.DataFrame, judge: pd.DataFrame) -
         "rounds": len(rounds), "failed": int((rounds["status"] == "failed").sum()),
         "judge_accuracy": by_fmt["accuracy"].to_dict(), "judge_accuracy_se": by_fmt["accuracy_se"].to_dict(),
         "vs_empty": by_fmt["vs_empty"].to_dict(), "first_position_bias": by_fmt["first_position_bias"].to_dict(),
+        "slot_a_bias": by_fmt["slot_a_bias"].to_dict(),
         "bt_strength": ratings.set_index("debater")["bt_strength"].to_dict(),
         "win_rate": ratings.set_index("debater")["win_rate"].to_dict(),
     })

@@ -13,10 +13,19 @@
 The question pool is the first ``questions`` questions of the list (all when null); self_play and
 round_robin pairs all play the whole pool.
 
-**Rounds** (formats in ``formats`` order; within a format, pairing / debater, question, side):
+**Slots**: the judge reads slot a's speech before slot b's in every debate turn. With ``balanced_slots``
+(the default) a pair of two different debaters (x, y), x earlier in config order, debates in both slot
+orders, x in slot a and then y, each on all of the pair's questions (capped_round_robin: the pair's one
+slice): on every question each of the two is in slot a as often as in slot b and defends each answer
+from each slot, so a judge's bias toward the speaker it reads first cancels out of the ratings
+(judge.csv measures it: ``slot_a_bias``). ``balanced_slots: false``: x is always in slot a (half the
+cross-play rounds). A self-play pair (d, d) has one order.
 
-- ``debate``: for a pair (x, y), x is slot a and y slot b; every question twice, slot a defending
-  answer 0 then answer 1 (slot b the other) -- ``debate/x-vs-y/<question id>/a0``, ``.../a1``;
+**Rounds** (formats in ``formats`` order; within a format, pairing / debater, slot order, question, side):
+
+- ``debate``: for each slot order (s, t) of each pair, s is slot a and t slot b; every question twice,
+  slot a defending answer 0 then answer 1 (slot b the other) -- ``debate/s-vs-t/<question id>/a0``,
+  ``.../a1`` (for x != y: ``debate/x-vs-y/...``, then ``debate/y-vs-x/...``);
 - ``consultancy``: for each debater d, on the questions d plays (the union over its pairs, in pool
   order), the consultant defends 0 then 1 -- ``consultancy/d/<question id>/a0``, ``.../a1``;
 - ``double_consultancy``: for each debater d on the questions it plays, consultant_a =
@@ -73,16 +82,24 @@ from .config import DebateSection, TournamentConfig
 from .rounds import Match, call_width, play_round
 from .types import Question, RoundRecord
 
-__all__ = ["Match", "chunk_matches", "pair_questions", "pairings", "run_chunk", "schedule"]
+__all__ = ["Match", "chunk_matches", "pair_questions", "pairings", "run_chunk", "schedule", "slot_orders"]
 
 log = logging.getLogger(__name__)
 
 
 def pairings(kind: str, debaters: list[str]) -> list[tuple[str, str]]:
-    """The (slot a, slot b) debater pairs of a tournament ``kind`` (see the module docstring)."""
+    """The debater pairs (x, y) of a tournament ``kind``, x not after y in config order (see the module
+    docstring); :func:`slot_orders` gives the slot orders a pair debates in."""
     if kind == "self_play":
         return [(d, d) for d in debaters]
     return [(debaters[i], debaters[j]) for i in range(len(debaters)) for j in range(i, len(debaters))]
+
+
+def slot_orders(pair: tuple[str, str], balanced_slots: bool) -> list[tuple[str, str]]:
+    """The (slot a, slot b) orders a pair debates in: ``(x, y)``, then ``(y, x)`` for two different
+    debaters when ``balanced_slots``."""
+    x, y = pair
+    return [(x, y), (y, x)] if balanced_slots and x != y else [(x, y)]
 
 
 def pair_questions(kind: str, n_pairs: int, pool: list[Question], per_pair: int) -> list[list[Question]]:
@@ -120,9 +137,9 @@ def schedule(tournament: str, cfg: TournamentConfig, questions: list[Question]) 
     rows: list[tuple[str, str, Question, dict[str, str], dict[str, int]]] = []
     for fmt in cfg.formats:
         if fmt == "debate":
-            for (x, y), qs in zip(pairs, per_pair):
+            for pair, qs in zip(pairs, per_pair):
                 rows += [(fmt, f"{x}-vs-{y}/{q.id}/a{s}", q, {"a": x, "b": y}, {"a": s, "b": 1 - s})
-                         for q in qs for s in (0, 1)]
+                         for x, y in slot_orders(pair, cfg.balanced_slots) for q in qs for s in (0, 1)]
         elif fmt == "consultancy":
             rows += [(fmt, f"{d}/{q.id}/a{s}", q, {"a": d}, {"a": s})
                      for d in cfg.debaters for q in played[d] for s in (0, 1)]

@@ -120,3 +120,27 @@ def test_a_round_whose_verdict_failed_is_judged_again_and_too_many_failures_writ
                                    f"first: round {broken.round_id}: re-judging: PipelineError: offline judge replay: "
                                    "no saved verdict")
     assert not (tmp_path / "c").exists()
+
+
+def test_rejudging_a_branched_round_decides_every_branch_with_its_own_seed(tmp_path):
+    from debate_helpers import QUESTIONS, clock
+
+    from rlhf_pipeline.debate.config import DebateSection
+    from rlhf_pipeline.debate.tournament import run_chunk
+
+    sec = DebateSection.from_dict({
+        "debaters": {"det": {"type": "deterministic"}, "rnd": {"type": "random", "seed": 3}},
+        "judges": {"rj": {"type": "random", "seed": 1}},
+        "tournaments": {"t": {"debaters": ["det", "rnd"], "judge": "rj", "rounds": 1, "formats": ["debate"],
+                              "branching": "full"}}})
+    run_chunk("t", sec, QUESTIONS[:1], 0, tmp_path / "orig" / "transcripts" / "chunk0.jsonl", tmp_path / "s", {},
+              clock=clock)
+    saved = load_records(tmp_path / "orig")
+    same = rejudge(saved, "rj", ModelConfig(type="random", seed=1), {}, tmp_path / "same", bootstrap=0, seed=0)
+    assert same["failed_after"] == 0
+    again = load_records(tmp_path / "same")
+    assert [r.branches for r in again] == [r.branches for r in saved] and all(len(r.branches) == 4 for r in saved)
+    coin = load_records(tmp_path / "coin") if rejudge(saved, "coin", ModelConfig(type="random", seed=9), {},
+                                                       tmp_path / "coin", bootstrap=0, seed=0) else None
+    assert all(len(r.branches) == 4 and r.branches[0]["probs"] == r.probs for r in coin)
+    assert [b["probs"] for r in coin for b in r.branches] != [b["probs"] for r in saved for b in r.branches]

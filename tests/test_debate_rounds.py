@@ -7,6 +7,7 @@ from debate_helpers import clock, question, tcfg
 from rlhf_pipeline.debate.rounds import (
     Match,
     answer_order,
+    branch_slots,
     check_verdict,
     error_line,
     play_round,
@@ -294,3 +295,58 @@ def test_malformed_backend_answers():
     assert check_verdict(Verdict([1, 0]), "j").probs == [1.0, 0.0]
     assert error_line(ValueError()) == "ValueError"
     assert len(error_line(ValueError("x" * 2000))) == 500
+
+
+# ---------------------------------------------------------------------------------------- branching
+
+
+def test_branch_slots_by_setting_drawn_from_the_round_seed():
+    assert branch_slots("debate", 2, "none", 7) == [False] * 4
+    assert branch_slots("debate", 2, "full", 7) == [True] * 4
+    halves = {tuple(branch_slots("debate", 2, "half", seed)) for seed in range(40)}
+    assert halves == {(True, False, True, False), (False, True, False, True)}  # one debater's every speech
+    singles = {tuple(branch_slots("debate", 2, "single_random", seed)) for seed in range(60)}
+    assert len(singles) == 4 and all(sum(s) == 1 for s in singles)
+    assert branch_slots("consultancy", 2, "half", 3) == [True, True] and branch_slots("empty", 2, "full", 3) == []
+    assert branch_slots("debate", 2, "half", 5) == branch_slots("debate", 2, "half", 5)  # a pure function
+
+
+def test_full_branching_plays_every_branch_and_keeps_the_unbranched_round_as_main():
+    def judge_fn(ctx):  # p(first shown) from the speeches' seeds: every transcript gets its own verdict
+        return [0.1 + 0.8 * ((sum(int(s.raw.split()[-1]) for s in ctx.speeches) + ctx.seed) % 97) / 96, 0]
+
+    def p(ctx):
+        a = judge_fn(ctx)[0]
+        return [a, 1 - a]
+
+    def label(ctx):
+        return f"{ctx.role} t{ctx.turn} {ctx.seed % 1000}"
+
+    x, y, j = Recorder("x", label), Recorder("y", label), Judge(p)
+    cfg = tcfg(rounds=1, branching="full")
+    rec = play_round(match(), cfg, {"x": x, "y": y}, j, tournament="t", clock=clock)
+    plain = play_round(match(), tcfg(rounds=1), {"x": Recorder("x", label), "y": Recorder("y", label)}, Judge(p),
+                       tournament="t", clock=clock)
+    assert rec.status == "ok" and len(rec.branches) == 4 and [b["path"] for b in rec.branches] == [
+        [0, 0], [0, 1], [1, 0], [1, 1]]
+    # the main transcript is the unbranched round: its speeches, seeds and verdict
+    assert [s.raw for s in rec.speeches] == [s.raw for s in plain.speeches] and rec.probs == plain.probs
+    assert [s.branch for s in rec.speeches] == [[0], [0, 0]] and rec.seed == plain.seed
+    assert rec.branches[0]["probs"] == rec.probs
+    # 2 first speeches, 4 second ones (simultaneous: b's never sees a's turn-0 speech, but each branch has its own)
+    assert len(x.calls) == 2 and len(y.calls) == 4 and sorted(s.branch for s in rec.branch_speeches) == [
+        [0, 1], [1], [1, 0], [1, 1]]
+    assert len({s.raw for s in [*rec.speeches, *rec.branch_speeches]}) == 6  # every branch its own seed
+    assert len(j.calls) == 4 and len({c.seed for c in j.calls}) == 4
+    again = play_round(match(), cfg, {"x": Recorder("x", label), "y": Recorder("y", label)}, Judge(p),
+                       tournament="t", clock=clock, width=4)  # concurrently: the same round
+    assert again.to_row() == rec.to_row()
+
+
+def test_sequential_branches_see_their_own_path():
+    x, y = Recorder("x"), Recorder("y")
+    rec = play_round(match(), tcfg(rounds=1, simultaneous=False, branching="full"), {"x": x, "y": y}, Judge(),
+                     tournament="t", clock=clock)
+    assert [len(c.visible) for c in y.calls] == [1, 1, 1, 1]  # b answers the a speech of its own branch
+    firsts = {id(s) for s in [*rec.speeches, *rec.branch_speeches] if len(s.branch) == 1}
+    assert {id(c.visible[0]) for c in y.calls} == firsts

@@ -412,3 +412,24 @@ def test_api_rounds_run_concurrently_with_the_transcripts_of_a_sequential_run(tm
     assert chat1.peak == 1 and 2 <= chat4.peak <= 4  # calls overlapped, never beyond the setting
     assert chat1.requests == chat4.requests and rows1 == rows4  # best-of-N included: the same rounds
     assert all(len(s["alternatives"]) == 2 for r in rows4 for s in r["speeches"])
+
+
+def test_branched_rounds_chunk_resume_and_round_trip_like_any_round(tmp_path):
+    sec = section(formats=["debate", "consultancy"], rounds=1, branching="half", judge="rj")
+    one = run_chunk("t", sec, QUESTIONS[:2], 0, tmp_path / "one.jsonl", tmp_path / "s1", {}, clock=clock)
+    rows = read_jsonl(tmp_path / "one.jsonl")
+    assert one["ok"] == one["rounds"] and all(len(r["branches"]) == 2 for r in rows)  # half: one speaker, 1 turn
+    recs = [RoundRecord.from_row(r) for r in rows]
+    assert all(r.to_row() == row for r, row in zip(recs, rows))  # branch speeches read back as Speech
+    sec3 = section(formats=["debate", "consultancy"], rounds=1, branching="half", judge="rj", n_chunks=3)
+    parts = []
+    for k in range(3):
+        run_chunk("t", sec3, QUESTIONS[:2], k, tmp_path / f"c{k}.jsonl", tmp_path / "s3", {}, clock=clock)
+        parts += read_jsonl(tmp_path / f"c{k}.jsonl")
+    assert {r["round_id"]: {**r, "chunk": 0} for r in parts} == {r["round_id"]: r for r in rows}
+    plain = read_jsonl(tmp_path / "p.jsonl") if run_chunk(
+        "t", section(formats=["debate", "consultancy"], rounds=1, judge="rj"), QUESTIONS[:2], 0,
+        tmp_path / "p.jsonl", tmp_path / "sp", {}, clock=clock) else None
+    main = ("speeches", "probs", "answer_order", "seed")
+    assert [{k: r[k] for k in main} for r in plain] == [
+        {k: (r[k] if k != "speeches" else [{**s, "branch": []} for s in r[k]]) for k in main} for r in rows]

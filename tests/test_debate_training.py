@@ -15,6 +15,7 @@ from rlhf_pipeline.debate.backends.hf import chat_text
 from rlhf_pipeline.debate.config import DebateSection, DPOSettings, PairSettings
 from rlhf_pipeline.debate.prompts import debater_prompt, load_prompts
 from rlhf_pipeline.debate.training import (
+    branch_scores,
     dpo_trainer,
     dpo_trainer_config,
     pair_labels,
@@ -77,7 +78,7 @@ def test_pairs_chosen_is_selected_rejected_is_lowest_and_threshold(tok):
     s4 = speech("debater_b", 1, 1, "w", alts(0.3, 0.1, 0.1, 0.2))     # lowest tied: the first (index 1)
     pairs, counts = preference_pairs([record([s1, s2, s3, s4])], [Q], tok, PROMPTS, "tiny", True,
                                      PairSettings(threshold=0.05, soft_label_power=2.0))
-    assert counts == {"speeches": 4, "best_of_n": 3, "kept": 2, "below_threshold": 1}
+    assert counts == {"speeches": 4, "best_of_n": 3, "branched": 0, "kept": 2, "below_threshold": 1}
     a, b = pairs
     assert a["chosen"] == " " + s1.alternatives[2]["raw"] and a["rejected"] == " " + s1.alternatives[1]["raw"]
     assert (a["p_chosen"], a["p_rejected"], a["gap"]) == (0.9, 0.2, pytest.approx(0.7))
@@ -147,7 +148,9 @@ def test_bad_inputs_are_one_clear_line(tok):
     for training, msg in [
         ({"source": "t", "judge": "j", "iterations": 0}, "debate.training.iterations: got 0, expected >= 1"),
         ({"source": "t", "judge": "j", "selfplay": {"best_of_n": {"n": 1}}},
-         "debate.training.selfplay.best_of_n.n: got 1, expected n >= 2"),
+         r"debate.training.selfplay.best_of_n.n: got 1, expected n >= 2 \(or selfplay.branching other than none\)"),
+        ({"source": "t", "judge": "j", "strength": {"branching": "full"}},
+         "debate.training.strength.branching: got 'full', expected none"),
         ({"source": "nope", "judge": "j"}, "debate.training.source: got 'nope'"),
         ({"source": "t", "judge": "j", "dpo_per_iteration": {3: {"beta": 1}}},
          "debate.training.dpo_per_iteration: got '3', expected iteration numbers 1..2"),
@@ -313,3 +316,40 @@ def test_hard_labels_by_default_and_bad_labels_are_one_line(tok):
     for bad in (1.5, -0.1, "0.7", None, True):
         with pytest.raises(PipelineError, match=rf"^pair 1: soft_label {bad!r} is not a probability in \[0, 1\]$"):
             pair_labels([pair, {**pair, "soft_label": bad}])
+
+
+def test_branch_pairs_score_each_speech_over_the_transcripts_that_contain_it(tok):
+    def node(path, role, side, raw):
+        s = speech(role, side, len(path) - 1 if role == "x" else 0, raw)
+        s.role, s.turn, s.branch = role, 0, list(path)
+        return s
+
+    a0, a1 = node([0], "debater_a", 0, "A zero"), node([1], "debater_a", 0, "A one")
+    b = {p: node(p, "debater_b", 1, f"B {p[0]}{p[1]}") for p in ((0, 0), (0, 1), (1, 0), (1, 1))}
+    rec = record([a0, b[0, 0]])
+    rec.branch_speeches = [a1, b[0, 1], b[1, 0], b[1, 1]]
+    probs = {(0, 0): [0.8, 0.2], (0, 1): [0.6, 0.4], (1, 0): [0.3, 0.7], (1, 1): [0.5, 0.5]}
+    rec.branches = [{"path": list(p), "probs": v, "has_probabilities": True, "judge_raw": ""} for p, v in probs.items()]
+    # A's speeches (side 0): [0] in transcripts 00, 01 -> (0.8 + 0.6) / 2 = 0.7; [1] -> (0.3 + 0.5) / 2 = 0.4
+    # B's (side 1): 00 -> 0.2, 01 -> 0.4, 10 -> 0.7, 11 -> 0.5
+    assert branch_scores(rec) == pytest.approx({(0,): 0.7, (1,): 0.4, (0, 0): 0.2, (0, 1): 0.4, (1, 0): 0.7,
+                                                (1, 1): 0.5})
+    pairs, counts = preference_pairs([rec], [Q], tok, PROMPTS, "tiny", False, PairSettings(threshold=0.19))
+    assert counts == {"speeches": 6, "best_of_n": 0, "branched": 3, "kept": 3, "below_threshold": 0}
+    first, under0, under1 = pairs
+    assert (first["chosen"], first["rejected"], first["p_chosen"], first["p_rejected"]) == (
+        " A zero", " A one", pytest.approx(0.7), pytest.approx(0.4))
+    assert (under0["chosen"], under0["rejected"]) == (" B 01", " B 00") and under0["source"] == "branch"
+    assert (under1["chosen"], under1["rejected"], under1["gap"]) == (" B 10", " B 11", pytest.approx(0.2))
+    # sequential debate: B's prompt holds the A speech of its own branch (later speeches get pairs too)
+    assert "A zero" in under0["prompt"] and "A one" not in under0["prompt"]
+    assert "A one" in under1["prompt"] and "A zero" not in under1["prompt"]
+    assert len(preference_pairs([rec], [Q], tok, PROMPTS, "tiny", False, PairSettings(threshold=0.25))[0]) == 1
+
+
+def test_branched_selfplay_needs_no_best_of_n():
+    s = DebateSection.from_dict({
+        "debaters": {"x": {"type": "extractive"}}, "judges": {"j": {"type": "quote_similarity"}},
+        "tournaments": {"t": {"debaters": ["x"], "judge": "j"}},
+        "training": {"source": "t", "judge": "j", "selfplay": {"best_of_n": {"n": 1}, "branching": "single_random"}}})
+    assert s.with_training().tournaments["dpo/iter1"].branching == "single_random"

@@ -35,6 +35,8 @@ LM_TYPES = ("hf", "openai_compatible", "anthropic")
 FORMATS = ("debate", "consultancy", "double_consultancy", "empty")
 """Round formats: two debaters; one consultant per side in separate rounds; both consultancies shown
 to one judge; the judge alone with the question (a baseline)."""
+BRANCHINGS = ("none", "full", "half", "single_random")
+"""How a round branches: :func:`rlhf_pipeline.debate.rounds.branch_slots`."""
 TOURNAMENT_KINDS = ("self_play", "round_robin", "capped_round_robin")
 DEBATE_DATASETS = ("synthetic", "quality")
 HUMAN = "human"
@@ -177,6 +179,12 @@ class TournamentConfig(Section):
                                    "its strength).")
     best_of_n: BestOfNSettings = setting(default_factory=BestOfNSettings, help="Best-of-N speech selection of "
                                          "debaters that set none of their own.")
+    branching: str = setting("none", choices=BRANCHINGS, help="Branched rounds (the debate research code's): speech "
+                             "slots that are sampled twice, each branch played on to the verdict: full: every slot "
+                             "(2^slots transcripts); half: every slot of one speaker, drawn per round; single_random: "
+                             "one slot, drawn per round. The main transcript is the unbranched round's; DPO pairs "
+                             "come from every branched slot (a speech scored by the mean judge probability over the "
+                             "transcripts that contain it).")
     n_chunks: int = setting(1, ge=1, help="Jobs the tournament is split into (rounds are assigned to chunks by a "
                             "pure function of the config and seed).")
     bootstrap: int = setting(200, ge=0, help="Bootstrap resamples (over questions) for rating intervals.")
@@ -253,6 +261,8 @@ class TrainingTournament(Section):
     best_of_n: BestOfNSettings = setting(default_factory=lambda: BestOfNSettings(n=4),
                                          help="selfplay: the best-of-N that makes the DPO pairs; strength: the "
                                          "best-of-N variant of every checkpoint (n = 1: no variants).")
+    branching: str = setting("none", choices=BRANCHINGS, help="selfplay: branched rounds, whose branched slots "
+                             "add DPO pairs (the tournaments' branching).")
     n_chunks: int = setting(1, ge=1, help="Jobs the tournament is split into.")
     bootstrap: int = setting(200, ge=0, help="Bootstrap resamples for rating intervals.")
     seed: int = setting(0, help="Seed of answer order and sampling.")
@@ -339,9 +349,12 @@ class DebateTrainingConfig(Section):
         if "debate" not in self.strength.formats:
             bad(join(where, "strength.formats"), self.strength.formats, "a list with debate (ratings come from "
                 "cross-play debates)")
-        if self.selfplay.best_of_n.n < 2:
-            bad(join(where, "selfplay.best_of_n.n"), self.selfplay.best_of_n.n, "n >= 2: DPO pairs are built from "
-                "best-of-N alternatives")
+        if self.selfplay.best_of_n.n < 2 and self.selfplay.branching == "none":
+            bad(join(where, "selfplay.best_of_n.n"), self.selfplay.best_of_n.n, "n >= 2 (or selfplay.branching other "
+                "than none): DPO pairs are built from best-of-N alternatives and branched slots")
+        if self.strength.branching != "none":
+            bad(join(where, "strength.branching"), self.strength.branching, "none (the strength tournament rates "
+                "checkpoints; branching makes training pairs, in selfplay)")
 
     def dpo_for(self, i: int, where: str | None = None) -> DPOSettings:
         """Iteration ``i``'s DPO settings: ``dpo`` updated by ``dpo_per_iteration[i]``."""
@@ -373,8 +386,8 @@ class DebateTrainingConfig(Section):
             t = self.selfplay
             tournaments[SELFPLAY.format(i=i)] = TournamentConfig(
                 debaters=[names[i - 1]], judge=self.judge, kind="self_play", formats=t.formats, rounds=t.rounds,
-                questions=t.questions, best_of_n=t.best_of_n, n_chunks=t.n_chunks, bootstrap=t.bootstrap,
-                seed=t.seed + i)
+                questions=t.questions, best_of_n=t.best_of_n, branching=t.branching, n_chunks=t.n_chunks,
+                bootstrap=t.bootstrap, seed=t.seed + i)
         t = self.strength
         tournaments[STRENGTH] = TournamentConfig(
             debaters=[d for n in names for d in ([n, self.bon_name(n)] if t.best_of_n.n > 1 else [n])],

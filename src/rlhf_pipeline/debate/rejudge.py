@@ -4,7 +4,8 @@ For every round of a tournament's transcripts whose speeches are complete (ok ro
 whose ``failed_stage`` is ``verdict``: only their judging failed), :func:`rejudge` rebuilds what the
 judge saw (:func:`judge_context`: the question and answers, the recorded answer order, the speeches as
 shown with their quote checks, the round's id and seed; the passage is empty, as judges never read it),
-asks the new judge, and maps its verdict back onto the record (:func:`reapply_verdict`). Rounds whose
+asks the new judge, and maps its verdict back onto the record (:func:`reapply_verdict`); a branched
+round's every transcript likewise (``branches``, each with its own seed). Rounds whose
 speeches are incomplete stay failed, and stay counted. Judge calls run ``concurrency`` at a time for an
 API judge (:func:`~rlhf_pipeline.debate.rounds.call_width`). When more than ``max_failed_share`` of the
 rounds are failed afterwards, nothing is written and a one-line PipelineError names the count and the
@@ -34,8 +35,8 @@ from ..config import default_of
 from ..errors import PipelineError
 from ..io import atomic_dir, write_jsonl
 from .config import TournamentConfig
-from .rounds import call_width, check_verdict, error_line, fan_out, probs_by_answer
-from .types import JudgeContext, Question, RoundRecord, Verdict
+from .rounds import branch_seed, branch_transcripts, call_width, check_verdict, error_line, fan_out, probs_by_answer
+from .types import JudgeContext, Question, RoundRecord, Speech, Verdict
 
 if TYPE_CHECKING:
     import os
@@ -56,13 +57,15 @@ def reapply_verdict(record: RoundRecord, verdict: Verdict) -> RoundRecord:
                                judge_raw=verdict.raw, status="ok", error=None, failed_stage=None)
 
 
-def judge_context(record: RoundRecord) -> JudgeContext:
+def judge_context(record: RoundRecord, speeches: list[Speech] | None = None, seed: int | None = None) -> JudgeContext:
     """What the judge saw in a saved round: question and answers (passage empty: judges never read
-    it), the recorded answer order and speeches as shown, the round id and seed."""
+    it), the recorded answer order and speeches as shown (or ``speeches``: a branch's), the round id and
+    seed (or ``seed``)."""
     question = Question(id=record.question_id, story_id=record.story_id, passage="", question=record.question,
                         answers=list(record.answers), correct_index=record.correct_index, source="")
     return JudgeContext(question=question, format=record.format, answer_order=list(record.answer_order),
-                        speeches=list(record.speeches), round_id=record.round_id, seed=record.seed)
+                        speeches=list(record.speeches if speeches is None else speeches), round_id=record.round_id,
+                        seed=record.seed if seed is None else seed)
 
 
 def rejudgeable(record: RoundRecord) -> bool:
@@ -79,11 +82,20 @@ def rejudge_record(record: RoundRecord, judge: Judge, provenance: dict[str, Any]
     models = {k: v for k, v in record.provenance.items() if k != record.judge or k in record.debaters.values()}
     models[judge.name] = provenance
     base = dataclasses.replace(record, judge=judge.name, provenance=models)
-    try:
-        return reapply_verdict(base, judge.judge(judge_context(record)))
+    try:  # a branched round: every transcript of its tree, the main one (all-0 path) first
+        transcripts = branch_transcripts(record) or [([], list(record.speeches))]
+        verdicts = [judge.judge(judge_context(record, speeches, branch_seed(record.seed, path)))
+                    for path, speeches in transcripts]
+        decided = reapply_verdict(base, verdicts[0])
+        branches = []
+        for (path, _), verdict in zip(transcripts if record.branch_speeches else [], verdicts):
+            v = reapply_verdict(base, verdict)
+            branches.append({"path": path, "probs": v.probs, "has_probabilities": v.has_probabilities,
+                             "judge_raw": v.judge_raw})
+        return dataclasses.replace(decided, branches=branches)
     except Exception as e:  # a judge error fails this round only, like a round's own judging
         return dataclasses.replace(base, probs=None, judge_raw="", status="failed", failed_stage="verdict",
-                                   error=f"re-judging: {error_line(e)}")
+                                   branches=[], error=f"re-judging: {error_line(e)}")
 
 
 def rejudge(records: Iterable[RoundRecord], judge_name: str, judge_cfg: ModelConfig, prompts: dict[str, Any],

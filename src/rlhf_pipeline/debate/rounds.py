@@ -41,8 +41,21 @@ The highest score wins (the first on ties); every candidate is kept in ``Speech.
 ``{"raw", "score", "selected"}``. Judge calls for scoring use seeds ``derive_seed(round seed,
 "judge", role, turn, c, j)``; the final verdict uses ``derive_seed(round seed, "judge")``.
 
-Every seed is a pure function of (tournament seed, round id, role, turn, candidate index), never of
-the chunk or the clock, so a round replays identically wherever and whenever it runs.
+**Branched rounds** (``TournamentConfig.branching``, the debate research code's ``BranchedJudge``): some
+speech slots (:func:`branch_slots`: ``full`` every slot, ``half`` every slot of one speaker role drawn
+from the round's seed, ``single_random`` one slot so drawn) are sampled twice, and every branch is played
+on: a round with k branched slots has 2^k transcripts, each judged. A speech's ``branch`` is its path,
+one index per slot up to its own; the speeches on the all-0 path are generated with the unbranched
+round's seeds (the main transcript: ``speeches``, ``probs``, the round's verdict seed), the others with
+``("branch", *path)`` appended to every seed of their making (candidates, opponents, scoring judge calls)
+and their transcripts' verdicts with :func:`branch_seed`. So the main transcript is exactly the
+unbranched round. ``branch_speeches`` holds the others, ``branches`` every transcript's verdict
+(:func:`branch_transcripts` rebuilds them); a speech's score for training is the mean judge probability
+for its side over the transcripts that contain it (:func:`rlhf_pipeline.debate.training.branch_pairs`).
+A failed branched round is retried whole (no speech reused).
+
+Every seed is a pure function of (tournament seed, round id, role, turn, candidate index, branch path),
+never of the chunk or the clock, so a round replays identically wherever and whenever it runs.
 
 **Failures**: any exception (``Exception``) from a debater or the judge, or a malformed answer (a
 speech that is not a string, a verdict that is not two probabilities summing to 1), ends the round
@@ -152,6 +165,47 @@ def speaking_order(fmt: str, n_turns: int) -> list[tuple[str, str, int]]:
     raise PipelineError(f"round format: got {fmt!r}, expected one of debate, consultancy, double_consultancy, empty")
 
 
+def branch_slots(fmt: str, n_turns: int, branching: str, round_seed: int) -> list[bool]:
+    """Which speech slots of a round (in :func:`speaking_order`) branch in two (module docstring):
+    ``none``; ``full``: every slot; ``half``: every slot of one speaker role, drawn from the round's seed;
+    ``single_random``: one slot, drawn from the round's seed."""
+    order = speaking_order(fmt, n_turns)
+    if branching == "none" or not order:
+        return [False] * len(order)
+    if branching == "full":
+        return [True] * len(order)
+    rng = random.Random(derive_seed(round_seed, "branching"))
+    if branching == "half":
+        chosen = rng.choice(list(dict.fromkeys(role for _, role, _ in order)))
+        return [role == chosen for _, role, _ in order]
+    if branching == "single_random":
+        k = rng.randrange(len(order))
+        return [i == k for i in range(len(order))]
+    raise PipelineError(f"branching: got {branching!r}, expected one of none, full, half, single_random")
+
+
+def branch_seed(judge_seed: int, path: Sequence[int]) -> int:
+    """The judge's seed for the transcript ``path`` of a branched round (the main one keeps the round's)."""
+    return derive_seed(judge_seed, "branch", *path) if any(path) else judge_seed
+
+
+def branch_transcripts(rec: RoundRecord) -> list[tuple[list[int], list[Speech]]]:
+    """``(path, speeches in speaking order)`` of every transcript of a branched round (its speeches'
+    ``branch`` paths: every full-length path, in order; the main one, all 0, first); empty for an unbranched
+    round. PipelineError naming the round when a speech on a path is missing."""
+    nodes = {tuple(s.branch): s for s in [*rec.speeches, *rec.branch_speeches] if s.branch}
+    if not nodes:
+        return []
+    depth = max(len(p) for p in nodes)
+    out = []
+    for path in sorted(p for p in nodes if len(p) == depth):
+        missing = [path[: i + 1] for i in range(depth) if path[: i + 1] not in nodes]
+        if missing:
+            raise PipelineError(f"round {rec.round_id}: branch {list(path)} has no speech at {list(missing[0])}")
+        out.append((list(path), [nodes[path[: i + 1]] for i in range(depth)]))
+    return out
+
+
 def visible_to(fmt: str, simultaneous: bool, role: str, turn: int, speeches: list[Speech]) -> list[Speech]:
     """The speeches (of those produced so far, in order) that ``role`` may see when it gives its
     ``turn``-th speech (see the module docstring)."""
@@ -219,6 +273,8 @@ class _Round:
         self.threshold, self.clock = threshold, clock
         self.order = answer_order(match.seed)
         self.speeches: list[Speech] = []
+        self.stage = "speeches"
+        """Where a failure stops the round: ``speeches`` until every speech is made, then ``verdict``."""
         self.opponents: dict[tuple, Speech] = {}
         """Simultaneous best-of-N opponent samples, generated once and shared by the candidates."""
 
@@ -245,22 +301,28 @@ class _Round:
         v = check_verdict(self.judge.judge(ctx), self.judge.name)
         return probs_by_answer(v.probs, self.order), v
 
-    def speak(self, slot: str, role: str, turn: int) -> Speech:
-        """The speech of ``slot`` in ``turn`` (best of n candidates when ``best_of_n.n > 1``)."""
+    def speak(self, slot: str, role: str, turn: int, before: list[Speech] | None = None,
+              tag: tuple = ()) -> Speech:
+        """The speech of ``slot`` in ``turn`` (best of n candidates when ``best_of_n.n > 1``), after the
+        speeches ``before`` (default: the round's so far); ``tag``: appended to every seed of a speech off the
+        main transcript of a branched round (``("branch", *path)``; empty on the main transcript)."""
         m = self.m
         start = self.clock()
         speaker, side = m.debaters[slot], m.sides[slot]
         bon = self.best_of_n.get(speaker) or self.cfg.best_of_n
-        visible = visible_to(m.format, self.cfg.simultaneous, role, turn, self.speeches)
-        seeds = [speech_seed(m.seed, role, turn, c) for c in range(bon.n)]
+        visible = visible_to(m.format, self.cfg.simultaneous, role, turn,
+                             self.speeches if before is None else before)
+        seeds = [derive_seed(m.seed, role, turn, c, *tag) if tag else speech_seed(m.seed, role, turn, c)
+                 for c in range(bon.n)]
         candidates = fan_out(lambda s: self.generate(speaker, role, side, turn, visible, s), seeds, self.width)
         if bon.n == 1:
             speech = candidates[0]
         else:
             if m.format == "debate" and self.cfg.simultaneous:  # the shared opponent samples, made once
-                fan_out(lambda j: self.opponent(slot, role, side, turn, visible, bon, j), range(bon.opponent_n),
+                fan_out(lambda j: self.opponent(slot, role, side, turn, visible, bon, j, tag), range(bon.opponent_n),
                         self.width)
-            scores = fan_out(lambda c: self.score(c, candidates[c], slot, visible, bon), range(bon.n), self.width)
+            scores = fan_out(lambda c: self.score(c, candidates[c], slot, visible, bon, tag), range(bon.n),
+                             self.width)
             best = max(range(bon.n), key=lambda c: (scores[c], -c))
             speech = candidates[best]
             speech.alternatives = [{"raw": cand.raw, "score": score, "selected": c == best}
@@ -268,11 +330,31 @@ class _Round:
         speech.seconds = round(self.clock() - start, 3)
         return speech
 
-    def score(self, c: int, cand: Speech, slot: str, visible: list[Speech], bon: BestOfNSettings) -> float:
+    def tree(self, branched: list[bool]) -> dict[tuple[int, ...], Speech]:
+        """Every speech of a branched round by its path (module docstring); each slot's speeches ``width``
+        at a time."""
+        nodes: dict[tuple[int, ...], Speech] = {}
+        frontier: list[tuple[int, ...]] = [()]
+        for k, (slot, role, turn) in enumerate(speaking_order(self.m.format, self.cfg.rounds)):
+            paths = [p + (c,) for p in frontier for c in ((0, 1) if branched[k] else (0,))]
+
+            def make(path: tuple[int, ...], k: int = k, slot: str = slot, role: str = role,
+                     turn: int = turn) -> Speech:
+                before = [nodes[path[: i + 1]] for i in range(k)]
+                speech = self.speak(slot, role, turn, before, ("branch", *path) if any(path) else ())
+                speech.branch = list(path)
+                return speech
+
+            nodes.update(zip(paths, fan_out(make, paths, self.width)))
+            frontier = paths
+        return nodes
+
+    def score(self, c: int, cand: Speech, slot: str, visible: list[Speech], bon: BestOfNSettings,
+              tag: tuple = ()) -> float:
         """Candidate ``c``'s best-of-N score (see the module docstring)."""
         m = self.m
         role, turn, side = cand.role, cand.turn, cand.side
-        judge_seed = [m.seed, "judge", role, turn, c]
+        judge_seed = [m.seed, "judge", role, turn, c, *tag]
         answered = m.format == "debate" and (self.cfg.simultaneous or slot == "a")
         if not answered:
             fmt = "debate" if m.format == "debate" else "consultancy"
@@ -280,22 +362,22 @@ class _Round:
         scores = []
         for j in range(bon.opponent_n):
             if self.cfg.simultaneous:  # the opponent has not seen the candidate: one set of samples for all
-                opp = self.opponent(slot, role, side, turn, visible, bon, j)
+                opp = self.opponent(slot, role, side, turn, visible, bon, j, tag)
             else:  # sequential, debater a: the opponent answers this candidate
                 other = "b" if slot == "a" else "a"
                 opp_speaker = m.debaters[other] if bon.opponent == "real" else cand.speaker
                 opp = self.generate(opp_speaker, f"debater_{other}", 1 - side, turn, [*visible, cand],
-                                    derive_seed(m.seed, role, turn, c, "opponent", j))
+                                    derive_seed(m.seed, role, turn, c, "opponent", j, *tag))
             shown = _judge_sorted([*visible, cand, opp])
             scores.append(self.verdict("debate", shown, derive_seed(*judge_seed, j))[0][side])
         return aggregate(scores, bon.aggregate)
 
     def opponent(self, slot: str, role: str, side: int, turn: int, visible: list[Speech], bon: BestOfNSettings,
-                 j: int) -> Speech:
+                 j: int, tag: tuple = ()) -> Speech:
         """Simultaneous debate: opponent sample ``j`` against ``slot``'s candidates (made once, then shared)."""
         other = "b" if slot == "a" else "a"
         speaker = self.m.debaters[other] if bon.opponent == "real" else self.m.debaters[slot]
-        seed = derive_seed(self.m.seed, role, turn, "opponent", j)
+        seed = derive_seed(self.m.seed, role, turn, "opponent", j, *tag)
         if (speaker, seed) not in self.opponents:
             self.opponents[speaker, seed] = self.generate(speaker, f"debater_{other}", 1 - side, turn, visible, seed)
         return self.opponents[speaker, seed]
@@ -323,12 +405,15 @@ def play_round(match: Match, cfg: TournamentConfig, debaters: Mapping[str, Debat
                       answer_order=list(r.order), speeches=r.speeches, judge=judge.name, probs=None,
                       has_probabilities=False, judge_raw="", provenance={},
                       seed=derive_seed(match.seed, "judge"))
-    stage = "speeches"
     try:
         for name in dict.fromkeys(match.debaters.values()):
             rec.provenance[name] = dict(r.backend(name).provenance())
         rec.provenance[judge.name if judge.name not in rec.provenance else f"judge/{judge.name}"] = \
             dict(judge.provenance())
+        branched = branch_slots(match.format, cfg.rounds, cfg.branching, match.seed)
+        if any(branched):
+            _play_branched(r, rec, branched)
+            return rec
         reusable = list(prior)
         for slot, role, turn in speaking_order(match.format, cfg.rounds):
             old = reusable.pop(0) if reusable else None
@@ -336,11 +421,28 @@ def play_round(match: Match, cfg: TournamentConfig, debaters: Mapping[str, Debat
                                                                                match.sides[slot]):
                 reusable, old = [], None  # a later speech saw this one: nothing after it is reused either
             r.speeches.append(old or r.speak(slot, role, turn))
-        stage = "verdict"
+        r.stage = "verdict"
         probs, v = r.verdict(match.format, r.speeches, rec.seed)
         rec.probs, rec.has_probabilities, rec.judge_raw = probs, v.has_probabilities, v.raw
     except Exception as e:  # any backend failure: record it, lose nothing else
-        rec.status, rec.error, rec.probs, rec.failed_stage = "failed", error_line(e), None, stage
-    rec.speeches = list(r.speeches)
-    rec.seconds = round(clock() - start, 3)
+        rec.status, rec.error, rec.probs, rec.failed_stage = "failed", error_line(e), None, r.stage
+    finally:
+        rec.speeches = list(r.speeches)
+        rec.seconds = round(clock() - start, 3)
     return rec
+
+
+def _play_branched(r: _Round, rec: RoundRecord, branched: list[bool]) -> None:
+    """The speeches and verdicts of a branched round into ``rec`` (module docstring)."""
+    nodes = r.tree(branched)
+    paths = [p for p in nodes if len(p) == len(branched)]
+    main = (0,) * len(branched)
+    r.speeches.extend(nodes[main[: i + 1]] for i in range(len(main)))
+    rec.branch_speeches = [s for p, s in nodes.items() if any(p)]
+    r.stage = "verdict"
+    verdicts = fan_out(lambda p: r.verdict(rec.format, [nodes[p[: i + 1]] for i in range(len(p))],
+                                           branch_seed(rec.seed, p)), paths, r.width)
+    rec.branches = [{"path": list(p), "probs": probs, "has_probabilities": v.has_probabilities, "judge_raw": v.raw}
+                    for p, (probs, v) in zip(paths, verdicts)]
+    probs, v = verdicts[paths.index(main)]
+    rec.probs, rec.has_probabilities, rec.judge_raw = probs, v.has_probabilities, v.raw

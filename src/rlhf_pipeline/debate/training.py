@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import statistics
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -52,9 +53,11 @@ QUOTE_TAGS = ("<quote>", "</quote>")
 
 
 def speech_context(rec: RoundRecord, speech: Speech, question: Question, n_turns: int,
-                   simultaneous: bool) -> SpeechContext:
-    """The :class:`SpeechContext` the speaker had when it gave ``speech`` in round ``rec``."""
-    before = rec.speeches[: next(i for i, s in enumerate(rec.speeches) if s is speech)]
+                   simultaneous: bool, before: list[Speech] | None = None) -> SpeechContext:
+    """The :class:`SpeechContext` the speaker had when it gave ``speech`` in round ``rec`` (after the
+    speeches ``before``: default, those before it in ``rec.speeches``; a branch's path otherwise)."""
+    if before is None:
+        before = rec.speeches[: next(i for i, s in enumerate(rec.speeches) if s is speech)]
     return SpeechContext(question=question, side=speech.side, role=speech.role, format=rec.format,
                          turn=speech.turn, n_turns=n_turns,
                          visible=visible_to(rec.format, simultaneous, speech.role, speech.turn, before),
@@ -142,42 +145,78 @@ def soft_label(p: float, q: float, m: float) -> float:
     return 1.0 / (1.0 + (q / p) ** m) if p > 0 else 0.0
 
 
+def branch_scores(rec: RoundRecord) -> dict[tuple[int, ...], float]:
+    """Every speech of a branched round (by its ``branch`` path) scored by the mean judge probability for its
+    side over the round's transcripts that contain it (``rec.branches``); empty for an unbranched round."""
+    probs = {tuple(b["path"]): b["probs"] for b in rec.branches}
+    nodes = {tuple(s.branch): s for s in [*rec.speeches, *rec.branch_speeches] if s.branch}
+    return {path: statistics.fmean(p[speech.side] for t, p in probs.items() if t[: len(path)] == path)
+            for path, speech in nodes.items()}
+
+
+def branch_pairs(rec: RoundRecord) -> list[tuple[Speech, Speech, float, float, list[Speech]]]:
+    """``(chosen, rejected, score of chosen, score of rejected, speeches before them)`` for every branched slot
+    of a branched round: the two speeches that share everything before them, the higher-scoring one
+    (:func:`branch_scores`; the branch-0 one on ties) chosen."""
+    scores = branch_scores(rec)
+    nodes = {tuple(s.branch): s for s in [*rec.speeches, *rec.branch_speeches] if s.branch}
+    out = []
+    for path in sorted((p for p in nodes if p[-1] == 1), key=lambda p: (len(p), p)):  # slot by slot
+        sibling = (*path[:-1], 0)
+        before = [nodes[path[: i + 1]] for i in range(len(path) - 1)]
+        a, b = (sibling, path) if scores[sibling] >= scores[path] else (path, sibling)
+        out.append((nodes[a], nodes[b], scores[a], scores[b], before))
+    return out
+
+
 def preference_pairs(records: Iterable[RoundRecord], questions: Iterable[Question], tok: Any,
                      prompts: dict[str, Any], prompt_name: str, simultaneous: bool, cfg: PairSettings,
                      where: str = "transcripts") -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The DPO pairs of the best-of-N speeches in ``records`` (see the module docstring), and counts
-    (``speeches``, ``best_of_n``, ``kept``, ``below_threshold``). PipelineError naming ``where`` when
-    no speech has best-of-N alternatives, or when none passes the threshold."""
+    """The DPO pairs of the best-of-N speeches and of the branched slots in ``records`` (see the module
+    docstring), and counts (``speeches``, ``best_of_n``, ``branched``, ``kept``, ``below_threshold``).
+    PipelineError naming ``where`` when no speech has best-of-N alternatives and no round branches, or when
+    no pair passes the threshold."""
     by_id, pairs, m = _questions(questions), [], cfg.soft_label_power
-    counts = {"speeches": 0, "best_of_n": 0, "kept": 0, "below_threshold": 0}
+    counts = {"speeches": 0, "best_of_n": 0, "branched": 0, "kept": 0, "below_threshold": 0}
+
+    def pair(rec: RoundRecord, s: Speech, chosen: str, rejected: str, p: float, q: float, source: str,
+             before: list[Speech] | None = None) -> None:
+        gap = p - q
+        if not gap > cfg.threshold:
+            counts["below_threshold"] += 1
+            return
+        ctx = speech_context(rec, s, _question(by_id, rec), _turns(rec), simultaneous, before)
+        prompt = speech_prompt(tok, prompts, prompt_name, ctx)
+        pairs.append({"prompt": prompt, "chosen": completion_text(prompt, chosen),
+                      "rejected": completion_text(prompt, rejected), "p_chosen": p, "p_rejected": q,
+                      "gap": gap, "soft_label": 1.0 if m is None else soft_label(p, q, m), "round_id": rec.round_id,
+                      "speaker": s.speaker, "role": s.role, "turn": s.turn, "source": source})
+
     for rec in records:
         if rec.status != "ok":
             continue
-        for s in rec.speeches:
+        for chosen, rejected, p, q, before in branch_pairs(rec):
+            counts["branched"] += 1
+            pair(rec, chosen, chosen.raw, rejected.raw, p, q, "branch", before)
+        nodes = {tuple(n.branch): n for n in [*rec.speeches, *rec.branch_speeches] if n.branch}
+        for s in [*rec.speeches, *rec.branch_speeches]:  # a branched round's every speech has its context
             counts["speeches"] += 1
             if len(s.alternatives) < 2:
                 continue
             counts["best_of_n"] += 1
             chosen = next(a for a in s.alternatives if a["selected"])
             rejected = min(s.alternatives, key=lambda a: a["score"])
-            gap = chosen["score"] - rejected["score"]
-            if not gap > cfg.threshold:
-                counts["below_threshold"] += 1
-                continue
-            ctx = speech_context(rec, s, _question(by_id, rec), _turns(rec), simultaneous)
-            p, q = float(chosen["score"]), float(rejected["score"])
-            prompt = speech_prompt(tok, prompts, prompt_name, ctx)
-            pairs.append({"prompt": prompt, "chosen": completion_text(prompt, chosen["raw"]),
-                          "rejected": completion_text(prompt, rejected["raw"]), "p_chosen": p, "p_rejected": q,
-                          "gap": gap, "soft_label": 1.0 if m is None else soft_label(p, q, m), "round_id": rec.round_id,
-                          "speaker": s.speaker, "role": s.role, "turn": s.turn})
+            before = [nodes[tuple(s.branch[: i + 1])] for i in range(len(s.branch) - 1)] if s.branch else None
+            pair(rec, s, chosen["raw"], rejected["raw"], float(chosen["score"]), float(rejected["score"]),
+                 "best_of_n", before)
     counts["kept"] = len(pairs)
-    if not counts["best_of_n"]:
-        raise PipelineError(f"{where}: no speech has best-of-N alternatives ({counts['speeches']} speeches); DPO "
-                            "pairs need a tournament played with best_of_n.n >= 2")
+    if not counts["best_of_n"] and not counts["branched"]:
+        raise PipelineError(f"{where}: no speech has best-of-N alternatives ({counts['speeches']} speeches) and no "
+                            "round branches; DPO pairs need a tournament played with best_of_n.n >= 2 or branching")
     if not pairs:
-        raise PipelineError(f"{where}: 0 of {counts['best_of_n']} best-of-N speeches have a judge-probability gap "
-                            f"> debate.training.pairs.threshold={cfg.threshold}; lower the threshold")
+        raise PipelineError(f"{where}: 0 of {counts['best_of_n'] + counts['branched']} best-of-N speeches and "
+                            f"branched slots have a judge-probability gap > debate.training.pairs.threshold="
+                            f"{cfg.threshold}; lower the threshold")
     return pairs, counts
 
 

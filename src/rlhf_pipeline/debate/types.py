@@ -98,6 +98,9 @@ class Speech:
     alternatives: list[dict[str, Any]] = field(default_factory=list)
     """Best-of-N: every candidate ``{"raw": str, "score": float, "selected": bool}``."""
     seconds: float = 0.0
+    branch: list[int] = field(default_factory=list)
+    """Branched rounds: the speech's place in the round's tree, one branch index per speech slot up to and
+    including its own (all 0: the round's main transcript); empty in an unbranched round."""
 
 
 @dataclass
@@ -208,6 +211,12 @@ class RoundRecord:
     """Name -> provenance of every model in the round (debaters and judge)."""
     status: str = "ok"
     error: str | None = None
+    branches: list[dict[str, Any]] = field(default_factory=list)
+    """Branched rounds: every transcript of the tree, ``{"path": [branch index per speech slot], "probs": [by
+    answer index], "has_probabilities": bool, "judge_raw": str}``; the all-0 path is the main transcript
+    (``speeches``, ``probs``). Empty in an unbranched round."""
+    branch_speeches: list[Speech] = field(default_factory=list)
+    """Branched rounds: the speeches off the main transcript (``Speech.branch`` not all 0), in generation order."""
     failed_stage: str | None = None
     """A failed round: ``speeches`` (a speech was not completed) or ``verdict`` (every speech is complete and
     only the judging failed: re-judging and a rerun retry just the judge); None when ok."""
@@ -222,8 +231,9 @@ class RoundRecord:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RoundRecord:
         row = dict(row)
-        row["speeches"] = [Speech(**{**s, "quotes": [QuoteCheck(**q) for q in s.get("quotes", [])]})
-                           for s in row.get("speeches", [])]
+        for key in ("speeches", "branch_speeches"):
+            row[key] = [Speech(**{**s, "quotes": [QuoteCheck(**q) for q in s.get("quotes", [])]})
+                        for s in row.get(key, [])]
         return cls(**row)
 
 

@@ -561,7 +561,8 @@ STAGES = [
     "prepare_data", "sft", "gold_rm_train", "label_preferences", "rm_train", "rm_summary", "ppo",
     "gold_eval", "bon_sample", "bon", "plot_overoptimization", "aggregate_replicates", "fit_curves", "rm_diversity",
     "debate_data", "debate_human",
-    "debate_chunk", "debate_summary", "debate_rejudge", "debate_sft", "debate_pairs", "debate_dpo", "debate_strength",
+    "debate_chunk", "debate_summary", "debate_rejudge", "debate_sft", "debate_pairs", "debate_dpo", "debate_ppo",
+    "debate_strength",
     "redteam_target_data", "redteam_classifier", "redteam", "redteam_summary", "ad_data", "ad_lm", "ad_eval", "ad_rl",
     "config", "miniature_assets", "schema", "settings_reference"]
 """Every stage, in --help order: the workflow's rules call code_hash(<stage>) by these names."""

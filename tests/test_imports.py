@@ -42,6 +42,7 @@ ALLOWED: dict[str, dict[str, str]] = {
     "debate": {
         "data": "debate datasets are read and split like every dataset (data.source, data.prepare)",
         "sft": "debaters are fine-tuned by the SFT stage's trainer and settings",
+        "ppo": "a debater is trained by PPO with the judge's probability as the reward (debate.ppo)",
     },
     "redteam": {
         "data": "the red-team world is built on the synthetic world's topics and fillers",

@@ -94,7 +94,7 @@ def tiny_plan(tmp_path_factory) -> dict:
 def test_every_training_rule_keys_its_checkpoints_with_the_one_function(tiny_plan):
     keyed = {name for name, r in tiny_plan["rules"].items() if r["keyed"]}
     assert keyed == {"sft", "rm_train", "ppo", "ad_history", "ad_lm", "ad_rl", "redteam_target", "redteam",
-                     "debate_chunk", "debate_sft", "debate_dpo"}
+                     "debate_chunk", "debate_sft", "debate_dpo", "debate_ppo"}
     ckpt = [job["ckpt"] for job in tiny_plan["jobs"].values()]
     assert len(ckpt) == len(set(ckpt)) == len(tiny_plan["jobs"]) > 20  # one directory per job
     assert all(re.fullmatch(r"results/\.checkpoints/\w+(/[\w/]+)?/[0-9a-f]{12}", c) for c in ckpt), ckpt

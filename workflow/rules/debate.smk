@@ -1,6 +1,6 @@
 # Debate tournaments (debaters argue, a judge decides; ratings from the rounds), the published human debates as
-# tournament human, and training debaters on tournaments: SFT on transcripts, then iterated DPO on self-play
-# (results/debate/, results/data/debate/).
+# tournament human, and training debaters on tournaments: SFT on transcripts, then iterated DPO on self-play, and PPO
+# against the judge (results/debate/, results/data/debate/).
 
 import re
 
@@ -246,6 +246,35 @@ rule debate_dpo:
     shell:
         "exec python -m rlhf_pipeline debate-dpo --config {params.cfg:q} --init {input.init} --pairs {input.pairs} "
         "--out {output.model} --ckpt-dir {params.ckpt:q} --manifest {output.manifest} > {log} 2>&1"
+
+
+rule debate_ppo:
+    input:
+        train=debate_split("train"),
+        val=debate_split("val"),
+        prompts=DEBATE.prompts,
+        init=debate_ppo_init,
+        models=debate_ppo_opponent_models,
+    output:
+        model=directory(f"{PPO_DIR}/model"),
+        eval=directory(f"{PPO_DIR}/eval"),
+        train_log=f"{PPO_DIR}/train_log.csv",
+        trajectories=directory(f"{PPO_DIR}/trajectories"),
+        manifest=f"{PPO_DIR}/manifest.json",
+    log:
+        "results/logs/debate_ppo.log",
+    benchmark:
+        "results/benchmarks/debate_ppo.tsv"
+    threads: threads("debate_ppo")
+    resources:
+        **resources("debate_ppo"),
+    params:
+        cfg=debate_ppo_config,
+        ckpt=checkpoint_dir,
+        code=code_hash("debate_ppo"),
+    shell:
+        "exec python -m rlhf_pipeline debate-ppo --config {params.cfg:q} --policy {input.init} --train {input.train} "
+        "--eval {input.val} --out-dir results/debate/ppo --ckpt-dir {params.ckpt:q} --manifest {output.manifest} > {log} 2>&1"
 
 
 rule debate_strength:

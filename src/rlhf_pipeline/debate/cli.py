@@ -1,5 +1,5 @@
 """CLI stages of the debate family: ``debate-data``, ``debate-human``, ``debate-chunk``, ``debate-summary``,
-``debate-rejudge``, ``debate-sft``, ``debate-pairs``, ``debate-dpo``, ``debate-strength`` (see
+``debate-rejudge``, ``debate-sft``, ``debate-pairs``, ``debate-dpo``, ``debate-ppo``, ``debate-strength`` (see
 :mod:`rlhf_pipeline.stage`)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from ..sft import SFTConfig
 from ..stage import CKPT_HELP, Record, arg, stage
 from .config import (
     DebateDatasetConfig,
+    DebatePPORun,
     DebateTrainingConfig,
     DPOSettings,
     HumanDebatesConfig,
@@ -180,6 +181,26 @@ def cmd_debate_dpo(args, cfg: DPOSettings) -> Record:
 
     metrics = train_debater_dpo(cfg, args.init, read_pairs(args.pairs), args.out, ckpt_dir=args.ckpt_dir)
     return Record({**cfg.to_dict(), "init": args.init}, seed=cfg.seed, extra={"metrics": metrics, "pairs": args.pairs})
+
+
+@stage("Train a debater with the project's PPO, the judge's probability for its side as the reward (single "
+       "speeches, best-of-N off).", config=DebatePPORun, inputs=["policy", "train", "eval"], args=[
+           arg("--policy", required=True, help="the checkpoint PPO starts from (and its KL reference): a model "
+               "directory"),
+           arg("--train", required=True, help="the dataset's train split (questions JSONL): the training prompts"),
+           arg("--eval", required=True, help="the dataset's val split (questions JSONL): the eval prompts"),
+           arg("--out-dir", required=True, help="writes model/, train_log.csv, eval/, trajectories/"),
+           arg("--ckpt-dir", required=True, help=CKPT_HELP),
+       ])
+def cmd_debate_ppo(args, run: DebatePPORun) -> Record:
+    from .data import load_questions
+    from .ppo import train_debater_ppo
+
+    summary = train_debater_ppo(run, args.policy, load_questions(args.train, run.settings.questions),
+                                load_questions(args.eval, run.settings.eval_questions), args.out_dir, args.ckpt_dir)
+    return Record(seed=run.settings.hparams.seed,
+                  extra={"policy": args.policy, "last": summary.get("last"), "prompts": summary["prompts"],
+                         "eval_judge_p": summary["eval_judge_p"]})
 
 
 @stage("Judge accuracy against debater strength from the strength tournament's rounds.csv and ratings.csv.",

@@ -24,8 +24,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Section, bad, check_keys, join, setting
+from ..config import Section, bad, check_keys, default_of, join, setting
 from ..models.lora import LoraSettings
+from ..ppo.config import PPOConfig
 from ..sft import SFTConfig
 
 DEBATER_TYPES = ("hf", "openai_compatible", "anthropic", "extractive", "offline", "random", "deterministic")
@@ -302,8 +303,39 @@ class HumanDebatesConfig(Section):
                                 formats=formats, n_chunks=1, bootstrap=self.bootstrap, seed=self.seed)
 
 
+@dataclass
+class DebatePPOSettings(Section):
+    """A debater trained by the project's PPO (``debate.training.ppo``; :mod:`rlhf_pipeline.debate.ppo`): on
+    single speeches (turn 0 of a one-turn round) for either side of the dataset's train-split questions, the
+    reward the judge's probability for the speaker's answer."""
+
+    section = "debate.training.ppo"
+
+    enabled: bool = setting(False, help="Train checkpoint debater ppo (results/debate/ppo/), which joins the "
+                            "strength tournament with the other checkpoints (and its best-of-N variant).")
+    init: str = setting("sft", help="The checkpoint PPO starts from, also its KL reference: sft or dpo{i} "
+                        "(1 <= i <= iterations).")
+    opponent: str | None = setting("sft", help="Who argues the other answer in each judged round: a checkpoint "
+                                   "(sft, dpo{i}) or a debater of debate.debaters, one speech sampled per round "
+                                   "(seeded; its best_of_n unused); the speaker's slot (a or b) drawn per round. "
+                                   "null: no opponent, the speech is judged as a consultancy.")
+    questions: int | None = setting(None, ge=1, help="Training questions: the first of the dataset's train split "
+                                    "(null = all); each gives one prompt per side.")
+    eval_questions: int = setting(16, ge=1, help="Questions of the val split whose speeches (both sides) are "
+                                  "judged at every evaluation (results/debate/ppo/eval/).")
+    seed: int = setting(0, help="Seed of each judged round: the answer order the judge sees, the speaker's slot "
+                        "and the opponent's speech.")
+    hparams: PPOConfig = setting(default_factory=lambda: PPOConfig(
+        max_prompt_length=1024, max_new_tokens=default_of(CheckpointDebater, "max_new_tokens")),
+        help="The PPO settings (the keys of ppo.hparams); max_prompt_length must hold the longest speech prompt "
+        "(prompts are never truncated) and max_new_tokens equal debater.max_new_tokens (the speech length of "
+        "every checkpoint).")
+
+
 SFT_NAME = "sft"
 DPO_NAME = "dpo{i}"
+PPO_NAME = "ppo"
+PPO_DIR = "results/debate/ppo"
 STRENGTH = "strength"
 SELFPLAY = "dpo/iter{i}"
 
@@ -340,6 +372,8 @@ class DebateTrainingConfig(Section):
                                                                                              "consultancy"]),
                                            help="The cross-play tournament of every checkpoint (and best-of-N "
                                            "variants): results/debate/strength/.")
+    ppo: DebatePPOSettings = setting(default_factory=DebatePPOSettings, help="A debater trained by PPO against "
+                                     "the judge (checkpoint ppo; off unless enabled).")
 
     def check(self, where: str) -> None:
         for key in self.dpo_per_iteration:
@@ -356,6 +390,14 @@ class DebateTrainingConfig(Section):
             bad(join(where, "strength.branching"), self.strength.branching, "none (the strength tournament rates "
                 "checkpoints; branching makes training pairs, in selfplay)")
 
+        if self.ppo.enabled:
+            names = [n for n, _ in self.checkpoints() if n != PPO_NAME]
+            if self.ppo.init not in names:
+                bad(join(where, "ppo.init"), self.ppo.init, f"one of the checkpoints {names}")
+            if self.ppo.hparams.max_new_tokens != self.debater.max_new_tokens:
+                bad(join(where, "ppo.hparams.max_new_tokens"), self.ppo.hparams.max_new_tokens,
+                    f"debater.max_new_tokens ({self.debater.max_new_tokens}): the speech length of every checkpoint")
+
     def dpo_for(self, i: int, where: str | None = None) -> DPOSettings:
         """Iteration ``i``'s DPO settings: ``dpo`` updated by ``dpo_per_iteration[i]``."""
         over = self.dpo_per_iteration.get(str(i), {})
@@ -364,9 +406,11 @@ class DebateTrainingConfig(Section):
         return DPOSettings.from_dict({**self.dpo.to_dict(), **over}, at)
 
     def checkpoints(self) -> list[tuple[str, str]]:
-        """``(debater name, model directory)`` of every checkpoint: SFT, then DPO iterations 1..K."""
+        """``(debater name, model directory)`` of every checkpoint: SFT, then DPO iterations 1..K, then the PPO
+        debater when ``ppo.enabled``."""
         out = [(SFT_NAME, "results/debate/sft/model")]
         out += [(DPO_NAME.format(i=i), f"results/debate/dpo/iter{i}/model") for i in range(1, self.iterations + 1)]
+        out += [(PPO_NAME, f"{PPO_DIR}/model")] if self.ppo.enabled else []
         return out
 
     def bon_name(self, name: str) -> str:
@@ -467,6 +511,28 @@ class DebateSection(Section):
             clash = sorted(set(mine) & set(theirs))
             if clash:
                 bad(f"debate.{kind}", clash, f"names other than {sorted(mine)} (debate.training adds those)")
+        if tr.ppo.enabled:
+            self.ppo_run(f"{where}.ppo")
+
+    def ppo_run(self, where: str = DebatePPOSettings.section) -> DebatePPORun:
+        """The debate-ppo stage's config: ``training.ppo`` with the judge, the opponent and the prompts it uses
+        (an opponent named by a checkpoint speaks as ``training.debater``); PipelineError naming
+        ``where.opponent`` for an unknown opponent."""
+        tr = self.training
+        name = tr.ppo.opponent
+        checkpoints = {n: path for n, path in tr.checkpoints() if n != PPO_NAME}
+        if name is None:
+            opponent = None
+        elif name in checkpoints:
+            opponent = tr.debater.model_config(checkpoints[name])
+        elif name in self.debaters:
+            opponent = self.debaters[name]
+        else:
+            bad(join(where, "opponent"), name, f"null, a checkpoint {sorted(checkpoints)} or a debater of "
+                f"debate.debaters {sorted(self.debaters)}")
+        return DebatePPORun(judge=tr.judge, judges={tr.judge: self.judges[tr.judge]}, settings=tr.ppo,
+                            debater=tr.debater, opponent=opponent, prompts=self.prompts,
+                            quote_fuzzy_threshold=self.quote_fuzzy_threshold)
 
     def with_training(self) -> DebateSection:
         """This section plus the debaters and tournaments ``training`` adds (itself when it adds none);
@@ -515,3 +581,23 @@ class TournamentRun(Section):
         return DebateSection(prompts=self.prompts, quote_fuzzy_threshold=self.quote_fuzzy_threshold,
                              debaters=self.debaters, judges=self.judges, tournaments={self.name: self.tournament})
 
+
+@dataclass
+class DebatePPORun(Section):
+    """The PPO debater's run with everything its job needs: the ``debate-ppo`` stage's ``--config``."""
+
+    section = "debate ppo run"
+
+    judge: str = setting(help="The judge's name (debate.training.judge).")
+    judges: dict[str, ModelConfig] = setting(help="The judge.")
+    settings: DebatePPOSettings = setting(default_factory=DebatePPOSettings, help="debate.training.ppo.")
+    debater: CheckpointDebater = setting(default_factory=CheckpointDebater, help="How checkpoints speak (its prompt "
+                                         "set renders the speech prompts).")
+    opponent: ModelConfig | None = setting(None, help="The opponent's backend (null: consultancy).")
+    prompts: str = setting("config/debate/prompts.yaml", help="The prompts file.")
+    quote_fuzzy_threshold: float = setting(90.0, ge=0, le=100, help="See debate.quote_fuzzy_threshold.")
+
+    @property
+    def format(self) -> str:
+        """The judged round's format: ``debate`` with an opponent, else ``consultancy``."""
+        return "consultancy" if self.opponent is None else "debate"

@@ -2,7 +2,7 @@
 
 import re
 
-from rlhf_pipeline.debate.config import HUMAN
+from rlhf_pipeline.debate.config import HUMAN, PPO_DIR
 
 DEBATE = CFG.debate.with_training()  # plus the tournaments and checkpoint debaters debate.training adds
 TRAINING = CFG.debate.training
@@ -99,3 +99,36 @@ def dpo_start_model(wildcards):
 def dpo_config(wildcards):
     """Iteration i's DPO settings (debate.training.dpo updated by dpo_per_iteration[i]; a tracked param)."""
     return as_json(TRAINING.dpo_for(int(wildcards.iteration)).to_dict())
+
+
+# --- the PPO debater (debate.training.ppo) --------------------------------------------------------------------
+
+
+def debate_split(split):
+    """A split of the debate dataset (the PPO debater trains on train, is evaluated on val)."""
+    return f"results/data/debate/{DEBATE_DATASET}/{split}.jsonl"
+
+
+def debate_ppo_run():
+    """The debate-ppo stage's config; WorkflowError when the PPO debater is not configured."""
+    if TRAINING.source is None or not TRAINING.ppo.enabled:
+        raise WorkflowError("results/debate/ppo/: set debate.training.source and debate.training.ppo.enabled")
+    return CFG.debate.ppo_run()
+
+
+def debate_ppo_config(wildcards):
+    """The PPO debater's run: debate.training.ppo with its judge, opponent and prompts (a tracked param)."""
+    return as_json(debate_ppo_run().to_dict())
+
+
+def debate_ppo_init(wildcards):
+    """The checkpoint the PPO debater starts from (debate.training.ppo.init)."""
+    debate_ppo_run()
+    return dict(TRAINING.checkpoints())[TRAINING.ppo.init]
+
+
+def debate_ppo_opponent_models(wildcards):
+    """The workflow-made model the PPO debater's opponent loads (a checkpoint), if any."""
+    opponent = debate_ppo_run().opponent
+    model = opponent.model if opponent is not None and opponent.type == "hf" else None
+    return [model] if model and model.startswith("results/") else []

@@ -47,12 +47,13 @@ def section(url: str, concurrency: int, best_of_n: int) -> DebateSection:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--latency", type=float, default=0.2, help="seconds the server takes per request")
-    p.add_argument("--rounds", type=int, default=32, help="debate rounds in the chunk (x-vs-y, both sides)")
+    p.add_argument("--rounds", type=int, default=32, help="debate rounds in the chunk (8 per question: x-vs-x, "
+                   "x-vs-y, y-vs-x, y-vs-y, both sides each)")
     p.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--best-of-n", type=int, default=1, help="debater x's best-of-N (n > 1 adds judge calls)")
     args = p.parse_args()
     prompts = load_prompts(ROOT / "config/debate/prompts.yaml")
-    qs = questions(max(1, args.rounds // 6))  # capped round robin: 3 pairs x 2 sides per question
+    qs = questions(max(1, args.rounds // 8))  # 4 slot orders (balanced slots) x 2 sides per question
     base_rate, base_rows = None, None
     print(f"server latency {args.latency * 1000:.0f} ms; best-of-N {args.best_of_n}")
     print(f"{'concurrency':>11} {'requests':>8} {'seconds':>8} {'req/s':>7} {'speed-up':>8} {'efficiency':>10} "

@@ -189,11 +189,16 @@ def branch_seed(judge_seed: int, path: Sequence[int]) -> int:
     return derive_seed(judge_seed, "branch", *path) if any(path) else judge_seed
 
 
+def branch_nodes(rec: RoundRecord) -> dict[tuple[int, ...], Speech]:
+    """Every speech of a branched round by its ``branch`` path (main and off-main); empty when unbranched."""
+    return {tuple(s.branch): s for s in [*rec.speeches, *rec.branch_speeches] if s.branch}
+
+
 def branch_transcripts(rec: RoundRecord) -> list[tuple[list[int], list[Speech]]]:
     """``(path, speeches in speaking order)`` of every transcript of a branched round (its speeches'
     ``branch`` paths: every full-length path, in order; the main one, all 0, first); empty for an unbranched
     round. PipelineError naming the round when a speech on a path is missing."""
-    nodes = {tuple(s.branch): s for s in [*rec.speeches, *rec.branch_speeches] if s.branch}
+    nodes = branch_nodes(rec)
     if not nodes:
         return []
     depth = max(len(p) for p in nodes)

@@ -43,7 +43,7 @@ from ..errors import PipelineError
 from ..io import read_jsonl, write_jsonl
 from .config import DPOSettings, PairSettings
 from .prompts import debater_prompt
-from .rounds import visible_to
+from .rounds import branch_nodes, visible_to
 from .types import Question, RoundRecord, Speech, SpeechContext
 
 QUOTE_TAGS = ("<quote>", "</quote>")
@@ -149,17 +149,15 @@ def branch_scores(rec: RoundRecord) -> dict[tuple[int, ...], float]:
     """Every speech of a branched round (by its ``branch`` path) scored by the mean judge probability for its
     side over the round's transcripts that contain it (``rec.branches``); empty for an unbranched round."""
     probs = {tuple(b["path"]): b["probs"] for b in rec.branches}
-    nodes = {tuple(s.branch): s for s in [*rec.speeches, *rec.branch_speeches] if s.branch}
     return {path: statistics.fmean(p[speech.side] for t, p in probs.items() if t[: len(path)] == path)
-            for path, speech in nodes.items()}
+            for path, speech in branch_nodes(rec).items()}
 
 
 def branch_pairs(rec: RoundRecord) -> list[tuple[Speech, Speech, float, float, list[Speech]]]:
     """``(chosen, rejected, score of chosen, score of rejected, speeches before them)`` for every branched slot
     of a branched round: the two speeches that share everything before them, the higher-scoring one
     (:func:`branch_scores`; the branch-0 one on ties) chosen."""
-    scores = branch_scores(rec)
-    nodes = {tuple(s.branch): s for s in [*rec.speeches, *rec.branch_speeches] if s.branch}
+    scores, nodes = branch_scores(rec), branch_nodes(rec)
     out = []
     for path in sorted((p for p in nodes if p[-1] == 1), key=lambda p: (len(p), p)):  # slot by slot
         sibling = (*path[:-1], 0)
@@ -198,7 +196,7 @@ def preference_pairs(records: Iterable[RoundRecord], questions: Iterable[Questio
         for chosen, rejected, p, q, before in branch_pairs(rec):
             counts["branched"] += 1
             pair(rec, chosen, chosen.raw, rejected.raw, p, q, "branch", before)
-        nodes = {tuple(n.branch): n for n in [*rec.speeches, *rec.branch_speeches] if n.branch}
+        nodes = branch_nodes(rec)
         for s in [*rec.speeches, *rec.branch_speeches]:  # a branched round's every speech has its context
             counts["speeches"] += 1
             if len(s.alternatives) < 2:

@@ -140,7 +140,7 @@ def test_rejudging_a_branched_round_decides_every_branch_with_its_own_seed(tmp_p
     assert same["failed_after"] == 0
     again = load_records(tmp_path / "same")
     assert [r.branches for r in again] == [r.branches for r in saved] and all(len(r.branches) == 4 for r in saved)
-    coin = load_records(tmp_path / "coin") if rejudge(saved, "coin", ModelConfig(type="random", seed=9), {},
-                                                       tmp_path / "coin", bootstrap=0, seed=0) else None
+    rejudge(saved, "coin", ModelConfig(type="random", seed=9), {}, tmp_path / "coin", bootstrap=0, seed=0)
+    coin = load_records(tmp_path / "coin")
     assert all(len(r.branches) == 4 and r.branches[0]["probs"] == r.probs for r in coin)
     assert [b["probs"] for r in coin for b in r.branches] != [b["probs"] for r in saved for b in r.branches]

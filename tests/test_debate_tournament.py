@@ -427,9 +427,9 @@ def test_branched_rounds_chunk_resume_and_round_trip_like_any_round(tmp_path):
         run_chunk("t", sec3, QUESTIONS[:2], k, tmp_path / f"c{k}.jsonl", tmp_path / "s3", {}, clock=clock)
         parts += read_jsonl(tmp_path / f"c{k}.jsonl")
     assert {r["round_id"]: {**r, "chunk": 0} for r in parts} == {r["round_id"]: r for r in rows}
-    plain = read_jsonl(tmp_path / "p.jsonl") if run_chunk(
-        "t", section(formats=["debate", "consultancy"], rounds=1, judge="rj"), QUESTIONS[:2], 0,
-        tmp_path / "p.jsonl", tmp_path / "sp", {}, clock=clock) else None
+    run_chunk("t", section(formats=["debate", "consultancy"], rounds=1, judge="rj"), QUESTIONS[:2], 0,
+              tmp_path / "p.jsonl", tmp_path / "sp", {}, clock=clock)
+    plain = read_jsonl(tmp_path / "p.jsonl")
     main = ("speeches", "probs", "answer_order", "seed")
     assert [{k: r[k] for k in main} for r in plain] == [
         {k: (r[k] if k != "speeches" else [{**s, "branch": []} for s in r[k]]) for k in main} for r in rows]

@@ -52,7 +52,7 @@ to ``<state_dir>/chunk<k>.partial.jsonl``, flushed and fsynced. On restart it re
 is ok, so a rerun plays the rounds never recorded and retries the failed ones, reusing their finished
 speeches (a failure at the verdict costs one judge call to retry). When every round has been played,
 the chunk fails if more than ``max_failed_share`` of its rounds failed (default 0: any): a
-PipelineError (exit 1, one line: how many failed, the first error with its server) and no ``out_path``,
+PipelineError (the CLI exits 2 with one line: how many failed, the first error with its server) and no ``out_path``,
 the state kept for the rerun. Otherwise it writes ``out_path`` atomically, rounds in schedule order
 (failed ones included and counted), and deletes the state.
 ``<state_dir>/chunk<k>.fingerprint`` holds a hash of everything that shapes the chunk's rounds (the

@@ -231,8 +231,8 @@ def test_non_finite_eval_at_step_0_aborts_before_any_checkpoint(policy_dir, tmp_
         return r
 
     if what == "kl":
-        from rlhf_pipeline.ppo import trainer
-        monkeypatch.setattr(trainer, "kl_k1", lambda logp, ref_logp: torch.full_like(logp, float("nan")))
+        from rlhf_pipeline.ppo import sampling  # the eval's KL (shared by every optimiser)
+        monkeypatch.setattr(sampling, "kl_k1", lambda logp, ref_logp: torch.full_like(logp, float("nan")))
     out, ck = tmp_path / "out", tmp_path / "ckpt"
     expected = {"reward": r"non-finite proxy reward, proxy member scores in 1 of 6 ",
                 "kl": r"non-finite KL in 6 of 6 "}[what]

@@ -28,8 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .config import Section, bad, check_keys, join, setting
-from .ppo.config import PPOConfig
+from .config import Section, bad, check_keys, deep_merge, join, setting
+from .ppo.config import OPTIMIZERS, PPOConfig
 from .reward.config import OBJECTIVES
 
 REPLICATE_SEED_STRIDE = 1000
@@ -67,7 +67,19 @@ class Ensemble(Section):
 
 
 @dataclass
-class PPORun(Ensemble):
+class Optimizer(Section):
+    """Which algorithm optimises a run's policy against its reward."""
+
+    section = "optimizer"
+
+    optimizer: str = setting("ppo", choices=OPTIMIZERS, help="ppo: the project's PPO; grpo, rloo, online_dpo: "
+                             "TRL's trainers, with the same reward, prompts, SFT policy, reference, eval and "
+                             "outputs, and the shared hyperparameters where they mean the same thing "
+                             "(docs/optimizers.md); each one's own settings in ppo.hparams.<optimizer>.")
+
+
+@dataclass
+class PPORun(Optimizer, Ensemble):
     """One entry of ``ppo.runs``: what the YAML says about a run."""
 
     section = "ppo.runs.<run>"
@@ -94,12 +106,18 @@ class RunSettings(Section):
 
 
 @dataclass
-class PPORunConfig(RunSettings, Ensemble):
+class PPORunConfig(Optimizer, RunSettings, Ensemble):
     """Everything the ``ppo`` stage needs to know about one run: its one ``--config``."""
 
     section = "ppo run"
 
     hparams: PPOConfig = setting(default_factory=PPOConfig, help="The run's PPO hyperparameters.")
+
+    def check(self, where: str) -> None:
+        if self.optimizer != "ppo":
+            from .ppo.trl_optim import check_settings
+
+            check_settings(self.optimizer, self.hparams, join(where, "hparams"))
 
 
 @dataclass
@@ -189,15 +207,15 @@ class PPOSection(RunSettings):
         """``run`` (a ``ppo.runs`` entry, or one made elsewhere, e.g. a learning-history sweep's) with these
         shared settings, as its replicate ``replicate``: its whole :class:`PPORunConfig` (errors name ``at``)."""
         check_keys(PPOConfig, run.hparams, f"{at}.hparams")
-        hparams = {**self.hparams.to_dict(), **run.hparams}
+        hparams = deep_merge(self.hparams.to_dict(), run.hparams)  # a run's grpo: {...} keeps the shared others
         if run.seed is not None:
             hparams["seed"] = run.seed
         elif len(run.rm_seeds) == 1:
             hparams["seed"] = run.rm_seeds[0]
         hparams["seed"] += REPLICATE_SEED_STRIDE * (replicate - 1)
         shared = {f.name: getattr(self, f.name) for f in fields(RunSettings)}
-        ensemble = {f.name: getattr(run, f.name) for f in fields(Ensemble)}
-        return PPORunConfig.from_dict({**ensemble, **shared, "hparams": PPOConfig.from_dict(hparams, f"{at}.hparams")},
+        own = {f.name: getattr(run, f.name) for cls in (Ensemble, Optimizer) for f in fields(cls)}
+        return PPORunConfig.from_dict({**own, **shared, "hparams": PPOConfig.from_dict(hparams, f"{at}.hparams")},
                                       at)
 
     def check_members(self, trained_seeds: list[int], where: str = "ppo") -> None:

@@ -133,13 +133,16 @@ def _marker_callback():
     return CompletionMarker()
 
 
-def _stop_callback(flag: StopFlag):
+def _stop_callback(flag: StopFlag, every: int = 1):
     from transformers import TrainerCallback
 
     class StopOnSignal(TrainerCallback):
-        """After a signal: save and stop at the end of this optimizer step; skip end-of-epoch evals."""
+        """After a signal: save and stop at the end of this optimizer step (of the next one whose number is a
+        multiple of ``every``); skip end-of-epoch evals."""
 
         def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step % every:
+                return control
             if args.world_size > 1:  # every process stops at the same step, or none does
                 import torch
                 import torch.distributed as dist
@@ -160,9 +163,11 @@ def _stop_callback(flag: StopFlag):
     return StopOnSignal()
 
 
-def train_resumable(trainer, ckpt_dir: str | Path | None, stage: str):
+def train_resumable(trainer, ckpt_dir: str | Path | None, stage: str, stop_every: int = 1):
     """``trainer.train()``, resumed from the newest valid checkpoint in ``ckpt_dir``; see the module
-    docstring. Raises :class:`Preempted` if a signal stopped training before its last step.
+    docstring. Raises :class:`Preempted` if a signal stopped training before its last step. ``stop_every``: a
+    signal stops training only after an optimizer step whose number is a multiple of it (a TRL optimiser's
+    steps of generation and updates are never cut).
 
     Returns ``(TrainOutput, resumed_from)`` where ``resumed_from`` is the checkpoint path or None.
     """
@@ -174,7 +179,7 @@ def train_resumable(trainer, ckpt_dir: str | Path | None, stage: str):
     trainer.add_callback(_marker_callback())
     _fail_saves_on_full_disk(trainer, Path(ckpt_dir))
     with stop_on_signals() as flag:
-        stopper = _stop_callback(flag)
+        stopper = _stop_callback(flag, stop_every)
         trainer.add_callback(stopper)
         try:
             result = trainer.train(resume_from_checkpoint=None if resume is None else str(resume))

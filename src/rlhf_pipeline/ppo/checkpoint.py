@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 # Keys that may change between a checkpoint and its resumption (they do not change training).
 RESUMABLE_CHANGES = {"eval_interval", "eval_batch_size", "checkpoint_interval", "log_with", "trajectory_chunk_steps",
-                     "logprobs_from_sampling"}
+                     "logprobs_from_sampling", "vllm", "accelerate_config"}
 
 
 def rng_state() -> dict[str, Any]:

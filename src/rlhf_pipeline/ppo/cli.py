@@ -9,7 +9,8 @@ from ..runs import PPORunConfig
 from ..stage import CKPT_HELP, Record, arg, need_paths, read_prompts, stage
 
 
-@stage("PPO of the SFT policy against one proxy RM or an ensemble objective.", config=PPORunConfig, args=[
+@stage("PPO (or GRPO, RLOO, online DPO: the run's optimizer) of the SFT policy against one proxy RM or an "
+       "ensemble objective.", config=PPORunConfig, args=[
     arg("--policy", required=True, help="initial policy (SFT model dir)"),
     arg("--rm-dirs", nargs="+", required=True, help="proxy RM model dirs, one per rm_seeds entry, in order"),
     arg("--train-prompts", required=True, help="JSONL with 'prompt' (rollout prompts)"),
@@ -32,8 +33,14 @@ def cmd_ppo(args, run: PPORunConfig) -> Record:
     eval_prompts = read_prompts(args.eval_prompts, run.n_eval_prompts)
     reward = EnsembleReward(args.rm_dirs, objective=run.objective, uwo_weight=run.uwo_weight,
                             standardize=run.standardize, batch_size=run.reward_batch_size)
-    summary = train_ppo(run.hparams, args.policy, reward, train_prompts, eval_prompts, args.out_dir, args.ckpt_dir,
-                        run_info={"reward": {k: v for k, v in run.to_dict().items() if k != "hparams"},
-                                  "rm_dirs": list(args.rm_dirs)})
+    run_info = {"reward": {k: v for k, v in run.to_dict().items() if k != "hparams"}, "rm_dirs": list(args.rm_dirs)}
+    if run.optimizer == "ppo":
+        summary = train_ppo(run.hparams, args.policy, reward, train_prompts, eval_prompts, args.out_dir,
+                            args.ckpt_dir, run_info=run_info)
+    else:
+        from .trl_optim import train_trl
+
+        summary = train_trl(run.optimizer, run.hparams, args.policy, reward, train_prompts, eval_prompts,
+                            args.out_dir, args.ckpt_dir, run_info=run_info)
     return Record({**run.to_dict(), "rm_dirs": args.rm_dirs}, seed=run.hparams.seed,
                   extra={"last": summary.get("last"), "steps": summary.get("steps")})

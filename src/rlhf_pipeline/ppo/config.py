@@ -12,6 +12,66 @@ from dataclasses import dataclass
 from ..config import Section, bad, setting
 from ..models.lora import PPOLoraSettings
 
+OPTIMIZERS = ("ppo", "grpo", "rloo", "online_dpo")
+"""Policy optimisers a run can name (``ppo.runs.<run>.optimizer``): the project's PPO, or TRL's GRPO, RLOO and
+online DPO trainers (:mod:`rlhf_pipeline.ppo.trl_optim`)."""
+
+
+@dataclass
+class GRPOSettings(Section):
+    """GRPO's own settings (TRL's ``GRPOTrainer``; ``ppo.hparams.grpo``). The settings it shares with PPO come
+    from the PPO hyperparameters: see :data:`rlhf_pipeline.ppo.trl_optim.SHARED`."""
+
+    section = "ppo.hparams.grpo"
+
+    num_generations: int = setting(4, ge=2, help="Completions sampled per prompt (the group); batch_size / "
+                                   "num_generations prompts per step.")
+    scale_rewards: str = setting("group", choices=("group", "batch", "none"), help="Divide the group-centred "
+                                 "rewards by the group's std (GRPO), the batch's std, or nothing (Dr. GRPO).")
+    loss_type: str = setting("dapo", choices=("grpo", "dapo", "dr_grpo", "bnpo"), help="How token losses are "
+                             "aggregated (TRL's loss_type; dapo: over the active tokens of the batch).")
+    epsilon_high: float | None = setting(None, gt=0, help="Upper clip range of the ratio (DAPO's clip-higher); "
+                                         "null: cliprange.")
+    mask_truncated_completions: bool = setting(False, help="Leave completions without EOS out of the loss (DAPO).")
+
+
+@dataclass
+class RLOOSettings(Section):
+    """RLOO's own settings (TRL's ``RLOOTrainer``; ``ppo.hparams.rloo``)."""
+
+    section = "ppo.hparams.rloo"
+
+    num_generations: int = setting(4, ge=2, help="Completions sampled per prompt; each one's baseline is the mean "
+                                   "reward of the others.")
+    normalize_advantages: bool = setting(False, help="Whiten the advantages over the batch.")
+    mask_truncated_completions: bool = setting(False, help="Leave completions without EOS out of the loss.")
+
+
+@dataclass
+class OnlineDPOSettings(Section):
+    """Online DPO's own settings (TRL's ``OnlineDPOTrainer``; ``ppo.hparams.online_dpo``): two completions per
+    prompt, the one the run's reward scores higher is chosen."""
+
+    section = "ppo.hparams.online_dpo"
+
+    loss_type: str = setting("sigmoid", choices=("sigmoid", "ipo"), help="DPO's sigmoid loss or IPO's squared one.")
+
+
+@dataclass
+class VLLMSettings(Section):
+    """Generation with vLLM for the TRL optimisers (``ppo.hparams.vllm``; GPU only, the ``vllm`` extra). The
+    project's PPO and every evaluation generate with transformers."""
+
+    section = "ppo.hparams.vllm"
+
+    enabled: bool = setting(False, help="Generate training completions with vLLM (grpo, rloo, online_dpo runs).")
+    mode: str = setting("colocate", choices=("colocate", "server"), help="colocate: vLLM in each training "
+                        "process; server: a `trl vllm-serve` process on its own GPUs.")
+    gpu_memory_utilization: float = setting(0.3, gt=0, le=1, help="Share of each GPU vLLM may take (colocate).")
+    tensor_parallel_size: int = setting(1, ge=1, help="GPUs one vLLM engine spans (colocate).")
+    server_base_url: str | None = setting(None, help="The vLLM server's URL (server mode); null: "
+                                          "http://localhost:8000.")
+
 
 @dataclass
 class PPOConfig(Section):
@@ -80,6 +140,15 @@ class PPOConfig(Section):
     bf16: bool = setting(False, help="bf16 mixed precision (only on GPU; ignored on CPU).")
     gradient_checkpointing: bool = setting(False, help="Gradient checkpointing of policy and value backbones "
                                            "(only on GPU; ignored on CPU).")
+
+    # --- the TRL optimisers' own settings (runs with optimizer grpo, rloo or online_dpo) ---------
+    grpo: GRPOSettings = setting(default_factory=GRPOSettings, help="GRPO's own settings.")
+    rloo: RLOOSettings = setting(default_factory=RLOOSettings, help="RLOO's own settings.")
+    online_dpo: OnlineDPOSettings = setting(default_factory=OnlineDPOSettings, help="Online DPO's own settings.")
+    vllm: VLLMSettings = setting(default_factory=VLLMSettings, help="vLLM generation (TRL optimisers, GPU).")
+    accelerate_config: str | None = setting(None, help="An accelerate config file (e.g. DeepSpeed ZeRO-3 or "
+                                            "FSDP, config/accelerate/) the run's job is launched with on "
+                                            "several GPUs; null: plain data parallel (accelerate --multi_gpu).")
 
     # --- evaluation, checkpoints, logging --------------------------------------------------
     eval_interval: int = setting(20, ge=1, help="Write eval samples every this many steps (and at step 0 and the "

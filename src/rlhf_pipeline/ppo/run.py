@@ -238,10 +238,11 @@ def make_scheduler(cfg: PPOConfig, optimizer):
     return get_constant_schedule(optimizer)
 
 
-def write_log(path: Path, rows: list[dict[str, Any]]) -> None:
-    """``train_log.csv``: :data:`LOG_COLUMNS`, then the reward's ``term_<name>`` means, if any."""
-    terms = sorted({k for r in rows for k in r if k not in LOG_COLUMNS})
+def write_log(path: Path, rows: list[dict[str, Any]], columns: list[str] = LOG_COLUMNS) -> None:
+    """``train_log.csv``: ``columns`` (PPO's :data:`LOG_COLUMNS`), then the other keys (the reward's ``term_<name>``
+    means, a TRL optimiser's own metrics), sorted."""
+    terms = sorted({k for r in rows for k in r if k not in columns})
     with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS + terms)
+        writer = csv.DictWriter(f, fieldnames=columns + terms)
         writer.writeheader()
         writer.writerows(rows)

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,12 +45,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..io import write_jsonl
 from ..trainer_checkpoints import stop_on_signals
 from .checkpoint import resume_run, save_run
 from .config import PPOConfig
-from .guards import check_eval_finite, check_finite, check_loss
-from .hooks import Rollout, ScoredBatch, score_batch, score_detail
+from .guards import check_finite, check_loss
+from .hooks import Rollout, ScoredBatch, score_batch
 from .hooks import rows_of as _rows_of
 from .kl import kl_k1, kl_k3
 from .losses import (
@@ -64,18 +62,14 @@ from .losses import (
     value_loss,
 )
 from .rollout import (
-    SamplingNoise,
     apply_missing_eos_penalty,
-    generate_responses,
-    logprobs_of,
     response_logits,
     response_values,
-    sampling_noise_supported,
     to_rows,
     tokenize_prompts,
-    truncate_after_eos,
 )
 from .run import RunState
+from .sampling import PolicySampling
 
 
 def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[str],
@@ -115,9 +109,9 @@ def train_ppo(cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[st
     return run.finish()
 
 
-class _Run(RunState):
+class _Run(RunState, PolicySampling):
     """The PPO algorithm on a set-up run (models, optimizer, schedules: :class:`~rlhf_pipeline.ppo.run.RunState`):
-    one step, its six parts in order, then evaluation."""
+    one step, its six parts in order; sampling and evaluation: :class:`~rlhf_pipeline.ppo.sampling.PolicySampling`."""
 
     def step(self, step: int, prompts: list[str]) -> dict[str, float]:
         """One PPO step on this process's ``prompts``; returns its statistics (means over the processes)."""
@@ -294,104 +288,12 @@ class _Run(RunState):
             stats = dict(zip(keys, reduced.tolist()))
         return stats
 
-    # ---- evaluation -----------------------------------------------------------------------------
-    @torch.no_grad()
-    def evaluate(self, prompts: list[str], step: int) -> None:
-        """Sample one response per eval prompt (seeded by step) and write eval/step{N:06d}.jsonl."""
-        from accelerate.utils import gather_object
-
-        cfg, acc = self.cfg, self.acc
-        mine = list(range(len(prompts)))[acc.process_index::acc.num_processes]
-        rows = []
-        devices = [acc.device] if acc.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):  # eval never moves the training RNG
-            torch.manual_seed(cfg.seed * 1_000_003 + step)
-            for i in range(0, len(mine), cfg.eval_batch_size):
-                idx = mine[i:i + cfg.eval_batch_size]
-                batch = [prompts[j] for j in idx]
-                q, qm = (t.to(acc.device) for t in tokenize_prompts(self.tok, batch, cfg.max_prompt_length))
-                with self._sampling_noise(max_draws=cfg.max_new_tokens) as noise:
-                    responses, mask, _, logprobs = self._sample(q, qm, noise)
-                if logprobs is None:
-                    logprobs = self._policy_logprobs(q, qm, responses, mask)
-                kl = (kl_k1(logprobs,
-                            self._ref_logprobs(q, qm, responses, mask)) * mask).sum(1)
-                texts = self.tok.batch_decode(responses, skip_special_tokens=True)
-                members, reward, variance, extra = score_detail(self.reward_fn, batch, texts)
-                check_eval_finite(self.ckpt_dir, step, batch, texts, members, reward, variance, kl)
-                for b, j in enumerate(idx):
-                    rows.append({"index": j, "step": step, "prompt": batch[b], "response": texts[b],
-                                 "proxy_scores": members[:, b].tolist(), "proxy_reward": float(reward[b]),
-                                 "ensemble_variance": float(variance[b]), "kl": float(kl[b]),
-                                 "response_length": int(mask[b].sum()),
-                                 **{k: v[b] for k, v in extra.items()}})
-        if acc.num_processes > 1:
-            rows = gather_object(rows)
-        if acc.is_main_process:
-            rows = [{k: v for k, v in r.items() if k != "index"} for r in sorted(rows, key=lambda r: r["index"])]
-            write_jsonl(self.out_dir / "eval" / f"step{step:06d}.jsonl", rows)
-
-    # ---- sampling and forward passes (rollout and evaluation) ---------------------------------------
-    def _sample(self, query_ids, query_mask, noise=None):
-        """Sampled responses, truncated after the first EOS: (responses, mask, has_eos, logprobs), where
-        logprobs [B, T] are the sampled tokens' logprobs from the sampling pass (0 after the first EOS), or
-        None without ``cfg.logprobs_from_sampling`` (or where ``generate`` gives no logits): then
-        :meth:`_policy_logprobs` computes them. ``noise``: from :meth:`_sampling_noise`."""
-        cfg, tok = self.cfg, self.tok
-        policy = self.acc.unwrap_model(self.policy)
-        policy.eval()
-        with self.acc.autocast():
-            out = generate_responses(policy, query_ids, query_mask, max_new_tokens=cfg.max_new_tokens,
-                                     temperature=cfg.temperature, top_k=cfg.top_k, pad_token_id=tok.pad_token_id,
-                                     eos_token_id=tok.eos_token_id, return_logprobs=cfg.logprobs_from_sampling,
-                                     noise=noise)
-        responses, logprobs = out if cfg.logprobs_from_sampling else (out, None)
-        responses, mask, has_eos = truncate_after_eos(responses, tok.eos_token_id, tok.pad_token_id)
-        if logprobs is not None:
-            logprobs = logprobs * mask  # 0 on padding: the forward pass's padding logprobs were never used
-        return responses, mask, has_eos, logprobs
-
-    @torch.no_grad()
-    def _ref_logprobs(self, query_ids, query_mask, responses, mask):
-        if self.ref_policy is not None:
-            model, ctx = self.ref_policy, nullcontext()
-        else:  # LoRA: the reference is the base model with the adapters switched off
-            model = self.acc.unwrap_model(self.policy)
-            ctx = model.disable_adapter()
-        with ctx, self.acc.autocast():
-            logits = response_logits(model, query_ids, query_mask, responses, mask, self.cfg.temperature)
-        return to_rows(logprobs_of(logits, responses[mask.bool()]), mask)
-
-    @torch.no_grad()
-    def _policy_logprobs(self, query_ids, query_mask, responses, mask):
-        with self.acc.autocast():
-            logits = response_logits(self.acc.unwrap_model(self.policy), query_ids, query_mask,
-                                     responses, mask, self.cfg.temperature)
-        return to_rows(logprobs_of(logits, responses[mask.bool()]), mask)
-
+    # ---- forward passes of the rollout (sampling and evaluation: PolicySampling) ---------------------
     def _ref_and_values(self, query_ids, query_mask, responses, mask):
         """(reference logprobs, values) of one rollout chunk."""
         with torch.no_grad(), self.acc.autocast():
             values = response_values(self.acc.unwrap_model(self.value_model), query_ids, query_mask, responses, mask)
         return self._ref_logprobs(query_ids, query_mask, responses, mask), values
-
-    @contextmanager
-    def _sampling_noise(self, max_draws: int):
-        """On CPU with two or more intra-op threads (where :func:`sampling_noise_supported`), yield a
-        :class:`SamplingNoise` whose worker draws sampling's random numbers ahead on a core taken from the
-        intra-op threads while it runs; else yield None (``generate`` samples). The same samples and RNG
-        state either way. Around one rollout or eval batch (``max_draws``: its most sampling steps); nothing
-        inside may draw from the default generator."""
-        threads = torch.get_num_threads()
-        if threads < 2 or not sampling_noise_supported(self.acc.unwrap_model(self.policy), self.acc.device):
-            yield None
-            return
-        torch.set_num_threads(threads - 1)
-        try:
-            with SamplingNoise(max_draws) as noise:
-                yield noise
-        finally:
-            torch.set_num_threads(threads)
 
 
 @dataclass(eq=False)

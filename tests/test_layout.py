@@ -17,6 +17,8 @@ EXPERIMENTS = ROOT / "config" / "experiments"
 WORKFLOW_LEVEL = {
     "test_workflow.py": "the demo's rules run by Snakemake end to end on tiny settings, and what reruns",
     "test_debate_workflow.py": "the debate rules run by Snakemake on tiny settings",
+    "test_optimizers_workflow.py": "every optimiser (PPO, GRPO, RLOO, online DPO) through the real rules on tiny "
+                                   "settings",
     "test_redteam_workflow.py": "the red-team rules run by Snakemake on tiny settings",
     "test_debate_outage.py": "a served judge's outage through the real debate rules, and the rerun that recovers",
     "test_url_credentials_workflow.py": "credentials in server URLs, never written by a run of the real rules",

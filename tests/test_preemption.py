@@ -271,3 +271,54 @@ def test_rm_sigusr1_at_a_random_step_and_a_truncated_checkpoint(inputs, tmp_path
     assert b["resumed_from"] == older.name
     for key in ("accuracy_gold", "accuracy_noisy", "reward_mean", "reward_std"):
         assert a[key] == b[key], key
+
+
+# ---- TRL's optimisers (GRPO, RLOO, online DPO: rlhf_pipeline.ppo.trl_optim) ----------------------
+
+def trl_args(inputs, run: Path, optimizer: str):
+    cfg = json.loads(PPO_CFG)
+    cfg["optimizer"] = optimizer
+    cfg["hparams"].update(grpo={"num_generations": 4}, rloo={"num_generations": 4})
+    args = ppo_args(inputs, run)
+    args[args.index("--config") + 1] = json.dumps(cfg)
+    return args
+
+
+def rows_without_times(path: Path) -> list[dict[str, str]]:
+    with open(path) as f:
+        return [{k: v for k, v in r.items() if k not in ("time", "trl/step_time")} for r in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("optimizer", ["grpo", "online_dpo"])
+def test_trl_optimiser_sigterm_at_a_random_step_then_rerun_equals_uninterrupted(inputs, tmp_path, optimizer):
+    """A TRL optimiser's run stops at the end of a step (never inside one) with TRL's checkpoint and the project's
+    files in it; the rerun resumes there and ends with the uninterrupted run's train log, eval files, trajectories
+    and weights."""
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    cli(*trl_args(inputs, straight, optimizer))
+    at_step = RNG.randint(1, PPO_STEPS - 3)
+    rc, err = interrupted(trl_args(inputs, run, optimizer), log_rows(run / "out" / "train_log.csv"), at_step)
+    assert rc == 143, err[-3000:]
+    stopped_global = int(re.search(rf"{optimizer}: got signal 15; checkpointed step (\d+)/", err).group(1))
+    updates = 2  # optimizer steps per step: batch 8 in mini-batches of 4, one pass
+    assert stopped_global % updates == 0 and at_step <= stopped_global // updates < PPO_STEPS, (at_step, err[-500:])
+    ckpt = latest_valid_checkpoint(run / "ckpt")
+    assert ckpt.name == f"checkpoint-{stopped_global}"
+    saved = json.loads((ckpt / "files" / "run_state.json").read_text())
+    assert saved["step"] == stopped_global // updates and len(saved["rows"]) == saved["step"]
+    assert not (run / "out" / "model").exists() and not (run / "out" / "manifest.json").exists()
+    shutil.rmtree(run / "out")  # Snakemake removes a failed job's outputs before the retry
+    r = cli(*trl_args(inputs, run, optimizer))
+    assert f"resuming from {ckpt}" in r.stderr
+    a, b = straight / "out", run / "out"
+    assert len(rows_without_times(a / "train_log.csv")) == PPO_STEPS
+    assert rows_without_times(b / "train_log.csv") == rows_without_times(a / "train_log.csv")
+    evals = sorted(p.name for p in (a / "eval").iterdir())
+    assert evals == ["step000000.jsonl", "step000003.jsonl", "step000006.jsonl", "step000008.jsonl"]
+    for name in evals:
+        assert (b / "eval" / name).read_text() == (a / "eval" / name).read_text(), name
+    from rlhf_pipeline.ppo.trajectories import read_trajectories
+    ta, tb = (read_trajectories(d / "trajectories").drop(columns=["run"]) for d in (a, b))
+    assert len(ta) == PPO_STEPS * 8 and ta.equals(tb)
+    same_weights(a / "model" / "model.safetensors", b / "model" / "model.safetensors")
+    assert not list((run / "ckpt").glob("checkpoint-*"))  # removed once the outputs exist

@@ -113,6 +113,16 @@ class PPORunConfig(Optimizer, RunSettings, Ensemble):
 
     hparams: PPOConfig = setting(default_factory=PPOConfig, help="The run's PPO hyperparameters.")
 
+    def job_config(self) -> dict[str, Any]:
+        """The run's config as its job gets it (``--config``, tracked by Snakemake): without the sections of the
+        optimisers it does not use, so changing GRPO's settings reruns only the GRPO runs."""
+        out = self.to_dict()
+        unused = [name for name in OPTIMIZERS if name not in ("ppo", self.optimizer)]
+        if self.optimizer == "ppo":
+            unused.append("vllm")
+        out["hparams"] = {k: v for k, v in out["hparams"].items() if k not in unused}
+        return out
+
     def check(self, where: str) -> None:
         if self.optimizer != "ppo":
             from .ppo.trl_optim import check_settings

@@ -50,7 +50,7 @@ import torch
 
 from ..config import bad
 from ..errors import PipelineError
-from ..io import atomic_dir, write_json
+from ..io import atomic_dir, atomic_file
 from .checkpoint import _check_same_config, copy_output, restore_hook_files
 from .config import PPOConfig
 from .hooks import Rollout, score_batch
@@ -130,10 +130,11 @@ def trl_args(optimizer: str, cfg: PPOConfig, out_dir: Path, ckpt_dir: Path, num_
         "logging_steps": 1,
         "report_to": [] if cfg.log_with == "none" else [cfg.log_with],
         "bf16": cfg.bf16 and torch.cuda.is_available(),
-        "gradient_checkpointing": cfg.gradient_checkpointing and torch.cuda.is_available(),
         "disable_dropout": True,
         "save_only_model": False,
     }
+    if cfg.gradient_checkpointing and torch.cuda.is_available():  # ignored on CPU, as PPO ignores it
+        args["gradient_checkpointing"] = True
     if cfg.vllm.enabled:
         args.update(use_vllm=True, vllm_mode=cfg.vllm.mode, vllm_gpu_memory_utilization=cfg.vllm.gpu_memory_utilization,
                     vllm_tensor_parallel_size=cfg.vllm.tensor_parallel_size)
@@ -354,13 +355,13 @@ class TRLRun:
         numeric = defaultdict(list)
         for entry in logs:
             for k, v in entry.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in OWN_COLUMNS:
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
                     numeric[k].append(float(v))
         now = time.time()
         row = {"step": step, "episodes": step * cfg.batch_size, "kl_coef": cfg.kl_coef,
                "policy_loss": _mean(numeric.get("loss")), "lr": (numeric.get("learning_rate") or [math.nan])[-1],
                "grad_norm": _mean(numeric.get("grad_norm")), "time": now - self._t0, **stats}
-        row.update({f"trl/{k}": _mean(v) for k, v in sorted(numeric.items())})
+        row.update({f"trl/{k}": _mean(v) for k, v in sorted(numeric.items()) if k not in OWN_COLUMNS})
         self._t0 = now
         self.logged_through = step * self.updates
         self.rows.append(row)
@@ -380,8 +381,9 @@ class TRLRun:
         for hook in self.reward.hooks:
             for name, src in hook.checkpoint_files().items():
                 copy_output(src, files / name, link=getattr(hook, "files_immutable", False))
-        write_json(files / RUN_STATE, {"step": step, "rows": self.rows, "config": self.cfg.to_dict(),
-                                       "optimizer": self.optimizer})
+        state = {"step": step, "rows": self.rows, "config": self.cfg.to_dict(), "optimizer": self.optimizer}
+        with atomic_file(files / RUN_STATE) as tmp:  # as they are (NaN included): not write_json's cleaned copy
+            Path(tmp).write_text(json.dumps(state))
 
     def resume_files(self, path: Path | None) -> None:
         """Before training: the eval files, rows and trajectories as checkpoint ``path`` saved them (None: a fresh
@@ -391,9 +393,10 @@ class TRLRun:
             for old in (self.out_dir / "eval").glob("step*.jsonl"):
                 old.unlink()
         if path is None:
-            for hook in self.reward.hooks:
-                hook.on_resume(0)
-            self.evaluate(0)
+            if main:
+                for hook in self.reward.hooks:
+                    hook.on_resume(0)
+            self.evaluate(0)  # every process: it samples its share of the prompts
             return
         files = path / "files"
         state = json.loads((files / RUN_STATE).read_text())

@@ -25,7 +25,7 @@ def ad_named_trajectories(names):
 
 def ad_history_run(wildcards):
     """Sweep history i's resolved PPORunConfig (sampled hyperparameters) as a dict."""
-    return CFG.ad.histories.run_config(int(wildcards.i), CFG.ppo).to_dict()
+    return CFG.ad.histories.run_config(int(wildcards.i), CFG.ppo).job_config()
 
 
 def ad_history_config(wildcards):

@@ -9,8 +9,8 @@ PPO_BASE_RUNS = list(CFG.ppo.runs)  # the configured runs (best-of-n, aggregates
 
 @functools.cache  # once per run: the config does not change during a plan, and each job asks several times
 def run_config(run):
-    """The run's resolved PPORunConfig (src/rlhf_pipeline/runs.py) as a dict (shared: read it, never change it)."""
-    return CFG.ppo.run_config(run).to_dict()
+    """The run's resolved PPORunConfig (src/rlhf_pipeline/runs.py) as its job gets it (shared: read it, never change it)."""
+    return CFG.ppo.run_config(run).job_config()
 
 
 def ppo_rm_dirs(wildcards):

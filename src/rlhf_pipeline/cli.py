@@ -15,7 +15,7 @@ import sys
 from importlib import import_module
 
 from .errors import PipelineError
-from .launch import maybe_relaunch
+from .launch import maybe_relaunch, stage_accelerate_config
 from .runtime import keep_freed_memory
 from .stage import Stage, declared_stages, run
 
@@ -41,8 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if argv is None:  # a real command line: multi-GPU training stages relaunch under accelerate
-        maybe_relaunch(args.stage, sys.argv[1:])
+    if argv is None:  # a real command line: training stages relaunch under accelerate (several GPUs or nodes)
+        try:
+            maybe_relaunch(args.stage, sys.argv[1:], stage_accelerate_config(args.declared_stage, args))
+        except PipelineError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     keep_freed_memory()
     try:
         run(args.declared_stage, args)

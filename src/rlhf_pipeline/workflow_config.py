@@ -66,7 +66,11 @@ class ResourcesConfig(Section):
 
     mem_mb: int | None = setting(None, ge=1, help="Memory per job in MB (doubles on each retry).")
     runtime: int | None = setting(None, ge=1, help="Wall-clock limit in minutes (doubles on each retry).")
-    gpu: int | None = setting(None, ge=0, help="GPUs per job.")
+    gpu: int | None = setting(None, ge=0, help="GPUs per job (sbatch --gpus: one node; several nodes: gres).")
+    gres: str | None = setting(None, help="Generic resources per node, e.g. gpu:4 (sbatch --gres): the GPUs of "
+                               "each node of a multi-node job.")
+    nodes: int | None = setting(None, ge=1, help="Nodes per job (sbatch --nodes); > 1: the training stages start "
+                                "one accelerate launcher per node (src/rlhf_pipeline/launch.py).")
     gpu_model: str | None = setting(None, help="GPU model constraint (e.g. a100).")
     cpus_per_task: int | None = setting(None, ge=1, help="CPU cores per job (also the rule's threads).")
     cpus_per_gpu: int | None = setting(None, ge=1, help="CPU cores per GPU.")

@@ -15,7 +15,7 @@ EXPERIMENTS = sorted(p.stem for p in (ROOT / "config/experiments").glob("*.yaml"
 
 
 def test_there_are_experiments():
-    assert {"coste2023", "debate_quality", "redteam_gpt2", "hh_flant5_rm"} <= set(EXPERIMENTS)
+    assert {"coste2023", "coste2023_grpo", "debate_quality", "redteam_gpt2", "hh_flant5_rm"} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -53,6 +53,19 @@ def test_overlays_that_change_more_than_sizes_are_refused():
     assert [p.split(":")[0] for p in problems] == list(bad)
     assert overlay_problems({"base": "config/config.yaml"}, "coste2023") == [
         "base: ['config/config.yaml'] does not name config/experiments/coste2023.yaml"]
+
+
+def test_an_overlay_may_switch_gpu_only_settings_off_and_nothing_else():
+    """vLLM generation and an accelerate config (DeepSpeed, FSDP) need GPUs: a CPU miniature switches them off,
+    to exactly their off values; every other vLLM or precision setting stays the real config's."""
+    base = {"base": "config/experiments/coste2023_grpo.yaml"}
+    off = {"ppo.hparams.vllm.enabled": False, "ppo.hparams.accelerate_config": None,
+           "ppo.runs.seed1.hparams.vllm.enabled": False}
+    assert overlay_problems({**base, **off}, "coste2023_grpo") == []
+    on = {"ppo.hparams.vllm.enabled": True, "ppo.hparams.accelerate_config": "config/accelerate/fsdp.yaml",
+          "ppo.hparams.vllm.mode": "server", "ppo.hparams.vllm.gpu_memory_utilization": 0.9,
+          "ppo.hparams.bf16": False, "debate.training.ppo.enabled": False}
+    assert [p.split(":")[0] for p in overlay_problems({**base, **on}, "coste2023_grpo")] == list(on)
 
 
 def test_real_configs_with_hub_models_have_assets_and_embedded_ones_need_none():

@@ -3,10 +3,11 @@ files, made here by the project's own code (nothing is downloaded), for the over
 ``config/experiments/miniature/<experiment>.yaml``.
 
 An overlay names its experiment as its ``base`` and changes sizes only (dotted keys, one leaf each:
-model dimensions, rows, steps, lengths, counts, and local paths to the tiny models and data made here);
-:func:`check_overlay` enforces that. ``python -m rlhf_pipeline miniature-assets <experiment>`` writes an
-experiment's assets under ``results/miniature/<experiment>/`` (the paths its overlay names); experiments
-on the embedded world need none. Each experiment with assets has a module here with ``make(out_dir)``.
+model dimensions, rows, steps, lengths, counts, and local paths to the tiny models and data made here; besides
+those it may only switch off what needs GPUs, :data:`GPU_ONLY_KEYS`); :func:`overlay_problems` enforces that.
+``python -m rlhf_pipeline miniature-assets <experiment>`` writes an experiment's assets under
+``results/miniature/<experiment>/`` (the paths its overlay names); experiments on the embedded world need none.
+Each experiment with assets has a module here with ``make(out_dir)``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ SIZE_KEYS = frozenset({
 })
 """What a miniature overlay may change besides locations: sizes, never a method, a flag or a hyperparameter."""
 
+GPU_ONLY_KEYS = {"vllm.enabled": False, "accelerate_config": None}
+"""Launch and generation settings that need GPUs (vLLM generation; an accelerate config for DeepSpeed or FSDP):
+an overlay may switch them off, to exactly these values, and nothing else. The optimiser, its objective and every
+hyperparameter stay the real config's: on CPU the same trainer generates with transformers in one process, as the
+real run does per process (keys match by their last dotted parts, e.g. ``ppo.hparams.vllm.enabled``)."""
+
 LOCATION_KEYS = frozenset({"model", "path", "init", "tokenizer", "encoder", "base_url"})
 """Keys naming a model, a tokenizer, a data set or a server; in an overlay their values must be the miniature's
 own (under :data:`ROOT`, or a server on this machine)."""
@@ -87,6 +94,15 @@ def overlay_problems(overlay: dict, experiment: str) -> list[str]:
             if not ok:
                 problems.append(f"{key}: {value!r} is not a miniature location ({ROOT}/{experiment}/... or a "
                                 "server on this machine)")
+        elif (off := _gpu_only(str(key))) is not None:
+            if value != GPU_ONLY_KEYS[off]:
+                problems.append(f"{key}: {value!r}; a miniature may only switch this GPU-only setting off "
+                                f"({GPU_ONLY_KEYS[off]!r})")
         elif leaf not in SIZE_KEYS:
             problems.append(f"{key}: not a size ({leaf!r} is not one of the size keys); a miniature changes sizes only")
     return problems
+
+
+def _gpu_only(key: str) -> str | None:
+    """The :data:`GPU_ONLY_KEYS` entry a dotted overlay key ends with, if any."""
+    return next((k for k in GPU_ONLY_KEYS if key == k or key.endswith(f".{k}")), None)

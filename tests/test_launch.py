@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+from slurm_harness import slurm_cluster  # noqa: F401  (fixture)
 
 from rlhf_pipeline.cli import build_parser
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.launch import (
     DISTRIBUTED_STAGES,
+    count_hosts,
     first_host,
     gpu_count,
     is_distributed_worker,
@@ -209,10 +211,13 @@ def test_config_file_paths(tmp_path, monkeypatch):
 
 # ---- several nodes of a SLURM job ---------------------------------------------------------------------------
 
-JOB = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "gpu[007-008]"}
+JOB = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu[007-008]", "SLURM_CLUSTER_NAME": "c"}
 JOB_PROCESS = {**JOB, "SLURM_STEP_ID": "0", "SLURM_STEP_NUM_NODES": "1", "SLURM_STEP_NUM_TASKS": "1",
-               "SLURM_NNODES": "1", "SLURM_PROCID": "0", "SLURM_CPUS_PER_TASK": "32", "CUDA_VISIBLE_DEVICES": "0,1,2,3"}
-"""The job's one process as the SLURM executor plugin runs it: a one-task step (srun -n1) on the first node."""
+               "SLURM_NNODES": "1", "SLURM_PROCID": "0", "SLURM_STEP_NODELIST": "gpu007", "SLURM_CPUS_PER_TASK": "32",
+               "CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+"""The job's one process as the SLURM executor plugin runs it: a one-task step (`srun -n1`) on the first node,
+after its job step removed the job's SLURM variables but its id. These are the variables such a step had on the
+test cluster (SLURM 22.05): the job's node list, not its node count."""
 
 
 def node_task(rank: int) -> dict[str, str]:
@@ -225,18 +230,21 @@ def node_task(rank: int) -> dict[str, str]:
 def test_the_jobs_process_starts_one_launcher_per_node():
     cmd = relaunch_command("ppo", ARGV, JOB_PROCESS, no_torch, accelerate_config=ZERO3, nodes_query=never,
                            python="/venv/bin/python")
-    assert cmd == ["srun", "--overlap", "--nodes", "2", "--ntasks", "2", "--ntasks-per-node", "1",
-                   "--kill-on-bad-exit", "1", "--cpus-per-task", "32", "/venv/bin/python", "-m", "rlhf_pipeline", *ARGV]
+    assert cmd == ["srun", "--overlap", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+                   "--cpus-per-task=32", "/venv/bin/python", "-m", "rlhf_pipeline", *ARGV]
     # without a config file too: multi-node plain data parallel
     assert relaunch_command("sft", ["sft"], JOB_PROCESS, no_torch, nodes_query=never)[0] == "srun"
     # a batch script of a plain sbatch job (no step): the same
     batch = {"SLURM_JOB_ID": "4242", "SLURM_NNODES": "3", "CUDA_VISIBLE_DEVICES": "0"}
-    assert relaunch_command("ppo", ARGV, batch, no_torch, nodes_query=never)[:5] == [
-        "srun", "--overlap", "--nodes", "3", "--ntasks"]
+    assert relaunch_command("ppo", ARGV, batch, no_torch, nodes_query=never)[:3] == ["srun", "--overlap", "--nodes=3"]
+    # a one-node job: the plain one-node launch
+    one = {**JOB_PROCESS, "SLURM_JOB_NODELIST": "gpu007"}
+    assert relaunch_command("ppo", ARGV, one, no_torch, nodes_query=never) == launch_command(ARGV, 4)
 
 
-def test_node_count_from_scontrol_when_the_plugin_strips_slurms_variables():
-    """The plugin's job step keeps only SLURM_JOB_ID of the job's variables: the count is asked of scontrol."""
+def test_node_count_from_scontrol_without_a_node_list():
+    """Only SLURM_JOB_ID (e.g. the job's command run outside a step by a plugin that removes the rest): the count
+    is asked of scontrol."""
     stripped = {"SLURM_JOB_ID": "4242", "CUDA_VISIBLE_DEVICES": "0,1,2,3"}
     asked = []
     cmd = relaunch_command("ppo", ARGV, stripped, no_torch, nodes_query=lambda j: asked.append(j) or 2)
@@ -273,6 +281,8 @@ def test_a_node_launcher_without_gpus_stops():
 
 def test_slurm_host_lists_and_ports():
     assert first_host("gpu[007-009,012],cpu1") == "gpu007"
+    lists = ("gpu[007-009,012],cpu1", "vm", "n[01-16]", "a[1-2]-b[1-3]", "x,y")
+    assert [count_hosts(h) for h in lists] == [5, 1, 16, 6, 2]
     assert first_host("node17") == "node17" and first_host("a[1-2],b3") == "a1" and first_host("x-y[10]") == "x-y10"
     with pytest.raises(ValueError):
         first_host("")
@@ -353,5 +363,58 @@ def test_multi_node_execs_srun(tmp_path):
     run = driver(env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "ppo: one launcher per node, relaunching as: srun" in run.stderr
-    assert run.stdout.startswith("srun --overlap --nodes 2 --ntasks 2 --ntasks-per-node 1 --kill-on-bad-exit 1 "
-                                 f"--cpus-per-task 8 {sys.executable} -m rlhf_pipeline --help")
+    assert run.stdout.startswith("srun --overlap --nodes=2 --ntasks=2 --ntasks-per-node=1 --kill-on-bad-exit=1 "
+                                 f"--cpus-per-task=8 {sys.executable} -m rlhf_pipeline --help")
+
+
+# ---- on the one-node test cluster (pytest -m slurm) ----------------------------------------------------------
+
+PLUGIN_LIKE_JOB = """#!/bin/bash
+# what snakemake-executor-plugin-slurm(-jobstep) does with a job: keep only the job's identity, then srun -n1
+keep=" SLURM_JOB_ID SLURM_JOBID SLURM_CLUSTER_NAME SLURM_SUBMIT_DIR SLURM_SUBMIT_HOST "
+for v in $(env | grep -o '^\\(SLURM\\|SRUN\\|SBATCH\\)_[A-Z_]*'); do
+  case "$keep" in *" $v "*) ;; *) unset "$v" ;; esac
+done
+srun -n1 --cpus-per-task=1 --nodes=1 {python} {driver}
+"""
+
+LEVEL0 = """import json, os
+from rlhf_pipeline.launch import job_nodes, node_launchers_command
+probe = ("import json, os; from rlhf_pipeline.launch import is_node_launcher; "
+         "print('STEP', json.dumps({{k: v for k, v in os.environ.items() if k.startswith('SLURM_')}}))")
+cmd = node_launchers_command([], job_nodes(os.environ, query=lambda job: None), os.environ)
+cmd = [*cmd[:cmd.index("-m")], "-c", probe]  # the probe instead of the stage, in the step launch.py starts
+print("JOB", json.dumps({{k: v for k, v in os.environ.items() if k.startswith("SLURM_")}}), flush=True)
+os.execvp(cmd[0], cmd)
+"""
+
+
+@pytest.mark.slurm
+def test_node_launchers_step_on_a_real_slurm(slurm_cluster, tmp_path):  # noqa: F811  (pytest fixture imported above)
+    """The job's process as the plugin runs it (one task, SLURM's variables removed but the job's id) sees the
+    job's node list, counts its nodes from it without scontrol, and the srun command launch.py builds starts a
+    step whose task has the variables a node launcher reads (SLURM 22.05 here; one node, so one task)."""
+    import time
+
+    driver = tmp_path / "level0.py"
+    driver.write_text(LEVEL0.format())
+    script = tmp_path / "job.sh"
+    script.write_text(PLUGIN_LIKE_JOB.format(python=sys.executable, driver=driver))
+    out = tmp_path / "job.out"
+    jobid = subprocess.run(["sbatch", "--parsable", "--nodes=1", "--cpus-per-task=1", "--mem=500", "-o", str(out),
+                            str(script)], capture_output=True, text=True, check=True).stdout.strip().split(";")[0]
+    deadline = time.monotonic() + 120
+    while subprocess.run(["squeue", "-h", "-j", jobid], capture_output=True, text=True).stdout.strip():
+        assert time.monotonic() < deadline, f"job {jobid} not done after 120 s"
+        time.sleep(1)
+    text = out.read_text()
+    lines = {line.split(" ", 1)[0]: json.loads(line.split(" ", 1)[1]) for line in text.splitlines()
+             if line.startswith(("JOB ", "STEP "))}
+    assert set(lines) == {"JOB", "STEP"}, text
+    job, step = lines["JOB"], lines["STEP"]
+    assert "SLURM_JOB_NUM_NODES" not in job and job["SLURM_JOB_NODELIST"]  # the list, not the count
+    assert job_nodes(job, never) == 1
+    assert step["SLURM_STEP_ID"] != job["SLURM_STEP_ID"] and step["SLURM_JOB_ID"] == jobid
+    assert (step["SLURM_STEP_NUM_NODES"], step["SLURM_STEP_NUM_TASKS"], step["SLURM_PROCID"]) == ("1", "1", "0")
+    assert first_host(step["SLURM_STEP_NODELIST"]) == first_host(job["SLURM_JOB_NODELIST"])
+    assert step["SLURM_CPUS_PER_TASK"] == "1"

@@ -29,13 +29,14 @@ never from the file. A config file launches even on one GPU (ZeRO-3 with offload
 1. The job's one process (on the first node, where the SLURM executor plugin runs the job's command) starts
    one launcher per node with SLURM::
 
-       srun --overlap --nodes N --ntasks N --ntasks-per-node 1 --kill-on-bad-exit 1 [--cpus-per-task C] \\
+       srun --overlap --nodes=N --ntasks=N --ntasks-per-node=1 --kill-on-bad-exit=1 [--cpus-per-task=C] \\
            python -m rlhf_pipeline <stage> ...
 
-   ``--overlap``: the plugin runs the job's command inside a one-node ``srun`` step of the allocation; the new
+   ``--overlap``: the plugin runs the job's command inside a one-task ``srun`` step of the allocation; the new
    step shares that node with it. The node count is ``SLURM_JOB_NUM_NODES`` (or ``SLURM_NNODES`` outside a
-   step), else ``scontrol show job $SLURM_JOB_ID`` (the plugin's job step keeps only the job's id in the
-   environment). ``srun`` must be on the PATH (see slurm/README.md: multi-node jobs run outside the image).
+   step), else the hosts of ``SLURM_JOB_NODELIST`` (what a step's tasks have: the plugin's job step removes the
+   job's other variables, and srun sets the list, not the count), else ``scontrol show job $SLURM_JOB_ID``.
+   ``srun`` must be on the PATH (see slurm/README.md: multi-node jobs run outside the image).
 2. Each of those tasks (a SLURM step with one task per node: ``SLURM_STEP_NUM_NODES`` > 1 tasks, one per
    node) becomes that node's ``accelerate launch``::
 
@@ -140,6 +141,25 @@ def first_host(nodelist: str) -> str:
     return prefix if ranges is None else prefix + ranges.split(",")[0].split("-")[0].strip()
 
 
+def count_hosts(nodelist: str) -> int:
+    """Hosts in a SLURM host list: ``gpu[007-009,012],cpu1`` -> 5 (several bracket groups in one name multiply)."""
+    tokens, depth, start = [], 0, 0
+    for i, ch in enumerate(nodelist + ","):
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            tokens.append(nodelist[start:i].strip())
+            start = i + 1
+    n = 0
+    for token in filter(None, tokens):
+        hosts = 1
+        for group in re.findall(r"\[([^\]]*)\]", token):
+            hosts *= sum(int(b) - int(a) + 1 if "-" in part else 1
+                         for part in group.split(",") for a, _, b in [part.strip().partition("-")])
+        n += hosts
+    return n
+
+
 def scontrol_nodes(job_id: str) -> int | None:
     """The node count of SLURM job ``job_id`` from ``scontrol show job``; None when scontrol is not here."""
     if shutil.which("scontrol") is None:
@@ -150,11 +170,14 @@ def scontrol_nodes(job_id: str) -> int | None:
 
 
 def job_nodes(env: Mapping[str, str], query: Callable[[str], int | None] = scontrol_nodes) -> int:
-    """Nodes of this SLURM job: ``SLURM_JOB_NUM_NODES``; outside a step also ``SLURM_NNODES``; else ``query``
-    (scontrol) for ``SLURM_JOB_ID``; 1 outside SLURM."""
+    """Nodes of this SLURM job: ``SLURM_JOB_NUM_NODES``; outside a step also ``SLURM_NNODES``; else the hosts of
+    ``SLURM_JOB_NODELIST`` (a step's tasks have it, not the counts); else ``query`` (scontrol) for
+    ``SLURM_JOB_ID``; 1 outside SLURM."""
     n = _int(env, "SLURM_JOB_NUM_NODES")
     if n is None and "SLURM_STEP_ID" not in env:
         n = _int(env, "SLURM_NNODES")
+    if n is None and env.get("SLURM_JOB_NODELIST", "").strip():
+        n = count_hosts(env["SLURM_JOB_NODELIST"])
     if n is None and env.get("SLURM_JOB_ID", "").strip():
         n = query(env["SLURM_JOB_ID"].strip())
     return n or 1
@@ -218,11 +241,12 @@ def launch_command(argv: Sequence[str], num_processes: int, python: str | None =
 def node_launchers_command(argv: Sequence[str], nodes: int, env: Mapping[str, str],
                            python: str | None = None) -> list[str]:
     """Step 1 of a multi-node launch: ``srun`` starting ``python -m rlhf_pipeline <argv>`` once per node."""
-    cmd = ["srun", "--overlap", "--nodes", str(nodes), "--ntasks", str(nodes), "--ntasks-per-node", "1",
-           "--kill-on-bad-exit", "1"]
+    # `--opt=value` throughout: srun's --kill-on-bad-exit takes an optional value, so `--kill-on-bad-exit 1` would
+    # make "1" the command to run
+    cmd = ["srun", "--overlap", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
     cpus = _int(env, "SLURM_CPUS_PER_TASK")
     if cpus:
-        cmd += ["--cpus-per-task", str(cpus)]
+        cmd.append(f"--cpus-per-task={cpus}")
     return [*cmd, python or sys.executable, "-m", "rlhf_pipeline", *argv]
 
 

@@ -275,10 +275,10 @@ def relaunch_command(stage: str, argv: Sequence[str], env: Mapping[str, str] | N
     env = os.environ if env is None else env
     if stage not in DISTRIBUTED_STAGES or is_distributed_worker(env):
         return None
+    from .errors import PipelineError
+
     gpus = gpu_count(env, device_count)
     if gpus < 1 and is_node_launcher(env):  # each node would run the whole stage on its own
-        from .errors import PipelineError
-
         raise PipelineError(f"{stage}: a SLURM step with one task per node, but no GPU on this node; a multi-node "
                             "launch needs GPUs (resources gres: gpu:<per node>)")
     if gpus < 1:
@@ -288,7 +288,7 @@ def relaunch_command(stage: str, argv: Sequence[str], env: Mapping[str, str] | N
         nodes = _int(env, "SLURM_STEP_NUM_NODES")
         hosts = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
         if not hosts:
-            raise ValueError("a multi-node step without SLURM_STEP_NODELIST")
+            raise PipelineError(f"{stage}: a SLURM step with one task per node, but no SLURM_STEP_NODELIST")
         return launch_command(argv, nodes * gpus, python, config_file=accelerate_config, num_machines=nodes,
                               machine_rank=_int(env, "SLURM_PROCID"), main_process_ip=first_host(hosts),
                               main_process_port=main_process_port(env), deepspeed=deepspeed)

@@ -309,7 +309,8 @@ def stage_accelerate_config(declared: Any, args: Any) -> str | None:
     from .errors import PipelineError
 
     section = getattr(declared, "config", None)
-    if getattr(declared, "name", None) not in DISTRIBUTED_STAGES or section is None or args.config is None:
+    if (getattr(declared, "name", None) not in DISTRIBUTED_STAGES or section is None or args.config is None
+            or is_distributed_worker()):  # a launched worker: already launched
         return None
     where = getattr(declared, "where", None)
     try:
@@ -330,11 +331,12 @@ def maybe_relaunch(stage: str, argv: Sequence[str], accelerate_config: str | Non
     """
     from .errors import PipelineError
 
+    if stage not in DISTRIBUTED_STAGES or is_distributed_worker():
+        return
     config_file = resolve_config_file(accelerate_config)
     cmd = relaunch_command(stage, argv, accelerate_config=config_file)
     if cmd is None:
-        if config_file is not None and stage in DISTRIBUTED_STAGES and not is_distributed_worker() \
-                and gpu_count() < 1:
+        if config_file is not None and gpu_count() < 1:
             print(f"{stage}: no GPU, accelerate config {accelerate_config} not used: one process",
                   file=sys.stderr, flush=True)
         return

@@ -233,9 +233,9 @@ def test_best_of_n_consultancy_scores_candidate_alone():
     rec = play_round(m, tcfg(rounds=1, best_of_n={"n": 3}), {"x": x}, Judge(fn), tournament="t", clock=clock)
     (sp,) = rec.speeches
     assert sp.raw == "0.9" and rec.probs[1] == pytest.approx(0.9)
-    assert sp.alternatives == [{"raw": "0.2", "score": pytest.approx(0.2), "selected": False},
-                               {"raw": "0.9", "score": pytest.approx(0.9), "selected": True},
-                               {"raw": "0.5", "score": pytest.approx(0.5), "selected": False}]
+    assert sp.alternatives == [{"raw": "0.2", "score": pytest.approx(0.2), "selected": False, "unverified": 0},
+                               {"raw": "0.9", "score": pytest.approx(0.9), "selected": True, "unverified": 0},
+                               {"raw": "0.5", "score": pytest.approx(0.5), "selected": False, "unverified": 0}]
     assert len(x.calls) == 3
     # double consultancy: each consultant's candidates are judged on its own transcript alone
     j = Judge(lambda ctx: [0.5, 0.5])

@@ -87,6 +87,27 @@ def test_pairs_chosen_is_selected_rejected_is_lowest_and_threshold(tok):
     assert (b["role"], b["turn"]) == ("debater_b", 1)
 
 
+def test_unverified_penalty_picks_chosen_and_rejected_by_judge_score_less_failed_quotes(tok):
+    """The judge ignores an unverified quote beside a verified one: with the penalty the selected candidate
+    (0.9, one garbled quote) is no longer chosen; the best clean one (0.6) is, the garbled one rejected."""
+    cands = [{"raw": "a", "score": 0.9, "selected": True, "unverified": 1},
+             {"raw": "b", "score": 0.6, "selected": False, "unverified": 0},
+             {"raw": "c", "score": 0.2, "selected": False, "unverified": 0},
+             {"raw": "d", "score": 0.7, "selected": False, "unverified": 2}]
+    s = speech("debater_a", 0, 0, "a", cands)
+    (plain,), _ = preference_pairs([record([s])], [Q], tok, PROMPTS, "tiny", True, PairSettings(threshold=0.0))
+    assert (plain["chosen"], plain["rejected"], plain["p_chosen"], plain["p_rejected"]) == (" a", " c", 0.9, 0.2)
+    (pen,), _ = preference_pairs([record([s])], [Q], tok, PROMPTS, "tiny", True,
+                                 PairSettings(threshold=0.0, unverified_penalty=0.5))
+    # scores less 0.5 per failed quote, floored at 0: a 0.4, b 0.6, c 0.2, d 0 -> chosen b, rejected d
+    assert (pen["chosen"], pen["rejected"]) == (" b", " d")
+    assert (pen["p_chosen"], pen["p_rejected"], pen["gap"]) == (0.6, 0.0, 0.6)
+    old = speech("debater_a", 0, 0, "a", [{k: v for k, v in c.items() if k != "unverified"} for c in cands])
+    with pytest.raises(PipelineError, match=r"^t.jsonl: a best-of-N candidate has no 'unverified' count"):
+        preference_pairs([record([old])], [Q], tok, PROMPTS, "tiny", True, PairSettings(unverified_penalty=1.0),
+                         where="t.jsonl")
+
+
 def test_training_text_is_exactly_the_generated_speech(tok):
     """Quote tags, case and spacing as generated: chosen/rejected are the candidates' raw text."""
     raw_best = "i  defend  OSLO . <quote>mira voss lives in oslo.</quote><quote>Made-up</quote>"

@@ -227,6 +227,12 @@ class PairSettings(Section):
                                              "trains each pair on (p, q: the chosen and rejected speeches' judge "
                                              "probabilities; loss -(l log sigmoid(beta h) + (1 - l) log sigmoid(-beta "
                                              "h)), h the DPO logit); null = hard labels (l = 1, plain DPO).")
+    unverified_penalty: float = setting(0.0, ge=0, help="Best-of-N pairs: subtracted from a candidate's judge "
+                                        "probability for each of its quotes that failed verification; chosen = the "
+                                        "best candidate by that score, rejected = the worst (0: chosen = the selected "
+                                        "candidate, as the judge picked it). The judge ignores an unverified quote "
+                                        "beside a verified one, so without it DPO learns to quote more, garbled or "
+                                        "not.")
 
 
 @dataclass

@@ -38,8 +38,9 @@ backend (``opponent: real``) or from the speaker's own backend arguing the other
   consultant's transcript alone, as format ``consultancy``).
 
 The highest score wins (the first on ties); every candidate is kept in ``Speech.alternatives`` as
-``{"raw", "score", "selected"}``. Judge calls for scoring use seeds ``derive_seed(round seed,
-"judge", role, turn, c, j)``; the final verdict uses ``derive_seed(round seed, "judge")``.
+``{"raw", "score", "selected", "unverified"}`` (``unverified``: how many of its quotes failed
+verification). Judge calls for scoring use seeds ``derive_seed(round seed, "judge", role, turn, c, j)``;
+the final verdict uses ``derive_seed(round seed, "judge")``.
 
 **Branched rounds** (``TournamentConfig.branching``, the debate research code's ``BranchedJudge``): some
 speech slots (:func:`branch_slots`: ``full`` every slot, ``half`` every slot of one speaker role drawn
@@ -330,7 +331,8 @@ class _Round:
                              self.width)
             best = max(range(bon.n), key=lambda c: (scores[c], -c))
             speech = candidates[best]
-            speech.alternatives = [{"raw": cand.raw, "score": score, "selected": c == best}
+            speech.alternatives = [{"raw": cand.raw, "score": score, "selected": c == best,
+                                    "unverified": sum(q.status != "verified" for q in cand.quotes)}
                                    for c, (cand, score) in enumerate(zip(candidates, scores))]
         speech.seconds = round(self.clock() - start, 3)
         return speech

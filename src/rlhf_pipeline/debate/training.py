@@ -8,7 +8,10 @@
   space where the prompt does not end in whitespace (:func:`completion_text`).
 - **Preference pairs** (:func:`preference_pairs`): for each best-of-N speech (``Speech.alternatives``),
   chosen = the selected candidate, rejected = the lowest-scoring one (the first of equal lowest),
-  kept when ``score(chosen) - score(rejected) > threshold``. Each pair records the two judge
+  kept when ``score(chosen) - score(rejected) > threshold``. With ``pairs.unverified_penalty`` u > 0 a
+  candidate's score is its judge probability minus u per quote of it that failed verification
+  (``unverified``), chosen = the highest so scored (the selected one on ties), rejected = the lowest, p and
+  q those scores floored at 0. Each pair records the two judge
   probabilities p, q and its label ``soft_label``: ``p^m / (p^m + q^m)`` (:func:`soft_label`) with m =
   ``pairs.soft_label_power`` when that is set, else 1 (hard). Chosen / rejected are the candidates' raw text
   as generated.
@@ -167,6 +170,20 @@ def branch_pairs(rec: RoundRecord) -> list[tuple[Speech, Speech, float, float, l
     return out
 
 
+def candidate_score(penalty: float, where: str = "transcripts") -> Any:
+    """A best-of-N candidate's pair score: its judge probability, less ``penalty`` per unverified quote
+    (``unverified``), floored at 0 when ``penalty`` > 0. PipelineError naming ``where`` for a candidate without
+    ``unverified`` (a transcript written before it was recorded) when ``penalty`` > 0."""
+    def score(a: dict[str, Any]) -> float:
+        if not penalty:
+            return float(a["score"])
+        if "unverified" not in a:
+            raise PipelineError(f"{where}: a best-of-N candidate has no 'unverified' count (written before it was "
+                                "recorded); replay the tournament or set debate.training.pairs.unverified_penalty: 0")
+        return max(0.0, float(a["score"]) - penalty * a["unverified"])
+    return score
+
+
 def preference_pairs(records: Iterable[RoundRecord], questions: Iterable[Question], tok: Any,
                      prompts: dict[str, Any], prompt_name: str, simultaneous: bool, cfg: PairSettings,
                      where: str = "transcripts") -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -176,6 +193,7 @@ def preference_pairs(records: Iterable[RoundRecord], questions: Iterable[Questio
     no pair passes the threshold."""
     by_id, pairs, m = _questions(questions), [], cfg.soft_label_power
     counts = {"speeches": 0, "best_of_n": 0, "branched": 0, "kept": 0, "below_threshold": 0}
+    score = candidate_score(cfg.unverified_penalty, where)
 
     def pair(rec: RoundRecord, s: Speech, chosen: str, rejected: str, p: float, q: float, source: str,
              before: list[Speech] | None = None) -> None:
@@ -202,11 +220,11 @@ def preference_pairs(records: Iterable[RoundRecord], questions: Iterable[Questio
             if len(s.alternatives) < 2:
                 continue
             counts["best_of_n"] += 1
-            chosen = next(a for a in s.alternatives if a["selected"])
-            rejected = min(s.alternatives, key=lambda a: a["score"])
+            chosen = (max(s.alternatives, key=lambda a: (score(a), a["selected"])) if cfg.unverified_penalty
+                      else next(a for a in s.alternatives if a["selected"]))
+            rejected = min(s.alternatives, key=score)
             before = [nodes[tuple(s.branch[: i + 1])] for i in range(len(s.branch) - 1)] if s.branch else None
-            pair(rec, s, chosen["raw"], rejected["raw"], float(chosen["score"]), float(rejected["score"]),
-                 "best_of_n", before)
+            pair(rec, s, chosen["raw"], rejected["raw"], score(chosen), score(rejected), "best_of_n", before)
     counts["kept"] = len(pairs)
     if not counts["best_of_n"] and not counts["branched"]:
         raise PipelineError(f"{where}: no speech has best-of-N alternatives ({counts['speeches']} speeches) and no "

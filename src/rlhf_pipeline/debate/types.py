@@ -96,7 +96,8 @@ class Speech:
     """What the judge saw: every quote marked verified or unverified."""
     quotes: list[QuoteCheck] = field(default_factory=list)
     alternatives: list[dict[str, Any]] = field(default_factory=list)
-    """Best-of-N: every candidate ``{"raw": str, "score": float, "selected": bool}``."""
+    """Best-of-N: every candidate ``{"raw": str, "score": float, "selected": bool, "unverified": int}`` (its
+    quotes that failed verification; absent in transcripts written before it was recorded)."""
     seconds: float = 0.0
     branch: list[int] = field(default_factory=list)
     """Branched rounds: the speech's place in the round's tree, one branch index per speech slot up to and

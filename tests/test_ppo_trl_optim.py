@@ -2,12 +2,14 @@
 what the reward function gets, the steps, the missing-EOS penalty, the files, and the settings refused."""
 
 import json
+import os
+import signal
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import torch
-from test_ppo_trainer import EVAL_PROMPTS, PROMPTS, FirstHalfReward, policy_dir, small_cfg  # noqa: F401
+from test_ppo_trainer import EVAL_PROMPTS, PROMPTS, FirstHalfReward, NoveltyReward, policy_dir, small_cfg  # noqa: F401
 
 from rlhf_pipeline.errors import PipelineError
 from rlhf_pipeline.models import load_tokenizer
@@ -155,3 +157,38 @@ def test_a_lora_run_evaluates_against_the_policy_with_adapters_off(policy_dir, t
     assert [r["kl"] for r in adapted] == pytest.approx([r["kl"] for r in full], abs=1e-5)
     merged = (tmp_path / "lora" / "model" / "model.safetensors")
     assert merged.is_file() and not (tmp_path / "lora" / "model" / "adapter_config.json").exists()
+
+
+def test_a_stateful_reward_resumes_with_its_state_after_sigterm(policy_dir, tmp_path):  # noqa: F811
+    """SIGTERM inside step 3's generation: the run finishes step 3, checkpoints it with the reward's state (its
+    novelty history) and exits 143; a new run resumes there and ends with the uninterrupted run's log, terms and
+    reward state."""
+    class TermInStep3(NoveltyReward):
+        steps = 0
+
+        def score_batch(self, prompts, responses, training):
+            if training:
+                self.steps += 1
+                if self.steps == 3:
+                    os.kill(os.getpid(), signal.SIGTERM)
+            return super().score_batch(prompts, responses, training)
+
+    c = cfg(total_episodes=40, batch_size=8, mini_batch_size=4, grad_accum=1, eval_interval=2, checkpoint_interval=10,
+            grpo={"num_generations": 4})
+    straight = NoveltyReward()
+    TRLRun("grpo", c, policy_dir, straight, PROMPTS, EVAL_PROMPTS, tmp_path / "a", tmp_path / "ca", None).train()
+    with pytest.raises(SystemExit) as exc:
+        TRLRun("grpo", c, policy_dir, TermInStep3(), PROMPTS, EVAL_PROMPTS, tmp_path / "b", tmp_path / "cb",
+               None).train()
+    assert exc.value.code == 143
+    (ckpt,) = (tmp_path / "cb").glob("checkpoint-*")
+    assert ckpt.name == "checkpoint-6"  # step 3 of 2 optimizer steps each, though checkpoint_interval is 10
+    assert (ckpt / "files" / "reward_state.pt").is_file()
+    resumed = NoveltyReward()
+    TRLRun("grpo", c, policy_dir, resumed, PROMPTS, EVAL_PROMPTS, tmp_path / "b", tmp_path / "cb", None).train()
+    assert resumed.state_dict() == straight.state_dict()
+    a, b = (pd.read_csv(tmp_path / d / "train_log.csv").drop(columns=["time", "trl/step_time"]) for d in "ab")
+    assert len(a) == 5 and {"term_first_half", "term_repeat"} <= set(a.columns)
+    pd.testing.assert_frame_equal(a, b)
+    for name in ("step000000.jsonl", "step000002.jsonl", "step000004.jsonl", "step000005.jsonl"):
+        assert (tmp_path / "b" / "eval" / name).read_text() == (tmp_path / "a" / "eval" / name).read_text()

@@ -27,10 +27,10 @@ scores of every rollout, as the reward function saw them; TRL does not hand per-
 points, so those lists are empty); ``model/``; the manifest (the CLI).
 
 **Checkpoints.** TRL's Trainer checkpoints (``checkpoint-N``: weights, optimizer, schedule, RNG, data position) every
-``checkpoint_interval`` steps, with the eval files, the train-log rows and the trajectory chunks so far under
-``files/``, completion-marked (:mod:`rlhf_pipeline.trainer_checkpoints`). SIGTERM/SIGUSR1 stops at the end of the
-current step (never inside one: a resumed run starts a fresh generation batch), checkpoints and exits 128 + signal;
-the rerun resumes there.
+``checkpoint_interval`` steps, with the eval files, the train-log rows, the trajectory chunks so far and a
+stateful reward's state under ``files/``, completion-marked (:mod:`rlhf_pipeline.trainer_checkpoints`).
+SIGTERM/SIGUSR1 stops at the end of the current step (never inside one: a resumed run starts a fresh generation
+batch), checkpoints and exits 128 + signal; the rerun resumes there.
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ OWN_COLUMNS = {"loss": "policy_loss", "learning_rate": "lr", "grad_norm": "grad_
 
 RUN_STATE = "run_state.json"
 """In each ``checkpoint-N/files/``: the train-log rows, the step and the config."""
+REWARD_STATE = "reward_state.pt"
+"""Beside it: a stateful reward's ``state_dict()`` (:mod:`rlhf_pipeline.ppo.hooks`), restored on resume."""
 
 
 # ---- settings ----------------------------------------------------------------------------------------------
@@ -260,6 +262,10 @@ def _run_callback(run: TRLRun):
         """At the end of each step: its train-log row and, when due, its eval file; on each checkpoint save
         (before the completion marker): the eval files, rows and trajectory chunks under ``files/``."""
 
+        def on_train_begin(self, args, state, control, **kwargs):
+            run.step_started = time.time()  # a step's time: its generation and updates, not set-up or evals
+            return control
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "train_runtime" not in logs:
                 run.logs.append(dict(logs))
@@ -270,6 +276,7 @@ def _run_callback(run: TRLRun):
         def on_save(self, args, state, control, **kwargs):
             if state.is_world_process_zero:
                 run.save_files(Path(args.output_dir) / f"checkpoint-{state.global_step}", state.global_step)
+            run.step_started = time.time()  # the checkpoint's time is not the next step's
             return control
 
     return RunFiles()
@@ -317,7 +324,7 @@ class TRLRun:
         self.logs: list[dict[str, Any]] = []
         self.rows: list[dict[str, Any]] = []
         self.logged_through = 0
-        self._t0 = time.time()
+        self.step_started = time.time()
         hooks_info = {**(run_info or {}), "optimizer": optimizer}
         # the reward needs the accelerator, which the trainer makes: built first, bound after
         self.reward = RunReward(reward_fn, self.tok, cfg, None, [], keep_calls=keep_calls)
@@ -357,18 +364,17 @@ class TRLRun:
             for k, v in entry.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     numeric[k].append(float(v))
-        now = time.time()
         row = {"step": step, "episodes": step * cfg.batch_size, "kl_coef": cfg.kl_coef,
                "policy_loss": _mean(numeric.get("loss")), "lr": (numeric.get("learning_rate") or [math.nan])[-1],
-               "grad_norm": _mean(numeric.get("grad_norm")), "time": now - self._t0, **stats}
+               "grad_norm": _mean(numeric.get("grad_norm")), "time": time.time() - self.step_started, **stats}
         row.update({f"trl/{k}": _mean(v) for k, v in sorted(numeric.items()) if k not in OWN_COLUMNS})
-        self._t0 = now
         self.logged_through = step * self.updates
         self.rows.append(row)
         if self.trainer.accelerator.is_main_process:
             write_log(self.out_dir / "train_log.csv", self.rows, LOG_COLUMNS)
         if step % cfg.eval_interval == 0 or step == cfg.num_steps:
             self.evaluate(step)
+        self.step_started = time.time()
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def save_files(self, path: Path, global_step: int) -> None:
@@ -381,6 +387,8 @@ class TRLRun:
         for hook in self.reward.hooks:
             for name, src in hook.checkpoint_files().items():
                 copy_output(src, files / name, link=getattr(hook, "files_immutable", False))
+        if hasattr(self.reward.reward_fn, "state_dict"):  # a stateful reward (e.g. novelty histories), as PPO saves it
+            torch.save(self.reward.reward_fn.state_dict(), files / REWARD_STATE)
         state = {"step": step, "rows": self.rows, "config": self.cfg.to_dict(), "optimizer": self.optimizer}
         with atomic_file(files / RUN_STATE) as tmp:  # as they are (NaN included): not write_json's cleaned copy
             Path(tmp).write_text(json.dumps(state))
@@ -403,6 +411,8 @@ class TRLRun:
         _check_same_config(self.cfg, state["config"], path)
         step = int(state["step"])
         self.rows, self.reward.step, self.logged_through = state["rows"], step, step * self.updates
+        if hasattr(self.reward.reward_fn, "load_state_dict") and (files / REWARD_STATE).is_file():
+            self.reward.reward_fn.load_state_dict(torch.load(files / REWARD_STATE, weights_only=False))
         if main:
             if (files / "eval").is_dir():
                 copy_output(files / "eval", self.out_dir / "eval")

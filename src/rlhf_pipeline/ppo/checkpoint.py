@@ -192,7 +192,7 @@ def _restore_run(run, start: dict[str, Any]) -> None:
     """Load a checkpoint (:func:`load_checkpoint`) into ``run``: weights, optimizer, schedule, KL controller,
     reward state, train-log rows, eval files and this process's RNG state."""
     acc, state = run.acc, start["trainer_state"]
-    _check_same_config(run.cfg, state["config"], start["dir"])
+    check_same_config(run.cfg, state["config"], start["dir"])
     _load_trainable(acc.unwrap_model(run.policy), start["policy"])
     _load_trainable(acc.unwrap_model(run.value_model), start["value"])
     run.optimizer.load_state_dict(start["optimizer"])
@@ -234,7 +234,9 @@ def _load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> N
     model.load_state_dict(state, strict=False)
 
 
-def _check_same_config(cfg, saved: dict[str, Any], where: Path) -> None:
+def check_same_config(cfg, saved: dict[str, Any], where: Path) -> None:
+    """PipelineError unless ``cfg`` (a PPOConfig) equals the config checkpoint ``where`` was made with, but
+    :data:`RESUMABLE_CHANGES` (PPO's and the TRL optimisers' checkpoints alike)."""
     now = cfg.to_dict()
     changed = sorted(k for k in set(now) | set(saved)
                      if k not in RESUMABLE_CHANGES and now.get(k) != saved.get(k))

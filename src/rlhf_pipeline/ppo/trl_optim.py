@@ -51,7 +51,7 @@ import torch
 from ..config import bad
 from ..errors import PipelineError
 from ..io import atomic_dir, atomic_file
-from .checkpoint import _check_same_config, copy_output, restore_hook_files
+from .checkpoint import check_same_config, copy_output, restore_hook_files
 from .config import PPOConfig
 from .hooks import Rollout, score_batch
 from .run import disable_dropout, load_policy_tokenizer, trajectory_hooks, write_log
@@ -408,7 +408,7 @@ class TRLRun:
             return
         files = path / "files"
         state = json.loads((files / RUN_STATE).read_text())
-        _check_same_config(self.cfg, state["config"], path)
+        check_same_config(self.cfg, state["config"], path)
         step = int(state["step"])
         self.rows, self.reward.step, self.logged_through = state["rows"], step, step * self.updates
         if hasattr(self.reward.reward_fn, "load_state_dict") and (files / REWARD_STATE).is_file():

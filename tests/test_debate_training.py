@@ -6,6 +6,7 @@ The rules themselves run in tests/test_debate_workflow.py (tiny settings)."""
 import json
 import signal
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,7 @@ from rlhf_pipeline.debate.training import (
     soft_label,
     soft_label_trainer,
     speech_context,
+    strength_table,
     train_debater_dpo,
 )
 from rlhf_pipeline.debate.types import Question, RoundRecord, Speech, SpeechContext
@@ -195,6 +197,33 @@ def test_derived_checkpoints_and_tournaments():
     assert full.debaters["dpo2_bo4"].model == "results/debate/dpo/iter2/model"
     assert full.debaters["dpo2_bo4"].best_of_n.n == 4 and full.debaters["dpo2"].best_of_n is None
     assert [s.training.dpo_for(i).beta for i in (1, 2, 3)] == [0.1, 0.5, 0.1]
+
+
+def test_strength_anchors_join_the_cross_play_and_the_table_last():
+    base = {"debaters": {"x": {"type": "extractive"}, "y": {"type": "extractive"}},
+            "judges": {"j": {"type": "quote_similarity"}}, "tournaments": {"t": {"debaters": ["x"], "judge": "j"}}}
+    s = DebateSection.from_dict({**base, "training": {"source": "t", "judge": "j", "iterations": 1,
+                                                      "strength": {"best_of_n": {"n": 1}, "anchors": ["y", "x"]}}})
+    full = s.with_training()
+    assert full.tournaments["strength"].debaters == ["sft", "dpo1", "y", "x"]
+    assert full.tournament_run("strength").debaters["y"].type == "extractive"
+    for training, msg in [
+        ({"strength": {"anchors": ["z"]}}, r"debate.training.strength.anchors: got \['z'\], expected names from "
+                                            r"debate.debaters \['x', 'y'\]"),
+        ({"selfplay": {"anchors": ["x"]}}, r"debate.training.selfplay.anchors: got \['x'\], expected \[\]"),
+    ]:
+        with pytest.raises(PipelineError, match=msg):
+            DebateSection.from_dict({**base, "training": {"source": "t", "judge": "j", **training}})
+    rounds = pd.DataFrame([
+        {"status": "ok", "format": f, "debater_a": d, "debater_b": d if f == "debate" else None,
+         "question_id": q, "p_correct": p} for d, p in (("sft", 0.5), ("y", 0.9)) for q in ("q1", "q2")
+        for f in ("debate", "consultancy")])
+    ratings = pd.DataFrame([{"debater": d, "bt_strength": b, "bt_lo": b - 0.1, "bt_hi": b + 0.1,
+                             "quote_validity": 1.0} for d, b in (("sft", -0.5), ("y", 0.5))])
+    table = strength_table(rounds, ratings, ["sft"], {}, ["y"])
+    assert list(table["debater"]) == ["sft", "y"] and list(table["checkpoint"]) == ["sft", ""]
+    assert list(table["best_of_n"]) == [1, 1] and table["debate_accuracy"].tolist() == pytest.approx([0.5, 0.9])
+    assert table.loc[1, "bt_strength"] == 0.5 and table["consultancy_questions"].tolist() == [2, 2]
 
 
 def test_minilm_tokenizer_needs_quote_tokens(tok):

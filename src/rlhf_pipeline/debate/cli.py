@@ -219,6 +219,6 @@ def cmd_debate_strength(args, cfg: DebateTrainingConfig) -> None:
     names = [n for n, _ in cfg.checkpoints()]
     n = cfg.strength.best_of_n.n
     bon = {cfg.bon_name(c): (c, n) for c in names} if n > 1 else {}
-    table = strength_table(pd.read_csv(args.rounds), pd.read_csv(args.ratings), names, bon)
+    table = strength_table(pd.read_csv(args.rounds), pd.read_csv(args.ratings), names, bon, cfg.strength.anchors)
     write_csv(table, args.out_csv)
     plot_strength(table, args.out_png)

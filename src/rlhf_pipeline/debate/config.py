@@ -273,6 +273,9 @@ class TrainingTournament(Section):
     n_chunks: int = setting(1, ge=1, help="Jobs the tournament is split into.")
     bootstrap: int = setting(200, ge=0, help="Bootstrap resamples for rating intervals.")
     seed: int = setting(0, help="Seed of answer order and sampling.")
+    anchors: list[str] = setting(default_factory=list, unique=True, help="strength: debaters of debate.debaters "
+                                 "that play in it beside the checkpoints, fixed reference points of the strength "
+                                 "scale (e.g. the extractive weak and strong); selfplay: none.")
 
 
 @dataclass
@@ -392,6 +395,9 @@ class DebateTrainingConfig(Section):
         if self.selfplay.best_of_n.n < 2 and self.selfplay.branching == "none":
             bad(join(where, "selfplay.best_of_n.n"), self.selfplay.best_of_n.n, "n >= 2 (or selfplay.branching other "
                 "than none): DPO pairs are built from best-of-N alternatives and branched slots")
+        if self.selfplay.anchors:
+            bad(join(where, "selfplay.anchors"), self.selfplay.anchors, "[] (anchors join the strength tournament; "
+                "self-play plays the checkpoint alone)")
         if self.strength.branching != "none":
             bad(join(where, "strength.branching"), self.strength.branching, "none (the strength tournament rates "
                 "checkpoints; branching makes training pairs, in selfplay)")
@@ -440,7 +446,7 @@ class DebateTrainingConfig(Section):
                 bootstrap=t.bootstrap, seed=t.seed + i)
         t = self.strength
         tournaments[STRENGTH] = TournamentConfig(
-            debaters=[d for n in names for d in ([n, self.bon_name(n)] if t.best_of_n.n > 1 else [n])],
+            debaters=[d for n in names for d in ([n, self.bon_name(n)] if t.best_of_n.n > 1 else [n])] + t.anchors,
             judge=self.judge, kind="round_robin", formats=t.formats, rounds=t.rounds, questions=t.questions,
             n_chunks=t.n_chunks, bootstrap=t.bootstrap, seed=t.seed)
         return debaters, tournaments
@@ -511,6 +517,9 @@ class DebateSection(Section):
             bad(f"{where}.judge", tr.judge, f"a name from debate.judges {sorted(self.judges)}")
         if self.judges[tr.judge].type == "anthropic":
             bad(f"{where}.judge", tr.judge, "a judge with probabilities (best-of-N scores and DPO pairs need them)")
+        unknown = [d for d in tr.strength.anchors if d not in self.debaters]
+        if unknown:
+            bad(f"{where}.strength.anchors", tr.strength.anchors, f"names from debate.debaters {sorted(self.debaters)}")
         debaters, tournaments = tr.derived()
         for kind, mine, theirs in (("debaters", debaters, self.debaters), ("tournaments", tournaments,
                                                                             self.tournaments)):

@@ -456,18 +456,20 @@ def _accuracy(df: Any) -> tuple[float, float, int]:
     return mean_se(df.groupby("question_id")["p_correct"].mean())
 
 
-def strength_table(rounds: Any, ratings: Any, checkpoints: Sequence[str], bon: dict[str, tuple[str, int]]) -> Any:
+def strength_table(rounds: Any, ratings: Any, checkpoints: Sequence[str], bon: dict[str, tuple[str, int]],
+                   anchors: Sequence[str] = ()) -> Any:
     """One row per debater of the strength tournament (columns :data:`STRENGTH_COLUMNS`):
     ``bt_*`` from ``ratings`` (ratings.csv), judge accuracy (mean ``p_correct`` per question,
     averaged over questions, SE over questions, as judge.csv) in its self-play debates and in its
-    consultancies. ``bon``: debater -> (checkpoint, n) for the best-of-N variants."""
+    consultancies. ``bon``: debater -> (checkpoint, n) for the best-of-N variants; ``anchors``: the
+    reference debaters (``strength.anchors``), last, with an empty ``checkpoint``."""
     import pandas as pd
 
     ok = rounds[rounds["status"] == "ok"]
     rated = ratings.set_index("debater")
     rows = []
-    for name in [d for c in checkpoints for d in [c, *[b for b, (cc, _) in bon.items() if cc == c]]]:
-        ckpt, n = bon.get(name, (name, 1))
+    for name in [d for c in checkpoints for d in [c, *[b for b, (cc, _) in bon.items() if cc == c]]] + list(anchors):
+        ckpt, n = bon.get(name, ("" if name in anchors else name, 1))
         selfplay = ok[(ok["format"] == "debate") & (ok["debater_a"] == name) & (ok["debater_b"] == name)]
         consult = ok[(ok["format"] == "consultancy") & (ok["debater_a"] == name)]
         d_acc, d_se, d_n = _accuracy(selfplay)

@@ -24,7 +24,7 @@ def resolved(*files, command_line=None):
 
 def test_no_file_is_the_demo_and_an_experiment_never_inherits_the_demo_s_sizes():
     demo = resolved()[0]
-    assert demo.ppo.hparams.total_episodes == 640 and demo.debate.training.selfplay.questions == 16
+    assert demo.ppo.hparams.total_episodes == 640 and demo.debate.training.selfplay.questions == 48
     quality = resolved(EXP / "debate_quality.yaml")[0]
     # the 8B experiment stands on the dataclass defaults: every speech, every question (not the demo's caps)
     assert quality.debate.training.max_speeches is None

@@ -52,7 +52,7 @@ def test_dpo_config_of_the_demo(demo, tmp_path):
     dpo = demo.debate.training.dpo
     assert dpo_trainer_config(dpo, None, tmp_path) == trl.DPOConfig(
         output_dir=str(tmp_path), **NO_CKPT, seed=0, data_seed=0, beta=0.1, loss_type=["sigmoid", "sft"],
-        loss_weights=[1.0, 0.2], num_train_epochs=4.0, learning_rate=1e-3, per_device_train_batch_size=8,
+        loss_weights=[1.0, 1.0], num_train_epochs=4.0, learning_rate=1e-3, per_device_train_batch_size=8,
         gradient_accumulation_steps=1, max_length=320, bf16=False, lr_scheduler_type="linear", logging_steps=5)
     no_nll = type(dpo).from_dict({**dpo.to_dict(), "nll_weight": 0.0})
     assert dpo_trainer_config(no_nll, None, tmp_path).loss_type == ["sigmoid"]

@@ -58,3 +58,16 @@ def test_overoptimization_figure_with_bands_fits_and_diversity(tmp_path):
     out = tmp_path / "o.png"
     plot_overoptimization({"a": agg}, {}, out, fits=fits, diversity=div)
     assert out.stat().st_size > 10000
+
+
+def test_overoptimization_labels_name_each_runs_optimiser(tmp_path, monkeypatch):
+    from rlhf_pipeline.evaluation import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out: figures.append(fig))
+    runs = {"ppo_single": _run_table(1.0, 0.8), "grpo_single": _run_table(0.8, 0.2), "odpo": _run_table(0.5, 0.1)}
+    plot_overoptimization(runs, {}, tmp_path / "o.png", optimizers={"grpo_single": "grpo", "odpo": "online_dpo"})
+    (fig,) = figures
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["ppo_single (PPO)", "grpo_single (GRPO)", "odpo (online DPO)"]  # unnamed: ppo
+    assert fig._suptitle.get_text().startswith("Reward-model overoptimization: GRPO, PPO, online DPO (solid)")

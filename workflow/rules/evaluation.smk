@@ -168,7 +168,9 @@ rule plot_overoptimization:
         gold=[f"{run}=results/ppo/{run}/aggregate.csv" for run in PPO_BASE_RUNS],
         bon=[f"{run}=results/bon/{run}/bon.csv" for run in PPO_BASE_RUNS],
         groups=[",".join(group) for group in CFG.ppo.comparison_groups()],
+        optimizers=[f"{run}={CFG.ppo.runs[run].optimizer}" for run in PPO_BASE_RUNS],
         code=code_hash("plot_overoptimization"),
     shell:
         "python -m rlhf_pipeline plot-overoptimization --gold-evals {params.gold} --bons {params.bon} "
-        "--fits {input.fits} --diversity {input.diversity} --groups {params.groups} --out {output} > {log} 2>&1"
+        "--fits {input.fits} --diversity {input.diversity} --groups {params.groups} --optimizers {params.optimizers} "
+        "--out {output} > {log} 2>&1"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..config import default_of, load_config_arg
 from ..errors import PipelineError
+from ..ppo.config import OPTIMIZERS
 from ..reward.config import check_gold_rm
 from ..runs import Ensemble
 from ..stage import ALPACAFARM_HELP, MANIFEST_HELP, Record, arg, named_args, named_lists, need_paths, stage
@@ -90,6 +91,7 @@ def cmd_bon(args) -> None:
     arg("--diversity", help="diversity.csv (rm-diversity): add a panel of the ensemble diagnostics"),
     arg("--groups", nargs="*", help="RUN,RUN,... runs drawn together, one row of panels per group (default: all "
         "in one row)"),
+    arg("--optimizers", nargs="*", help="RUN=OPTIMIZER ... each run's optimiser, named in its label (default ppo)"),
     arg("--out", required=True, help="PNG to write"),
 ])
 def cmd_plot_overoptimization(args) -> None:
@@ -110,8 +112,12 @@ def cmd_plot_overoptimization(args) -> None:
         need_paths(args.diversity)
         diversity = pd.read_csv(args.diversity)
     groups = [g.split(",") for g in args.groups or []]
+    optimizers = named_args(args.optimizers or [], "--optimizers")
+    unknown = {run: opt for run, opt in optimizers.items() if opt not in OPTIMIZERS}
+    if unknown:
+        raise PipelineError(f"--optimizers: {unknown} not among {list(OPTIMIZERS)}")
     plot_overoptimization(named(args.gold_evals, "--gold-evals"), named(args.bons, "--bons"), args.out, fits=fits,
-                          diversity=diversity, groups=groups or None)
+                          diversity=diversity, groups=groups or None, optimizers=optimizers)
 
 
 @stage("Mean and 95%% interval per eval step over a run's replicates (PPO seeds): aggregate.csv.",

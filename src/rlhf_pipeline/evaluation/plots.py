@@ -87,10 +87,14 @@ def plot_gold_vs_kl(df: pd.DataFrame, out_png: str | os.PathLike, title: str) ->
     save_figure(fig, out_png)
 
 
+OPTIMIZER_LABELS = {"ppo": "PPO", "grpo": "GRPO", "rloo": "RLOO", "online_dpo": "online DPO"}
+"""How a run's optimiser (:data:`rlhf_pipeline.ppo.config.OPTIMIZERS`) is named on figures."""
+
+
 def plot_overoptimization(
     runs: dict[str, pd.DataFrame], bon: dict[str, pd.DataFrame], out_png: str | os.PathLike,
     fits: pd.DataFrame | None = None, diversity: pd.DataFrame | None = None,
-    groups: list[list[str]] | None = None,
+    groups: list[list[str]] | None = None, optimizers: dict[str, str] | None = None,
 ) -> None:
     """All runs on one figure: gold (left) and proxy (middle) reward against d = sqrt(KL).
 
@@ -100,6 +104,7 @@ def plot_overoptimization(
     in the gold panel (dotted: PPO, dash-dot: best-of-n). ``diversity`` (diversity.csv): a third panel
     of the ensemble diagnostics. ``groups``: runs drawn together, one row of panels per group (e.g. one
     per ensemble regime; :meth:`rlhf_pipeline.runs.PPOSection.comparison_groups`); None: one row of all.
+    ``optimizers``: run name -> its optimiser (``ppo.runs.<run>.optimizer``), named in its label (default ppo).
     Proxy rewards of different objectives are on different scales; compare shapes, not levels, in the
     proxy panel.
     """
@@ -119,7 +124,8 @@ def plot_overoptimization(
         for ax, y in [(ax_gold, "gold_reward"), (ax_proxy, "proxy_reward")]:
             for name, df in runs.items():
                 if name in group:
-                    _line(ax, df, y, f"{name} (PPO)", colors[name])
+                    _line(ax, df, y, f"{name} ({OPTIMIZER_LABELS[(optimizers or {}).get(name, 'ppo')]})",
+                          colors[name])
             for name, df in bon.items():
                 if name in group:
                     _line(ax, df, y, f"{name} (best-of-n)", colors[name], "--", "^")
@@ -139,6 +145,7 @@ def plot_overoptimization(
             axes[row, 2].set_visible(False)
     if panels == 3:
         _diversity_panel(axes[0, 2], diversity)
-    fig.suptitle("Reward-model overoptimization: PPO (solid) and best-of-n (dashed). Bands: PPO aggregates 95% "
-                 "(over PPO seeds; one seed: over prompts), single tables and best-of-n +-1 SE over prompts")
+    used = sorted({OPTIMIZER_LABELS[(optimizers or {}).get(name, "ppo")] for name in runs}) or ["PPO"]
+    fig.suptitle(f"Reward-model overoptimization: {', '.join(used)} (solid) and best-of-n (dashed). Bands: "
+                 "aggregates 95% (over seeds; one seed: over prompts), single tables and best-of-n +-1 SE over prompts")
     save_figure(fig, out_png)

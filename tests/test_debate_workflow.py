@@ -129,9 +129,11 @@ def test_training_writes_checkpoints_pairs_and_the_strength_table(trained):
     for model in ("dpo/iter1/model", "dpo/iter2/model"):  # DPO continues on the SFT debater's tokenizer
         assert json.loads((res / model / "tokenizer.json").read_text())["model"] == tokenizer["model"]
     table = pd.read_csv(res / "strength/judge_accuracy.csv")
-    assert list(table["debater"]) == ["sft", "sft_bo2", "dpo1", "dpo1_bo2", "dpo2", "dpo2_bo2"]
-    assert list(table["best_of_n"]) == [1, 2] * 3 and list(table["checkpoint"]) == ["sft"] * 2 + ["dpo1"] * 2 + [
-        "dpo2"] * 2
+    # the demo's anchors (debate.training.strength.anchors: the extractive weak and strong) last, no checkpoint
+    assert list(table["debater"]) == ["sft", "sft_bo2", "dpo1", "dpo1_bo2", "dpo2", "dpo2_bo2", "weak", "strong"]
+    assert list(table["best_of_n"]) == [1, 2] * 3 + [1, 1]
+    assert list(table["checkpoint"][:6]) == ["sft"] * 2 + ["dpo1"] * 2 + ["dpo2"] * 2
+    assert table["checkpoint"][6:].isna().all()
     assert table["debate_questions"].eq(2).all() and table["consultancy_questions"].eq(2).all()
     assert table[["bt_strength", "debate_accuracy", "debate_accuracy_se", "consultancy_accuracy"]].notna().all().all()
     assert (res / "strength/judge_accuracy.png").stat().st_size > 5000
@@ -140,8 +142,9 @@ def test_training_writes_checkpoints_pairs_and_the_strength_table(trained):
         pairs = [json.loads(line) for line in (res / f"dpo/iter{i}/pairs.jsonl").read_text().splitlines()]
         summary = json.loads((res / f"dpo/iter{i}/pairs_summary.json").read_text())
         assert summary["kept"] == len(pairs) > 0 and summary["best_of_n"] == 8  # 2 questions x 2 sides x 2 speakers
-        generated = {" " + a["raw"] for line in (res / f"dpo/iter{i}/transcripts/chunk0.jsonl").read_text().splitlines()
-                     for s in json.loads(line)["speeches"] for a in s["alternatives"]}
+        generated = {" " + a["raw"] for f in (res / f"dpo/iter{i}/transcripts").glob("chunk*.jsonl")  # the demo's 2
+                     for line in f.read_text().splitlines() for s in json.loads(line)["speeches"]
+                     for a in s["alternatives"]}
         assert all(p["chosen"] in generated and p["rejected"] in generated for p in pairs)
         assert all(0 <= p["soft_label"] <= 1 and p["gap"] > 0 for p in pairs)
     speakers = {s["speaker"] for line in (res / "dpo/iter2/transcripts/chunk0.jsonl").read_text().splitlines()

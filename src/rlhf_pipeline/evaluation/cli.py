@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..config import default_of, load_config_arg
 from ..errors import PipelineError
-from ..ppo.config import OPTIMIZERS
 from ..reward.config import check_gold_rm
 from ..runs import Ensemble
 from ..stage import ALPACAFARM_HELP, MANIFEST_HELP, Record, arg, named_args, named_lists, need_paths, stage
@@ -112,12 +111,9 @@ def cmd_plot_overoptimization(args) -> None:
         need_paths(args.diversity)
         diversity = pd.read_csv(args.diversity)
     groups = [g.split(",") for g in args.groups or []]
-    optimizers = named_args(args.optimizers or [], "--optimizers")
-    unknown = {run: opt for run, opt in optimizers.items() if opt not in OPTIMIZERS}
-    if unknown:
-        raise PipelineError(f"--optimizers: {unknown} not among {list(OPTIMIZERS)}")
     plot_overoptimization(named(args.gold_evals, "--gold-evals"), named(args.bons, "--bons"), args.out, fits=fits,
-                          diversity=diversity, groups=groups or None, optimizers=optimizers)
+                          diversity=diversity, groups=groups or None,
+                          optimizers=named_args(args.optimizers or [], "--optimizers"))
 
 
 @stage("Mean and 95%% interval per eval step over a run's replicates (PPO seeds): aggregate.csv.",

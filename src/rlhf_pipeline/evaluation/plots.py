@@ -88,7 +88,12 @@ def plot_gold_vs_kl(df: pd.DataFrame, out_png: str | os.PathLike, title: str) ->
 
 
 OPTIMIZER_LABELS = {"ppo": "PPO", "grpo": "GRPO", "rloo": "RLOO", "online_dpo": "online DPO"}
-"""How a run's optimiser (:data:`rlhf_pipeline.ppo.config.OPTIMIZERS`) is named on figures."""
+"""How a run's optimiser (``ppo.runs.<run>.optimizer``) is named on figures; another name is shown as given."""
+
+
+def _optimizer_label(optimizers: dict[str, str] | None, run: str) -> str:
+    optimizer = (optimizers or {}).get(run, "ppo")
+    return OPTIMIZER_LABELS.get(optimizer, optimizer)
 
 
 def plot_overoptimization(
@@ -124,8 +129,7 @@ def plot_overoptimization(
         for ax, y in [(ax_gold, "gold_reward"), (ax_proxy, "proxy_reward")]:
             for name, df in runs.items():
                 if name in group:
-                    _line(ax, df, y, f"{name} ({OPTIMIZER_LABELS[(optimizers or {}).get(name, 'ppo')]})",
-                          colors[name])
+                    _line(ax, df, y, f"{name} ({_optimizer_label(optimizers, name)})", colors[name])
             for name, df in bon.items():
                 if name in group:
                     _line(ax, df, y, f"{name} (best-of-n)", colors[name], "--", "^")
@@ -145,7 +149,7 @@ def plot_overoptimization(
             axes[row, 2].set_visible(False)
     if panels == 3:
         _diversity_panel(axes[0, 2], diversity)
-    used = sorted({OPTIMIZER_LABELS[(optimizers or {}).get(name, "ppo")] for name in runs}) or ["PPO"]
+    used = sorted({_optimizer_label(optimizers, name) for name in runs}) or ["PPO"]
     fig.suptitle(f"Reward-model overoptimization: {', '.join(used)} (solid) and best-of-n (dashed). Bands: "
                  "aggregates 95% (over seeds; one seed: over prompts), single tables and best-of-n +-1 SE over prompts")
     save_figure(fig, out_png)

@@ -145,14 +145,20 @@ def make_accelerator(cfg: PPOConfig, out_dir: Path, on_gpu: bool):
 
     acc = Accelerator(mixed_precision="bf16" if cfg.bf16 and on_gpu else "no",
                       log_with=None if cfg.log_with == "none" else cfg.log_with, project_dir=str(out_dir))
-    if cfg.batch_size % acc.num_processes:
+    check_batch_split(cfg, acc.num_processes)
+    return acc
+
+
+def check_batch_split(cfg: PPOConfig, num_processes: int) -> None:
+    """PipelineError unless the batch splits evenly over the processes and each share into mini-batches (every
+    optimiser: PPO's and the TRL ones')."""
+    if cfg.batch_size % num_processes:
         raise PipelineError(f"config ppo.batch_size: {cfg.batch_size} is not divisible by the "
-                            f"{acc.num_processes} processes")
-    local_batch = cfg.batch_size // acc.num_processes
+                            f"{num_processes} processes")
+    local_batch = cfg.batch_size // num_processes
     if local_batch % cfg.mini_batch_size:
         raise PipelineError(f"config ppo.mini_batch_size: {cfg.mini_batch_size} does not divide the "
                             f"per-process batch {local_batch}")
-    return acc
 
 
 def trajectory_hooks(cfg: PPOConfig, out_dir: Path, run_info: dict[str, Any] | None, main: bool) -> list:

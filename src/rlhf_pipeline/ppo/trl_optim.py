@@ -54,7 +54,7 @@ from ..io import atomic_dir, atomic_file
 from .checkpoint import check_same_config, copy_output, restore_hook_files
 from .config import PPOConfig
 from .hooks import Rollout, score_batch
-from .run import disable_dropout, load_policy_tokenizer, trajectory_hooks, write_log
+from .run import check_batch_split, disable_dropout, load_policy_tokenizer, trajectory_hooks, write_log
 from .sampling import PolicySampling
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ LOG_COLUMNS = ["step", "episodes", "score", "penalized_score", "kl_coef", "polic
                "response_length", "eos_share", "time"]
 """``train_log.csv`` of a TRL run, before TRL's own metrics (``trl/<name>``)."""
 
-OWN_COLUMNS = {"loss": "policy_loss", "learning_rate": "lr", "grad_norm": "grad_norm", "epoch": None, "step": None}
-"""TRL's log keys kept under a column of :data:`LOG_COLUMNS` (or dropped), not repeated as ``trl/<name>``."""
+OWN_KEYS = frozenset({"loss", "learning_rate", "grad_norm", "epoch", "step"})
+"""TRL's log keys not repeated as ``trl/<name>``: kept as ``policy_loss``, ``lr``, ``grad_norm``, or dropped."""
 
 RUN_STATE = "run_state.json"
 """In each ``checkpoint-N/files/``: the train-log rows, the step and the config."""
@@ -288,6 +288,7 @@ class TRLRun:
     def __init__(self, optimizer: str, cfg: PPOConfig, policy_dir: str, reward_fn, train_prompts: list[str],
                  eval_prompts: list[str], out_dir: Path, ckpt_dir: Path, run_info: dict[str, Any] | None,
                  keep_calls: bool = False):
+        from accelerate import PartialState
         from datasets import Dataset
         from transformers import AutoModelForCausalLM
 
@@ -310,17 +311,12 @@ class TRLRun:
         if not cfg.lora.enabled:  # the eval's reference (under LoRA: the policy with its adapters disabled)
             ref_policy = copy.deepcopy(policy).eval().requires_grad_(False)
         config_cls, trainer_cls = trainer_classes(optimizer)
-        from accelerate import PartialState
-
         num_processes = PartialState().num_processes
-        if cfg.batch_size % num_processes or (cfg.batch_size // num_processes) % cfg.mini_batch_size:
-            raise PipelineError(f"config ppo.batch_size: {cfg.batch_size} does not split into {num_processes} "
-                                f"processes' batches of whole mini-batches ({cfg.mini_batch_size})")
+        check_batch_split(cfg, num_processes)
         self.updates = updates_per_step(optimizer, cfg, num_processes)
         args = config_cls(**trl_args(optimizer, cfg, out_dir, ckpt_dir, num_processes))
-        self.args = args
         peft = {"peft_config": cfg.lora.peft_config("CAUSAL_LM")} if cfg.lora.enabled else {}
-        self.trainer_tok = copy.deepcopy(self.tok)
+        self.trainer_tok = copy.deepcopy(self.tok)  # TRL's own: it may set the padding of its processing class
         self.logs: list[dict[str, Any]] = []
         self.rows: list[dict[str, Any]] = []
         self.logged_through = 0
@@ -367,7 +363,7 @@ class TRLRun:
         row = {"step": step, "episodes": step * cfg.batch_size, "kl_coef": cfg.kl_coef,
                "policy_loss": _mean(numeric.get("loss")), "lr": (numeric.get("learning_rate") or [math.nan])[-1],
                "grad_norm": _mean(numeric.get("grad_norm")), "time": time.time() - self.step_started, **stats}
-        row.update({f"trl/{k}": _mean(v) for k, v in sorted(numeric.items()) if k not in OWN_COLUMNS})
+        row.update({f"trl/{k}": _mean(v) for k, v in sorted(numeric.items()) if k not in OWN_KEYS})
         self.logged_through = step * self.updates
         self.rows.append(row)
         if self.trainer.accelerator.is_main_process:

@@ -75,7 +75,7 @@ class Optimizer(Section):
     optimizer: str = setting("ppo", choices=OPTIMIZERS, help="ppo: the project's PPO; grpo, rloo, online_dpo: "
                              "TRL's trainers, with the same reward, prompts, SFT policy, reference, eval and "
                              "outputs, and the shared hyperparameters where they mean the same thing "
-                             "(docs/optimizers.md); each one's own settings in ppo.hparams.<optimizer>.")
+                             "(docs/rlhf.md, Optimisers); each one's own settings in ppo.hparams.<optimizer>.")
 
 
 @dataclass

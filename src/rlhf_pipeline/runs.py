@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .config import Section, bad, check_keys, deep_merge, join, setting
-from .ppo.config import OPTIMIZERS, PPOConfig
+from .ppo.config import OPTIMIZERS, PPOConfig, check_settings
 from .reward.config import OBJECTIVES
 
 REPLICATE_SEED_STRIDE = 1000
@@ -125,8 +125,6 @@ class PPORunConfig(Optimizer, RunSettings, Ensemble):
 
     def check(self, where: str) -> None:
         if self.optimizer != "ppo":
-            from .ppo.trl_optim import check_settings
-
             check_settings(self.optimizer, self.hparams, join(where, "hparams"))
 
 

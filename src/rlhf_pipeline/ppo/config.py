@@ -178,3 +178,28 @@ class PPOConfig(Section):
         if self.value_init == "reward" and not self.value_init_path:
             bad(f"{where}.value_init_path", self.value_init_path,
                 "a reward-model directory when value_init is 'reward'")
+
+
+PPO_ONLY = ("gamma", "lam", "cliprange_value", "vf_coef", "whiten_rewards", "value_init", "value_init_path",
+            "adaptive_kl")
+"""PPO hyperparameters no TRL optimiser has: refused away from their defaults."""
+
+
+def check_settings(optimizer: str, cfg: PPOConfig, where: str) -> None:
+    """Refuse settings ``optimizer`` cannot honour (one line naming the key, before any compute)."""
+    default = PPOConfig()
+    for name in PPO_ONLY:
+        if getattr(cfg, name) != getattr(default, name):
+            bad(f"{where}.{name}", getattr(cfg, name), f"its default {getattr(default, name)!r}: optimizer "
+                f"{optimizer} has no such setting (PPO only)")
+    if cfg.entropy_coef and optimizer != "grpo":
+        bad(f"{where}.entropy_coef", cfg.entropy_coef, f"0: optimizer {optimizer} has no entropy bonus (grpo does)")
+    micro = cfg.mini_batch_size // cfg.grad_accum
+    if optimizer in ("grpo", "rloo"):
+        g = getattr(cfg, optimizer).num_generations
+        if cfg.batch_size % g:
+            bad(f"{where}.{optimizer}.num_generations", g, f"a divisor of batch_size={cfg.batch_size} (a step "
+                "samples batch_size / num_generations prompts num_generations times)")
+    elif micro % 2:
+        bad(f"{where}.mini_batch_size", cfg.mini_batch_size, f"a multiple of 2 * grad_accum = {2 * cfg.grad_accum}"
+            " (online DPO samples two completions per prompt)")

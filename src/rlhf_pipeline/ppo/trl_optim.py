@@ -48,11 +48,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import bad
 from ..errors import PipelineError
 from ..io import atomic_dir, atomic_file
 from .checkpoint import check_same_config, copy_output, restore_hook_files
-from .config import PPOConfig
+from .config import PPOConfig, check_settings
 from .hooks import Rollout, score_batch
 from .run import check_batch_split, disable_dropout, load_policy_tokenizer, trajectory_hooks, write_log
 from .sampling import PolicySampling
@@ -68,10 +67,6 @@ SHARED = {"learning_rate": "learning_rate", "max_grad_norm": "max_grad_norm", "t
 ``bf16``, ``gradient_checkpointing``, ``lora``, ``log_with``; for GRPO and RLOO also ``cliprange`` (epsilon) and
 ``ppo_epochs`` (num_iterations); for GRPO ``entropy_coef``."""
 
-PPO_ONLY = ("gamma", "lam", "cliprange_value", "vf_coef", "whiten_rewards", "value_init", "value_init_path",
-            "adaptive_kl")
-"""PPO hyperparameters no TRL optimiser has: refused away from their defaults."""
-
 LOG_COLUMNS = ["step", "episodes", "score", "penalized_score", "kl_coef", "policy_loss", "lr", "grad_norm",
                "response_length", "eos_share", "time"]
 """``train_log.csv`` of a TRL run, before TRL's own metrics (``trl/<name>``)."""
@@ -86,26 +81,6 @@ REWARD_STATE = "reward_state.pt"
 
 
 # ---- settings ----------------------------------------------------------------------------------------------
-
-def check_settings(optimizer: str, cfg: PPOConfig, where: str) -> None:
-    """Refuse settings ``optimizer`` cannot honour (one line naming the key, before any compute)."""
-    default = PPOConfig()
-    for name in PPO_ONLY:
-        if getattr(cfg, name) != getattr(default, name):
-            bad(f"{where}.{name}", getattr(cfg, name), f"its default {getattr(default, name)!r}: optimizer "
-                f"{optimizer} has no such setting (PPO only)")
-    if cfg.entropy_coef and optimizer != "grpo":
-        bad(f"{where}.entropy_coef", cfg.entropy_coef, f"0: optimizer {optimizer} has no entropy bonus (grpo does)")
-    micro = cfg.mini_batch_size // cfg.grad_accum
-    if optimizer in ("grpo", "rloo"):
-        g = getattr(cfg, optimizer).num_generations
-        if cfg.batch_size % g:
-            bad(f"{where}.{optimizer}.num_generations", g, f"a divisor of batch_size={cfg.batch_size} (a step "
-                "samples batch_size / num_generations prompts num_generations times)")
-    elif micro % 2:
-        bad(f"{where}.mini_batch_size", cfg.mini_batch_size, f"a multiple of 2 * grad_accum = {2 * cfg.grad_accum}"
-            " (online DPO samples two completions per prompt)")
-
 
 def updates_per_step(optimizer: str, cfg: PPOConfig, num_processes: int = 1) -> int:
     """Optimizer steps (TRL's ``global_step``) per PPO-sized step of ``batch_size`` rollouts."""

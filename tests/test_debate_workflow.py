@@ -129,9 +129,10 @@ def test_training_writes_checkpoints_pairs_and_the_strength_table(trained):
     for model in ("dpo/iter1/model", "dpo/iter2/model"):  # DPO continues on the SFT debater's tokenizer
         assert json.loads((res / model / "tokenizer.json").read_text())["model"] == tokenizer["model"]
     table = pd.read_csv(res / "strength/judge_accuracy.csv")
-    # the demo's anchors (debate.training.strength.anchors: the extractive weak and strong) last, no checkpoint
-    assert list(table["debater"]) == ["sft", "sft_bo2", "dpo1", "dpo1_bo2", "dpo2", "dpo2_bo2", "weak", "strong"]
-    assert list(table["best_of_n"]) == [1, 2] * 3 + [1, 1]
+    # the demo's anchors (debate.training.strength.anchors: the three extractive debaters) last, no checkpoint
+    assert list(table["debater"]) == ["sft", "sft_bo2", "dpo1", "dpo1_bo2", "dpo2", "dpo2_bo2",
+                                      "weak", "medium", "strong"]
+    assert list(table["best_of_n"]) == [1, 2] * 3 + [1, 1, 1]
     assert list(table["checkpoint"][:6]) == ["sft"] * 2 + ["dpo1"] * 2 + ["dpo2"] * 2
     assert table["checkpoint"][6:].isna().all()
     assert table["debate_questions"].eq(2).all() and table["consultancy_questions"].eq(2).all()
